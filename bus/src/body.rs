@@ -1,0 +1,118 @@
+//! The archived body of every message: who it is from and to, metadata, and the payload.
+// rkyv's derive generates public `*Resolver` types without Debug; every type written here
+// derives Debug, and so do their archived forms.
+#![allow(missing_debug_implementations)]
+
+use std::collections::BTreeMap;
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::kinds::MessageType;
+use crate::payload::*;
+
+/// The spec's `AgentIdentifier`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Archive, Serialize, Deserialize)]
+#[rkyv(derive(Debug))]
+pub struct AgentIdentifier {
+    /// Unique on the bus (`risk-1`).
+    pub agent_id: String,
+    /// Its type (`risk`, `execution`): load-balanced routing picks by type.
+    pub agent_type: String,
+    /// Which instance, when several run.
+    pub instance_id: Option<String>,
+}
+
+impl AgentIdentifier {
+    /// An identifier with no instance id.
+    pub fn new(agent_id: impl Into<String>, agent_type: impl Into<String>) -> AgentIdentifier {
+        AgentIdentifier {
+            agent_id: agent_id.into(),
+            agent_type: agent_type.into(),
+            instance_id: None,
+        }
+    }
+}
+
+/// One payload per message type, plus raw application bytes.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+#[rkyv(derive(Debug))]
+pub enum Payload {
+    /// See [`TaskRequest`].
+    TaskRequest(TaskRequest),
+    /// See [`TaskResponse`].
+    TaskResponse(TaskResponse),
+    /// See [`TaskUpdate`].
+    TaskUpdate(TaskUpdate),
+    /// See [`StatusUpdate`].
+    StatusUpdate(StatusUpdate),
+    /// See [`ResourceRequest`].
+    ResourceRequest(ResourceRequest),
+    /// See [`ResourceResponse`].
+    ResourceResponse(ResourceResponse),
+    /// See [`Coordination`].
+    Coordination(Coordination),
+    /// See [`Notification`].
+    Notification(Notification),
+    /// See [`Heartbeat`].
+    Heartbeat(Heartbeat),
+    /// See [`ErrorPayload`].
+    Error(ErrorPayload),
+    /// Application bytes; the header's message type says what they are.
+    Raw(Vec<u8>),
+}
+
+impl Payload {
+    /// The message type this payload belongs to; `None` for raw bytes, which may be any type.
+    pub fn message_type(&self) -> Option<MessageType> {
+        Some(match self {
+            Payload::TaskRequest(_) => MessageType::TaskRequest,
+            Payload::TaskResponse(_) => MessageType::TaskResponse,
+            Payload::TaskUpdate(_) => MessageType::TaskUpdate,
+            Payload::StatusUpdate(_) => MessageType::StatusUpdate,
+            Payload::ResourceRequest(_) => MessageType::ResourceRequest,
+            Payload::ResourceResponse(_) => MessageType::ResourceResponse,
+            Payload::Coordination(_) => MessageType::Coordination,
+            Payload::Notification(_) => MessageType::Notification,
+            Payload::Heartbeat(_) => MessageType::Heartbeat,
+            Payload::Error(_) => MessageType::Error,
+            Payload::Raw(_) => return None,
+        })
+    }
+}
+
+impl ArchivedPayload {
+    /// As [`Payload::message_type`], read in place.
+    pub fn message_type(&self) -> Option<MessageType> {
+        Some(match self {
+            ArchivedPayload::TaskRequest(_) => MessageType::TaskRequest,
+            ArchivedPayload::TaskResponse(_) => MessageType::TaskResponse,
+            ArchivedPayload::TaskUpdate(_) => MessageType::TaskUpdate,
+            ArchivedPayload::StatusUpdate(_) => MessageType::StatusUpdate,
+            ArchivedPayload::ResourceRequest(_) => MessageType::ResourceRequest,
+            ArchivedPayload::ResourceResponse(_) => MessageType::ResourceResponse,
+            ArchivedPayload::Coordination(_) => MessageType::Coordination,
+            ArchivedPayload::Notification(_) => MessageType::Notification,
+            ArchivedPayload::Heartbeat(_) => MessageType::Heartbeat,
+            ArchivedPayload::Error(_) => MessageType::Error,
+            ArchivedPayload::Raw(_) => return None,
+        })
+    }
+}
+
+/// The archived part of a message. What the router needs lives in the header instead; the
+/// router never reads a body.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+#[rkyv(derive(Debug))]
+pub struct Body {
+    /// The sender, as it names itself (the header's source slot is what the router vouches for).
+    pub from: AgentIdentifier,
+    /// The recipients as the sender named them: one, several (multicast), or none (topics,
+    /// broadcast, capability and load-balanced routes).
+    pub to: Vec<AgentIdentifier>,
+    /// Free-form string metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Where replies should go, when not to the sender.
+    pub reply_to: Option<String>,
+    /// The payload.
+    pub payload: Payload,
+}

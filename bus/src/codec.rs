@@ -1,0 +1,176 @@
+//! Writing messages into a lane in place, and reading them in place.
+//!
+//! A frame's payload is a [`FrameHeader`] followed by the rkyv archive of the [`Body`],
+//! serialized straight into the claimed ring bytes (no intermediate buffer), and read where it
+//! lies: validated with bytecheck by [`decode`], or unchecked by [`decode_unchecked`].
+
+use agentbus_ipc::ring::{ClaimError, Producer};
+use rkyv::rancor;
+use rkyv::ser::writer::Buffer;
+
+use crate::body::{ArchivedBody, Body};
+use crate::error::{DecodeError, EncodeError};
+use crate::header::{FrameHeader, HEADER_LEN};
+use crate::ids::MessageId;
+use crate::kinds::RouteKind;
+use crate::message::Message;
+
+/// Payload bytes claimed on a first attempt: enough for most messages; larger ones retry with
+/// the lane's maximum.
+const FIRST_CLAIM: usize = 1024;
+
+/// Where the router should take a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// How to find the destination.
+    pub kind: RouteKind,
+    /// Agent slot, topic id, type id or capability-set id, by `kind`.
+    pub destination: u64,
+}
+
+/// The header a message will be sent with (the body length is filled in by [`encode`]).
+pub fn header_for(message: &Message, route: Route, source_slot: u32) -> FrameHeader {
+    FrameHeader {
+        message_type: message.message_type,
+        priority: message.priority,
+        route: route.kind,
+        flags: message.flags,
+        body_len: 0,
+        source_slot,
+        destination: route.destination,
+        message_id: message.id,
+        correlation_id: message.correlation_id,
+        reply_to: 0,
+        timestamp_ns: message.timestamp_ns,
+        ttl_ms: message
+            .ttl
+            .map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32),
+        trace: message.trace,
+    }
+}
+
+fn claim_error(e: ClaimError) -> EncodeError {
+    match e {
+        ClaimError::TooLarge { len, max } => EncodeError::TooLarge { size: len, max },
+        ClaimError::Full { needed, free } => EncodeError::QueueFull { needed, free },
+        ClaimError::TimedOut => EncodeError::QueueFull { needed: 0, free: 0 },
+        ClaimError::Corrupt(c) => EncodeError::Corrupt(c),
+    }
+}
+
+/// Serializes `header` and `body` into one frame of `producer` and commits it (inside a batch,
+/// it is published with the batch). On any error nothing is committed and the lane stays usable.
+pub fn encode(
+    producer: &mut Producer,
+    header: &FrameHeader,
+    body: &Body,
+) -> Result<(), EncodeError> {
+    let max = producer.max_payload();
+    if max < HEADER_LEN {
+        return Err(EncodeError::TooLarge {
+            size: HEADER_LEN,
+            max,
+        });
+    }
+    let first = FIRST_CLAIM.min(max);
+    for claim_len in [first, max] {
+        let mut claim = producer.try_claim(claim_len).map_err(claim_error)?;
+        let (head, rest) = claim.payload().split_at_mut(HEADER_LEN);
+        let written = rkyv::api::high::to_bytes_in::<_, rancor::Error>(body, Buffer::from(rest))
+            .map(|w| w.len());
+        if let Ok(body_len) = written {
+            let mut h = *header;
+            h.body_len = body_len as u32;
+            h.write(head);
+            claim.commit(HEADER_LEN + body_len);
+            return Ok(());
+        }
+        // Dropping the claim abandons it: nothing is committed.
+    }
+    // It did not fit in the largest frame: measure it (off the hot path) to say by how much.
+    match rkyv::to_bytes::<rancor::Error>(body) {
+        Ok(bytes) => Err(EncodeError::TooLarge {
+            size: HEADER_LEN + bytes.len(),
+            max,
+        }),
+        Err(e) => Err(EncodeError::Serialization(e.to_string())),
+    }
+}
+
+/// A message read in place: the decoded header and a view of the archived body in the lane.
+#[derive(Debug)]
+pub struct Envelope<'a> {
+    /// The header.
+    pub header: FrameHeader,
+    /// The body, in place.
+    pub body: &'a ArchivedBody,
+}
+
+impl Envelope<'_> {
+    /// An owned copy of the message (allocates; for when the view cannot be kept).
+    pub fn to_message(&self) -> Result<Message, DecodeError> {
+        let body = rkyv::deserialize::<Body, rancor::Error>(self.body)
+            .map_err(|e| DecodeError::new(format!("body could not be copied out: {e}")))?;
+        let h = &self.header;
+        Ok(Message {
+            id: h.message_id,
+            timestamp_ns: h.timestamp_ns,
+            message_type: h.message_type,
+            priority: h.priority,
+            correlation_id: h.correlation_id,
+            ttl: (h.ttl_ms > 0).then(|| std::time::Duration::from_millis(h.ttl_ms as u64)),
+            flags: h.flags,
+            trace: h.trace,
+            body,
+        })
+    }
+
+    /// The message's id.
+    pub fn id(&self) -> MessageId {
+        self.header.message_id
+    }
+}
+
+fn check_type(header: &FrameHeader, body: &ArchivedBody) -> Result<(), DecodeError> {
+    match body.payload.message_type() {
+        Some(t) if t != header.message_type => Err(DecodeError::new(format!(
+            "header says {} but the body holds a {}",
+            header.message_type, t
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn split(frame: &[u8]) -> Result<(FrameHeader, &[u8]), DecodeError> {
+    let header = FrameHeader::parse(frame)?;
+    let body = &frame[HEADER_LEN..HEADER_LEN + header.body_len as usize];
+    Ok((header, body))
+}
+
+/// Reads a frame's message in place, validating the header and the whole archive (bytecheck):
+/// corrupt bytes are an error, never a panic or undefined behaviour. The frame must start
+/// 16-byte aligned (ring frames do).
+pub fn decode(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
+    let (header, bytes) = split(frame)?;
+    let body = rkyv::access::<ArchivedBody, rancor::Error>(bytes)
+        .map_err(|e| DecodeError::new(format!("body failed validation: {e}")))?;
+    check_type(&header, body)?;
+    Ok(Envelope { header, body })
+}
+
+/// Reads a frame's message in place, checking the header but not the body's archive.
+///
+/// # Safety
+/// The body bytes must be a valid archive of [`Body`] written by [`encode`]: sound when the
+/// frame comes from a lane whose writer is trusted and the bytes were not modified since (for
+/// example, an agent reading its inbound lane, which only agentd writes, when every sender is a
+/// trusted process of the same build). Bytes from an untrusted or corrupting writer must go
+/// through [`decode`].
+pub unsafe fn decode_unchecked(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
+    let (header, bytes) = split(frame)?;
+    // SAFETY: the caller guarantees `bytes` is a valid archive of Body (this function's
+    // contract); the header was validated and bounds the slice.
+    let body = unsafe { rkyv::access_unchecked::<ArchivedBody>(bytes) };
+    check_type(&header, body)?;
+    Ok(Envelope { header, body })
+}

@@ -1,0 +1,159 @@
+//! An owned message, with constructors for every type and setters for every optional field.
+
+use std::time::Duration;
+
+use crate::body::{AgentIdentifier, Body, Payload};
+use crate::header::{Flags, TraceContext};
+use crate::ids::MessageId;
+use crate::kinds::{MessagePriority, MessageType};
+use crate::payload::*;
+
+/// The spec's `AgentMessage`: routing fields (which travel in the header) and the body.
+///
+/// ```
+/// use agentbus::{AgentIdentifier, Message, MessagePriority, TaskRequest, record};
+///
+/// let me = AgentIdentifier::new("strategy-1", "strategy");
+/// let msg = Message::task_request(me, TaskRequest {
+///     task_id: "ord-1".into(),
+///     task_type: "place_order".into(),
+///     parameters: record! { "symbol" => "AAPL", "qty" => 100i64 },
+///     required_capabilities: vec!["execution".into()],
+///     ..Default::default()
+/// })
+/// .priority(MessagePriority::High)
+/// .ttl(std::time::Duration::from_millis(250));
+/// assert_eq!(msg.message_type, agentbus::MessageType::TaskRequest);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Its id; [`MessageId::NONE`] until the sender assigns one.
+    pub id: MessageId,
+    /// When it was sent (ns since the epoch); 0 until the sender stamps it.
+    pub timestamp_ns: u64,
+    /// Its type.
+    pub message_type: MessageType,
+    /// Its priority.
+    pub priority: MessagePriority,
+    /// The message this one answers or follows.
+    pub correlation_id: MessageId,
+    /// How long it may wait for delivery; `None`: the bus default.
+    pub ttl: Option<Duration>,
+    /// Header flags.
+    pub flags: Flags,
+    /// Trace context.
+    pub trace: TraceContext,
+    /// From, to, metadata, reply-to, payload.
+    pub body: Body,
+}
+
+macro_rules! constructors {
+    ($($(#[$m:meta])* $fn:ident($ty:ident) => $variant:ident;)*) => {
+        $(
+            $(#[$m])*
+            pub fn $fn(from: AgentIdentifier, payload: $ty) -> Message {
+                Message::new(MessageType::$variant, from, Payload::$variant(payload))
+            }
+        )*
+    };
+}
+
+impl Message {
+    /// A message of `message_type` from `from` with `payload`, normal priority, no recipients
+    /// named yet.
+    pub fn new(message_type: MessageType, from: AgentIdentifier, payload: Payload) -> Message {
+        Message {
+            id: MessageId::NONE,
+            timestamp_ns: 0,
+            message_type,
+            priority: MessagePriority::Normal,
+            correlation_id: MessageId::NONE,
+            ttl: None,
+            flags: Flags::empty(),
+            trace: TraceContext::default(),
+            body: Body {
+                from,
+                to: Vec::new(),
+                metadata: Default::default(),
+                reply_to: None,
+                payload,
+            },
+        }
+    }
+
+    constructors! {
+        /// A `TASK_REQUEST`.
+        task_request(TaskRequest) => TaskRequest;
+        /// A `TASK_RESPONSE`.
+        task_response(TaskResponse) => TaskResponse;
+        /// A `TASK_UPDATE`.
+        task_update(TaskUpdate) => TaskUpdate;
+        /// A `STATUS_UPDATE`.
+        status_update(StatusUpdate) => StatusUpdate;
+        /// A `RESOURCE_REQUEST`.
+        resource_request(ResourceRequest) => ResourceRequest;
+        /// A `RESOURCE_RESPONSE`.
+        resource_response(ResourceResponse) => ResourceResponse;
+        /// A `COORDINATION` message.
+        coordination(Coordination) => Coordination;
+        /// A `NOTIFICATION`.
+        notification(Notification) => Notification;
+        /// A `HEARTBEAT`.
+        heartbeat(Heartbeat) => Heartbeat;
+        /// An `ERROR`.
+        error(ErrorPayload) => Error;
+    }
+
+    /// Application bytes, labelled with `message_type`.
+    pub fn raw(from: AgentIdentifier, message_type: MessageType, bytes: Vec<u8>) -> Message {
+        Message::new(message_type, from, Payload::Raw(bytes))
+    }
+
+    /// Adds a recipient (several make a multicast).
+    pub fn to(mut self, recipient: AgentIdentifier) -> Message {
+        self.body.to.push(recipient);
+        self
+    }
+
+    /// Sets the priority.
+    pub fn priority(mut self, priority: MessagePriority) -> Message {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn correlation(mut self, id: MessageId) -> Message {
+        self.correlation_id = id;
+        self
+    }
+
+    /// Sets how long it may wait for delivery.
+    pub fn ttl(mut self, ttl: Duration) -> Message {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Adds a metadata entry.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Message {
+        self.body.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets where replies go.
+    pub fn reply_to(mut self, address: impl Into<String>) -> Message {
+        self.body.reply_to = Some(address.into());
+        self
+    }
+
+    /// Sets the trace context.
+    pub fn trace(mut self, trace_id: [u8; 16], span_id: [u8; 8]) -> Message {
+        self.trace = TraceContext { trace_id, span_id };
+        self
+    }
+
+    /// Adds header flags.
+    pub fn flags(mut self, flags: Flags) -> Message {
+        self.flags |= flags;
+        self
+    }
+}
