@@ -10,12 +10,16 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod body;
+pub mod client;
 pub mod codec;
+pub mod control;
 pub mod error;
 pub mod header;
 pub mod ids;
 pub mod kinds;
+pub mod lanes;
 pub mod message;
+pub mod paths;
 pub mod payload;
 pub mod value;
 

@@ -27,5 +27,6 @@ pub mod region;
 pub mod ring;
 pub mod segment;
 pub mod wait;
+pub mod words;
 
 pub use region::{Mapping, Region};

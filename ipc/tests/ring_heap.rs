@@ -349,3 +349,38 @@ fn a_real_consumer_reports_corruption_as_a_read_error() {
     let _: Option<ReadError> = None; // the type the real consumer returns, exercised above
     assert_eq!(FRAME_HEADER, 16);
 }
+
+#[test]
+fn a_read_guard_pops_and_releases_its_frame_when_dropped() {
+    let (mut tx, mut rx) = ring(256);
+    send(&mut tx, 1, 40).unwrap();
+    send(&mut tx, 2, 40).unwrap();
+    {
+        let guard = rx.read().unwrap().unwrap();
+        assert_eq!(guard.bytes(), &pattern(1, 40)[..]);
+    }
+    let guard = rx.read().unwrap().unwrap();
+    assert_eq!(guard.bytes(), &pattern(2, 40)[..]);
+    drop(guard);
+    assert!(rx.read().unwrap().is_none());
+    // Both released: the producer has the whole ring again.
+    send(&mut tx, 3, 96).unwrap();
+}
+
+#[test]
+fn a_new_consumer_at_the_head_finds_what_the_old_one_left_unread() {
+    let region = agentbus_ipc::Region::whole(std::sync::Arc::new(
+        agentbus_ipc::Mapping::heap(Ring::size_for(1024)).unwrap(),
+    ));
+    let ring = Ring::create(region.clone(), RingOptions::new(1024)).unwrap();
+    let (mut tx, mut rx) = ring.split();
+    for seq in 0..3 {
+        send(&mut tx, seq, 30).unwrap();
+    }
+    assert_eq!(recv(&mut rx).unwrap(), pattern(0, 30));
+    drop(rx); // the consumer "dies" having read one frame
+    let mut heir = Ring::attach(region).unwrap().into_consumer_at_head();
+    assert_eq!(recv(&mut heir).unwrap(), pattern(1, 30));
+    assert_eq!(recv(&mut heir).unwrap(), pattern(2, 30));
+    assert!(recv(&mut heir).is_none());
+}

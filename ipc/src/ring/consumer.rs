@@ -21,6 +21,11 @@ impl Consumer {
         Consumer { ring, cursor }
     }
 
+    pub(crate) fn new_at_head(ring: Ring, words: RawWords) -> Consumer {
+        let cursor = ConsumerCursor::at_head(words, ring.capacity());
+        Consumer { ring, cursor }
+    }
+
     /// The next frame's payload, read in place, if one is committed. Does not advance: call
     /// [`Consumer::pop`] when done with it.
     pub fn peek(&mut self) -> Result<Option<&[u8]>, ReadError> {
@@ -87,5 +92,42 @@ impl Consumer {
     /// Bytes read so far.
     pub fn position(&self) -> u64 {
         self.cursor.position()
+    }
+
+    /// The next frame as a guard that reads it in place and, when dropped, pops it and releases
+    /// it (one store). Use [`Consumer::peek`]/[`Consumer::pop`]/[`Consumer::release`] instead to
+    /// release a batch at once.
+    pub fn read(&mut self) -> Result<Option<ReadGuard<'_>>, ReadError> {
+        Ok(self.cursor.peek()?.map(|f| ReadGuard {
+            offset: f.payload_offset,
+            len: f.len,
+            consumer: self,
+        }))
+    }
+}
+
+/// A frame being read in place; see [`Consumer::read`].
+#[derive(Debug)]
+pub struct ReadGuard<'a> {
+    consumer: &'a mut Consumer,
+    offset: usize,
+    len: usize,
+}
+
+impl ReadGuard<'_> {
+    /// The frame's payload.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the cursor validated [offset, offset + len) inside the frame area when it
+        // peeked; the guard holds the consumer's only `&mut`, so nothing pops or releases the
+        // frame (and so the producer does not overwrite it) until the guard is dropped, which
+        // ends every borrow returned here.
+        unsafe { std::slice::from_raw_parts(self.consumer.ring.base().add(self.offset), self.len) }
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        self.consumer.pop();
+        self.consumer.release();
     }
 }

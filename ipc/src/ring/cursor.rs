@@ -83,6 +83,11 @@ impl<W: Words> ProducerCursor<W> {
         self.tail
     }
 
+    /// The consumer's head as last read.
+    pub fn cached_head(&self) -> u64 {
+        self.cached_head
+    }
+
     /// Claims room for a frame of up to `len` payload bytes.
     pub fn reserve(&mut self, len: usize) -> Result<Reservation, ClaimError> {
         if len > self.max_payload {
@@ -235,6 +240,17 @@ impl<W: Words> ConsumerCursor<W> {
             released: 0,
             peeked: 0,
         }
+    }
+
+    /// A consumer taking over a ring where its previous consumer released up to (for example, to
+    /// collect what a dead consumer left unread). The head is the previous consumer's word: if it
+    /// is nonsense, reads find nothing or report corruption.
+    pub fn at_head(words: W, capacity: usize) -> Self {
+        let head = words.load(OFF_HEAD, Ordering::Acquire);
+        let mut c = ConsumerCursor::new(words, capacity);
+        c.pos = head & !(FRAME_ALIGN as u64 - 1);
+        c.released = c.pos;
+        c
     }
 
     /// The next frame, if one is committed. Padding is skipped. Does not advance.

@@ -34,7 +34,7 @@ mod producer;
 mod ring_handle;
 mod words;
 
-pub use consumer::Consumer;
+pub use consumer::{Consumer, ReadGuard};
 pub use error::{AttachError, ClaimError, Corruption, ReadError};
 pub use layout::{max_payload_for, FRAME_ALIGN, FRAME_HEADER, RING_HEADER};
 pub use producer::{Claim, Producer};

@@ -6,19 +6,42 @@ use super::cursor::{ProducerCursor, Reservation};
 use super::error::ClaimError;
 use super::ring_handle::Ring;
 use super::words::RawWords;
-use crate::wait::{WaitError, WaitStrategy};
+use crate::wait::{Doorbell, WaitError, WaitStrategy};
+use crate::words::SharedDoorbell;
 
 /// The producing side of a ring.
 #[derive(Debug)]
 pub struct Producer {
     ring: Ring,
     cursor: ProducerCursor<RawWords>,
+    wake: Option<SharedDoorbell>,
 }
 
 impl Producer {
     pub(crate) fn new(ring: Ring, words: RawWords) -> Producer {
         let cursor = ProducerCursor::new(words, ring.capacity());
-        Producer { ring, cursor }
+        Producer {
+            ring,
+            cursor,
+            wake: None,
+        }
+    }
+
+    /// Rings `bell` instead of the ring's own data doorbell after publishing, for a consumer
+    /// that waits on several rings at once (it sleeps on one shared doorbell). Takes effect only
+    /// on rings created with parking.
+    pub fn set_wake(&mut self, bell: SharedDoorbell) {
+        self.wake = Some(bell);
+    }
+
+    fn wake_consumer(&self) {
+        if self.ring.parking() {
+            let bell: &Doorbell = match &self.wake {
+                Some(shared) => shared.bell(),
+                None => self.ring.data_bell(),
+            };
+            bell.ring_if_sleeping();
+        }
     }
 
     /// The largest payload a frame may carry.
@@ -68,14 +91,20 @@ impl Producer {
 
     /// Ends a batch and publishes it.
     pub fn publish(&mut self) {
-        if self.cursor.publish() && self.ring.parking() {
-            self.ring.data_bell().ring_if_sleeping();
+        if self.cursor.publish() {
+            self.wake_consumer();
         }
     }
 
     /// Bytes written so far.
     pub fn position(&self) -> u64 {
         self.cursor.tail()
+    }
+
+    /// Bytes committed but not yet released by the consumer, as of the last head this producer
+    /// read (an upper bound: the consumer may have read more since).
+    pub fn backlog_hint(&self) -> u64 {
+        self.cursor.tail() - self.cursor.cached_head()
     }
 }
 
@@ -121,8 +150,8 @@ impl Claim<'_> {
         if let Some(res) = self.res.take() {
             let p = &mut *self.producer;
             p.cursor.commit(res, len);
-            if !p.cursor.is_batching() && p.ring.parking() {
-                p.ring.data_bell().ring_if_sleeping();
+            if !p.cursor.is_batching() {
+                p.wake_consumer();
             }
         }
     }

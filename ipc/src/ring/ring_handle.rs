@@ -173,6 +173,13 @@ impl Ring {
         Consumer::new(self, words)
     }
 
+    /// The consuming side, taking over from a previous consumer at the head it released (to
+    /// collect what a dead consumer left unread). The previous consumer must be gone.
+    pub fn into_consumer_at_head(self) -> Consumer {
+        let words = Ring::words(&self.region, self.capacity);
+        Consumer::new_at_head(self, words)
+    }
+
     /// Both sides, for use in this process (threads, tests).
     pub fn split(self) -> (Producer, Consumer) {
         let other = Ring {

@@ -4,7 +4,7 @@
 //! close-on-exec, so they never leak into programs the receiver starts.
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use nix::errno::Errno;
@@ -42,7 +42,7 @@ pub enum FdPassError {
 
 /// Sends `data` with `fds` attached. The receiver gets duplicates; the sender keeps its own.
 pub fn send_fds(
-    socket: &UnixStream,
+    socket: &impl AsFd,
     data: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> Result<(), FdPassError> {
@@ -56,7 +56,7 @@ pub fn send_fds(
     let cmsg = [ControlMessage::ScmRights(&raw)];
     let iov = [IoSlice::new(data)];
     let sent = sendmsg::<()>(
-        socket.as_raw_fd(),
+        socket.as_fd().as_raw_fd(),
         &iov,
         &cmsg,
         MsgFlags::MSG_NOSIGNAL,

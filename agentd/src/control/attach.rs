@@ -1,0 +1,164 @@
+//! `Attach`: check the peer, give it a slot and lanes, start routing for it.
+
+use std::sync::atomic::Ordering;
+
+use agentbus::control::{AttachInfo, AttachRequest, Refusal, Response, PROTOCOL_VERSION};
+use agentbus::lanes::{self, LaneLayout};
+use agentbus::AgentIdentifier;
+use mio::Token;
+
+use super::{refuse, Control, Reply};
+use crate::registry::AgentRecord;
+use crate::router::{Command, NewAgent};
+
+pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Reply {
+    let Some(peer) = ctl.conns.get(&token).map(|c| c.peer) else {
+        return refuse(Refusal::BadRequest, "unknown connection");
+    };
+    let allowed = peer.uid == ctl.own_uid
+        || ctl.config.allow_uids.contains(&peer.uid)
+        || ctl.config.allow_gids.contains(&peer.gid);
+    if !allowed {
+        tracing::warn!(?peer, agent = %req.agent_id, "attach refused by policy");
+        return refuse(
+            Refusal::Unauthorized,
+            format!(
+                "uid {} (gid {}) may not attach to bus {:?}: add it to allow_uids or allow_gids in agentd's config",
+                peer.uid, peer.gid, ctl.config.bus
+            ),
+        );
+    }
+    if req.protocol != PROTOCOL_VERSION {
+        return refuse(
+            Refusal::VersionMismatch,
+            format!(
+                "client speaks protocol {}, agentd {PROTOCOL_VERSION}: use the same agentbus version",
+                req.protocol
+            ),
+        );
+    }
+    if req.agent_id.is_empty() || req.agent_id.len() > 128 || req.agent_type.is_empty() {
+        return refuse(
+            Refusal::BadRequest,
+            "agent_id (1 to 128 bytes) and agent_type must not be empty",
+        );
+    }
+    if ctl.attached_slot(token).is_some() {
+        return refuse(Refusal::BadRequest, "this connection is attached already");
+    }
+    if let Some(&slot) = ctl.registry.by_id.get(&req.agent_id) {
+        return refuse(
+            Refusal::AlreadyAttached,
+            format!(
+                "agent {:?} is attached already (slot {slot}): pick another id, or stop the other one",
+                req.agent_id
+            ),
+        );
+    }
+    let Some(slot) = ctl.registry.free_slot() else {
+        return refuse(
+            Refusal::NoRoom,
+            format!(
+                "all {} slots are taken: raise max_agents in agentd's config",
+                ctl.config.max_agents
+            ),
+        );
+    };
+    let epoch = ctl.registry.epochs[slot as usize].wrapping_add(1);
+    ctl.registry.epochs[slot as usize] = epoch;
+    let layout = LaneLayout {
+        capacity: ctl.config.lane_capacity,
+    };
+    let segment = match lanes::create(layout, slot, epoch) {
+        Ok(s) => s,
+        Err(e) => return refuse(Refusal::NoRoom, format!("cannot create lanes: {e}")),
+    };
+    let region = segment.region();
+    let control = lanes::control_block(&region);
+    // Born beating: not UNRESPONSIVE before its first own beat.
+    control.store(
+        lanes::word::HEARTBEAT,
+        agentbus_ipc::clock::monotonic_ns(),
+        Ordering::Release,
+    );
+    let agent_bell = lanes::agent_bell(&region);
+    let outbound: Result<Vec<_>, _> = layout
+        .outbound_ring(&region)
+        .map(|r| r.map(|r| r.into_consumer()))
+        .collect();
+    let inbound: Result<Vec<_>, _> = layout
+        .inbound_rings(&region)
+        .map(|r| {
+            r.map(|r| {
+                let mut p = r.into_producer();
+                p.set_wake(agent_bell.clone());
+                p
+            })
+        })
+        .collect();
+    let (Ok(outbound), Ok(inbound)) = (outbound, inbound) else {
+        return refuse(
+            Refusal::NoRoom,
+            "lanes were created but could not be attached",
+        );
+    };
+    let (Ok(lanes_fd), Ok(bell_fd)) = (
+        segment.fd().try_clone_to_owned(),
+        ctl.router_bell_segment.fd().try_clone_to_owned(),
+    ) else {
+        return refuse(Refusal::NoRoom, "out of file descriptors");
+    };
+    let identity = AgentIdentifier {
+        agent_id: req.agent_id.clone(),
+        agent_type: req.agent_type.clone(),
+        instance_id: req.instance_id.clone(),
+    };
+    let mut capabilities = req.capabilities.clone();
+    capabilities.sort();
+    capabilities.dedup();
+    let new = NewAgent {
+        slot,
+        epoch,
+        identity: identity.clone(),
+        outbound,
+        inbound,
+        control,
+        lanes: region,
+        lane_capacity: layout.capacity,
+        capacity: req.max_capacity,
+    };
+    if let Err(e) = ctl.command(|ack| Command::AddAgent(Box::new(new), ack)) {
+        return refuse(Refusal::NoRoom, e);
+    }
+    ctl.registry.agents[slot as usize] = Some(AgentRecord {
+        epoch,
+        identity,
+        capabilities,
+        capacity: req.max_capacity,
+        pid: peer.pid,
+        uid: peer.uid,
+        token,
+        lanes: segment,
+        leaving: false,
+    });
+    ctl.registry.by_id.insert(req.agent_id.clone(), slot);
+    ctl.registry.intern_type(&req.agent_type);
+    if let Some(conn) = ctl.conns.get_mut(&token) {
+        conn.slot = Some((slot, epoch));
+    }
+    ctl.header.store(
+        crate::bus_header::word::AGENTS,
+        ctl.registry.agents.iter().flatten().count() as u64,
+        Ordering::Relaxed,
+    );
+    ctl.sync_routes();
+    tracing::info!(slot, epoch, agent = %req.agent_id, pid = peer.pid, "attached");
+    Reply {
+        response: Response::Attached(AttachInfo {
+            slot,
+            epoch,
+            heartbeat_interval_ms: ctl.config.heartbeat_interval.as_millis() as u32,
+        }),
+        fds: vec![lanes_fd, bell_fd],
+    }
+}

@@ -1,0 +1,49 @@
+//! `ListAgents`: every agent with its status, load and heartbeat.
+
+use std::sync::atomic::Ordering;
+
+use agentbus::control::{AgentInfo, Response};
+use agentbus::lanes::{self, word};
+use agentbus::AgentStatus;
+
+use super::{Control, Reply};
+
+pub(super) fn handle(ctl: &mut Control) -> Reply {
+    let now = agentbus_ipc::clock::monotonic_ns();
+    let timeout = ctl.config.heartbeat_timeout.as_nanos() as u64;
+    let agents = ctl
+        .registry
+        .agents
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, a)| a.as_ref().map(|a| (slot as u32, a)))
+        .map(|(slot, a)| {
+            let cb = lanes::control_block(&a.lanes.region());
+            let beat = cb.load(word::HEARTBEAT, Ordering::Acquire);
+            let load = cb.load(word::LOAD, Ordering::Relaxed).min(u32::MAX as u64) as u32;
+            let status = if a.leaving {
+                AgentStatus::Dead
+            } else if now.saturating_sub(beat) > timeout {
+                AgentStatus::Unresponsive
+            } else if load >= a.capacity {
+                AgentStatus::Busy
+            } else {
+                AgentStatus::Active
+            };
+            AgentInfo {
+                slot,
+                epoch: a.epoch,
+                agent_id: a.identity.agent_id.clone(),
+                agent_type: a.identity.agent_type.clone(),
+                instance_id: a.identity.instance_id.clone(),
+                capabilities: a.capabilities.clone(),
+                status,
+                load,
+                capacity: a.capacity,
+                pid: a.pid,
+                uid: a.uid,
+            }
+        })
+        .collect();
+    Response::Agents(agents).into()
+}

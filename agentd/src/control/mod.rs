@@ -1,0 +1,427 @@
+//! The control thread: a `mio` loop serving the bus's Unix socket.
+//!
+//! One file per request. Requests that change routing are answered only after the router has
+//! applied the change (each routing command carries an acknowledgement), so a `subscribe` that
+//! returned sees every later `publish`.
+
+mod attach;
+mod dead_letters;
+mod detach;
+mod intern;
+mod list;
+mod resolve;
+mod stats;
+mod subscribe;
+mod topics;
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agentbus::control::{
+    decode_request, encode_frame, FrameReader, Refusal, Refused, Request, Response,
+};
+use agentbus_ipc::segment::fdpass::send_fds;
+use agentbus_ipc::segment::MemfdSegment;
+use agentbus_ipc::words::{SharedDoorbell, WordTable};
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::config::Config;
+use crate::dead_letters::DeadLetterQueue;
+use crate::registry::Registry;
+use crate::router::{Command, RouterEvent};
+
+/// The listener's token.
+pub const LISTENER: Token = Token(0);
+/// The waker's token (the router and `Daemon::stop` wake the loop with it).
+pub const WAKER: Token = Token(1);
+const FIRST_CONN: usize = 2;
+
+/// A peer's credentials, from `SO_PEERCRED`.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// Process id.
+    pub pid: i32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: UnixStream,
+    reader: FrameReader,
+    peer: Peer,
+    slot: Option<(u32, u32)>,
+}
+
+/// An answer and the descriptors that go with it.
+#[derive(Debug)]
+pub struct Reply {
+    response: Response,
+    fds: Vec<OwnedFd>,
+}
+
+impl From<Response> for Reply {
+    fn from(response: Response) -> Reply {
+        Reply {
+            response,
+            fds: Vec::new(),
+        }
+    }
+}
+
+fn refuse(kind: Refusal, message: impl Into<String>) -> Reply {
+    Response::Refused(Refused {
+        kind,
+        message: message.into(),
+    })
+    .into()
+}
+
+/// The control thread's state.
+#[derive(Debug)]
+pub struct Control {
+    config: Config,
+    registry: Registry,
+    poll: Poll,
+    listener: UnixListener,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    commands: rtrb::Producer<Command>,
+    events: Receiver<RouterEvent>,
+    router_bell: SharedDoorbell,
+    router_bell_segment: MemfdSegment,
+    dead_letters: Arc<Mutex<DeadLetterQueue>>,
+    header: WordTable,
+    shutdown: Arc<AtomicBool>,
+    own_uid: u32,
+}
+
+/// What the control thread is built from.
+#[derive(Debug)]
+pub struct ControlParts {
+    /// Configuration.
+    pub config: Config,
+    /// The poll the listener and waker are registered with.
+    pub poll: Poll,
+    /// The bound listener.
+    pub listener: UnixListener,
+    /// Commands to the router.
+    pub commands: rtrb::Producer<Command>,
+    /// Events from the router.
+    pub events: Receiver<RouterEvent>,
+    /// The router's doorbell segment (handed to every agent).
+    pub router_bell_segment: MemfdSegment,
+    /// The dead-letter queue.
+    pub dead_letters: Arc<Mutex<DeadLetterQueue>>,
+    /// The bus header's words.
+    pub header: WordTable,
+    /// Set to stop.
+    pub shutdown: Arc<AtomicBool>,
+}
+
+impl Control {
+    /// Builds the control thread's state; the listener must already be registered as
+    /// [`LISTENER`].
+    pub fn new(parts: ControlParts) -> Control {
+        let router_bell = SharedDoorbell::new(parts.router_bell_segment.region())
+            .expect("a fresh segment is page-aligned");
+        let slots = parts.config.max_agents;
+        Control {
+            registry: Registry::new(slots),
+            config: parts.config,
+            poll: parts.poll,
+            listener: parts.listener,
+            conns: HashMap::new(),
+            next_token: FIRST_CONN,
+            commands: parts.commands,
+            events: parts.events,
+            router_bell,
+            router_bell_segment: parts.router_bell_segment,
+            dead_letters: parts.dead_letters,
+            header: parts.header,
+            shutdown: parts.shutdown,
+            own_uid: nix::unistd::getuid().as_raw(),
+        }
+    }
+
+    /// Serves until shutdown; then closes every connection (agents see EOF).
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(128);
+        while !self.shutdown.load(Ordering::Acquire) {
+            if let Err(e) = self
+                .poll
+                .poll(&mut events, Some(Duration::from_millis(100)))
+            {
+                if e.kind() != ErrorKind::Interrupted {
+                    tracing::error!("control loop poll failed: {e}");
+                    break;
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    token => self.readable(token),
+                }
+            }
+            self.router_events();
+        }
+        tracing::info!(
+            "control thread stopping; closing {} connections",
+            self.conns.len()
+        );
+        self.conns.clear();
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    let creds = nix::sys::socket::getsockopt(
+                        &stream.as_fd(),
+                        nix::sys::socket::sockopt::PeerCredentials,
+                    );
+                    let Ok(creds) = creds else {
+                        tracing::warn!("dropping a connection without peer credentials");
+                        continue;
+                    };
+                    let token = Token(self.next_token);
+                    self.next_token += 1;
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut stream, token, Interest::READABLE)
+                    {
+                        tracing::warn!("cannot watch a new connection: {e}");
+                        continue;
+                    }
+                    let peer = Peer {
+                        pid: creds.pid(),
+                        uid: creds.uid(),
+                        gid: creds.gid(),
+                    };
+                    tracing::debug!(?peer, "connection");
+                    self.conns.insert(
+                        token,
+                        Conn {
+                            stream,
+                            reader: FrameReader::default(),
+                            peer,
+                            slot: None,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn readable(&mut self, token: Token) {
+        let mut closed = false;
+        if let Some(conn) = self.conns.get_mut(&token) {
+            let mut buf = [0u8; 8192];
+            loop {
+                match conn.stream.read(&mut buf) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => conn.reader.push(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        loop {
+            let frame = match self.conns.get_mut(&token).map(|c| c.reader.next_frame()) {
+                Some(Ok(Some(f))) => f,
+                Some(Ok(None)) | None => break,
+                Some(Err(e)) => {
+                    tracing::warn!("closing a connection that sent a bad frame: {e}");
+                    closed = true;
+                    break;
+                }
+            };
+            let reply = match decode_request(&frame) {
+                Ok(request) => self.handle(token, request),
+                Err(e) => refuse(Refusal::BadRequest, e),
+            };
+            if !self.reply(token, reply) {
+                closed = true;
+                break;
+            }
+        }
+        if closed {
+            self.close(token);
+        }
+    }
+
+    fn handle(&mut self, token: Token, request: Request) -> Reply {
+        match request {
+            Request::Attach(a) => attach::handle(self, token, a),
+            Request::Detach => detach::handle(self, token),
+            Request::ResolveAgent(id) => resolve::handle(self, &id),
+            Request::CreateTopic(name) => topics::create(self, &name),
+            Request::ListTopics => topics::list(self),
+            Request::Subscribe(pattern) => subscribe::subscribe(self, token, &pattern),
+            Request::Unsubscribe(id) => subscribe::unsubscribe(self, token, id),
+            Request::InternCapabilities(caps) => intern::capabilities(self, caps),
+            Request::InternType(t) => intern::agent_type(self, &t),
+            Request::ListAgents => list::handle(self),
+            Request::Stats => stats::handle(self),
+            Request::DeadLetters => dead_letters::handle(self),
+        }
+    }
+
+    /// Writes a reply; false if the connection is unusable.
+    fn reply(&mut self, token: Token, reply: Reply) -> bool {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return false;
+        };
+        let bytes = encode_frame(&reply.response);
+        let sent = if reply.fds.is_empty() {
+            conn.stream.write_all(&bytes).map_err(|e| e.to_string())
+        } else {
+            let fds: Vec<_> = reply.fds.iter().map(|f| f.as_fd()).collect();
+            send_fds(&conn.stream, &bytes, &fds).map_err(|e| e.to_string())
+        };
+        match sent {
+            Ok(()) => true,
+            Err(e) => {
+                // Replies are small; a peer whose socket buffer is full is not reading.
+                tracing::warn!("dropping a connection whose reply could not be written: {e}");
+                false
+            }
+        }
+    }
+
+    fn close(&mut self, token: Token) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            if let Some((slot, epoch)) = conn.slot {
+                tracing::info!(
+                    slot,
+                    pid = conn.peer.pid,
+                    "agent connection closed: draining, then freeing its slot"
+                );
+                self.leave(slot, epoch);
+            }
+        }
+    }
+
+    /// The agent in `slot` is going: routing forgets it now; the router delivers what it sent.
+    fn leave(&mut self, slot: u32, epoch: u32) {
+        self.registry.leave(slot);
+        self.push(Command::RemoveAgent {
+            slot,
+            epoch,
+            drain: true,
+        });
+        self.sync_routes();
+    }
+
+    fn router_events(&mut self) {
+        while let Ok(event) = self.events.try_recv() {
+            match event {
+                RouterEvent::Gone { slot, epoch, fault } => {
+                    if let Some(record) = self.registry.free(slot, epoch) {
+                        if let Some(why) = &fault {
+                            tracing::warn!(slot, agent = %record.identity.agent_id, "detached: {why}");
+                            if let Some(conn) = self.conns.get_mut(&record.token) {
+                                conn.slot = None;
+                            }
+                            self.close(record.token);
+                        } else {
+                            tracing::info!(slot, agent = %record.identity.agent_id, "slot freed");
+                        }
+                    }
+                    self.header.store(
+                        crate::bus_header::word::AGENTS,
+                        self.registry.agents.iter().flatten().count() as u64,
+                        Ordering::Relaxed,
+                    );
+                    self.sync_routes();
+                }
+            }
+        }
+    }
+
+    /// Queues a command for the router and wakes it.
+    fn push(&mut self, mut command: Command) {
+        if self.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.commands.push(command) {
+                Ok(()) => break,
+                Err(rtrb::PushError::Full(c)) if Instant::now() < deadline => {
+                    command = c;
+                    self.router_bell.bell().ring();
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                Err(_) => {
+                    tracing::error!("the router has not taken commands for 5 s; dropping one");
+                    return;
+                }
+            }
+        }
+        self.router_bell.bell().ring_if_sleeping();
+    }
+
+    /// Sends a command that carries an acknowledgement and waits for the router to apply it.
+    fn command(&mut self, make: impl FnOnce(SyncSender<()>) -> Command) -> Result<(), String> {
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err("agentd is shutting down".into());
+        }
+        let (tx, rx) = sync_channel(1);
+        self.push(make(tx));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(()) => return Ok(()),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    if Instant::now() < deadline && !self.shutdown.load(Ordering::Acquire) => {}
+                Err(_) => {
+                    return Err(
+                        "the router did not apply a routing change (stopped, or busy for 5 s)"
+                            .into(),
+                    )
+                }
+            }
+        }
+    }
+
+    /// Sends the router the current subscribers, candidates and members of every route.
+    fn sync_routes(&mut self) {
+        for (id, slots) in self.registry.topic_routes() {
+            let _ = self.command(|ack| Command::SetTopic(id, slots, ack));
+        }
+        for (id, slots) in self.registry.capset_routes() {
+            let _ = self.command(|ack| Command::SetCapabilitySet(id, slots, ack));
+        }
+        for (id, slots) in self.registry.type_routes() {
+            let _ = self.command(|ack| Command::SetType(id, slots, ack));
+        }
+    }
+
+    fn attached_slot(&self, token: Token) -> Option<(u32, u32)> {
+        self.conns.get(&token).and_then(|c| c.slot)
+    }
+}

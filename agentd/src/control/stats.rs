@@ -1,0 +1,28 @@
+//! `Stats`: the router's counters from the bus header.
+
+use std::sync::atomic::Ordering;
+
+use agentbus::control::{BusStats, Response};
+
+use super::{Control, Reply};
+use crate::bus_header::word;
+
+pub(super) fn handle(ctl: &mut Control) -> Reply {
+    let h = &ctl.header;
+    let w = |i| h.load(i, Ordering::Relaxed);
+    Response::Stats(BusStats {
+        passes: w(word::PASSES),
+        frames_in: w(word::FRAMES_IN),
+        delivered: w(word::DELIVERED),
+        dead_lettered: w(word::DEAD),
+        faulted: w(word::FAULTED),
+        agents: ctl
+            .registry
+            .agents
+            .iter()
+            .flatten()
+            .filter(|a| !a.leaving)
+            .count() as u32,
+    })
+    .into()
+}

@@ -1,0 +1,214 @@
+//! Starting and stopping a bus: embedded in a process, or as `agentd`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use agentbus::paths;
+use agentbus_ipc::segment::{CreateError, MemfdSegment, NamedSegment};
+use agentbus_ipc::words::SharedDoorbell;
+use mio::net::UnixListener;
+use mio::{Interest, Poll, Waker};
+
+use crate::bus_header::{self, BusHeader};
+use crate::config::Config;
+use crate::control::{Control, ControlParts, LISTENER, WAKER};
+use crate::dead_letters::DeadLetterQueue;
+use crate::router::{Router, RouterConfig, RouterLinks};
+
+/// Why a bus could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is wrong.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// Another agentd serves this bus.
+    #[error("bus {bus:?} is already served by a running agentd{}: stop it first, or pick another bus name", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning {
+        /// The bus.
+        bus: String,
+        /// Its pid, when known.
+        pid: Option<u32>,
+    },
+    /// A file or socket operation failed.
+    #[error("{what} ({}): {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A shared-memory segment could not be made.
+    #[error("creating shared memory: {0}")]
+    Segment(#[from] CreateError),
+}
+
+/// A running bus: its control and router threads. Stops when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    bus: String,
+    socket: PathBuf,
+    header: BusHeader,
+    shutdown: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    router_bell: SharedDoorbell,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn pid_alive(pid: u32) -> bool {
+    pid != 0
+        && i32::try_from(pid)
+            .is_ok_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StartError + 'a {
+    move |source| StartError::Io {
+        what,
+        path: path.into(),
+        source,
+    }
+}
+
+impl Daemon {
+    /// Starts serving `config.bus`: refuses if a live agentd serves it, replaces what a dead
+    /// one left behind.
+    pub fn start(config: Config) -> Result<Daemon, StartError> {
+        config.validate().map_err(StartError::InvalidConfig)?;
+        let dir = config.socket_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(io("creating the socket directory", &dir))?;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750));
+        let socket = paths::socket_path(&dir, &config.bus);
+        let header_name = paths::header_segment_name(&config.bus);
+        if socket.exists() {
+            if StdUnixStream::connect(&socket).is_ok() {
+                return Err(StartError::AlreadyRunning {
+                    bus: config.bus.clone(),
+                    pid: bus_header::read_pid(&header_name).ok().flatten(),
+                });
+            }
+            tracing::warn!(path = %socket.display(), "replacing a stale socket");
+            std::fs::remove_file(&socket).map_err(io("removing a stale socket", &socket))?;
+        }
+        let header = match BusHeader::create(&header_name) {
+            Ok(h) => h,
+            Err(CreateError::AlreadyExists { .. }) => {
+                let pid = bus_header::read_pid(&header_name).ok().flatten();
+                if pid.is_some_and(|p| p != std::process::id() && pid_alive(p)) {
+                    return Err(StartError::AlreadyRunning {
+                        bus: config.bus.clone(),
+                        pid,
+                    });
+                }
+                tracing::warn!(segment = %header_name, ?pid, "replacing a stale bus header");
+                let _ = NamedSegment::unlink(&header_name);
+                BusHeader::create(&header_name)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut listener =
+            UnixListener::bind(&socket).map_err(io("binding the control socket", &socket))?;
+        let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660));
+        let poll = Poll::new().map_err(io("creating the event loop", &socket))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(io("watching the control socket", &socket))?;
+        let waker =
+            Arc::new(Waker::new(poll.registry(), WAKER).map_err(io("creating a waker", &socket))?);
+        let router_bell_segment = MemfdSegment::create("agentbus-router-bell", 4096)?;
+        let router_bell = SharedDoorbell::new(router_bell_segment.region())
+            .expect("a fresh segment is page-aligned");
+        let (commands_tx, commands_rx) = rtrb::RingBuffer::new(4096);
+        let (events_tx, events_rx) = mpsc::channel();
+        let dead_letters = Arc::new(Mutex::new(DeadLetterQueue::new(
+            config.dead_letter_capacity,
+        )));
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let router = Router::new(
+            RouterConfig {
+                batch_limit: config.batch_limit,
+                heartbeat_timeout: config.heartbeat_timeout,
+                delivery_timeout: config.delivery_timeout,
+                wait: config.wait,
+                core: config.router_core,
+                max_agents: config.max_agents,
+                sys_agents_topic: 0,
+            },
+            RouterLinks {
+                commands: commands_rx,
+                events: events_tx,
+                waker: Arc::clone(&waker),
+                dead_letters: Arc::clone(&dead_letters),
+                header: header.words().clone(),
+                bell: router_bell.clone(),
+                shutdown: Arc::clone(&shutdown),
+            },
+        );
+        let control = Control::new(ControlParts {
+            config: config.clone(),
+            poll,
+            listener,
+            commands: commands_tx,
+            events: events_rx,
+            router_bell_segment,
+            dead_letters,
+            header: header.words().clone(),
+            shutdown: Arc::clone(&shutdown),
+        });
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(io("starting a thread", &socket))
+        };
+        let router_thread = spawn("agentd-router", Box::new(move || router.run()))?;
+        let control_thread = spawn("agentd-control", Box::new(move || control.run()))?;
+        tracing::info!(bus = %config.bus, socket = %socket.display(), "agentd serving");
+        Ok(Daemon {
+            bus: config.bus,
+            socket,
+            header,
+            shutdown,
+            waker,
+            router_bell,
+            threads: vec![router_thread, control_thread],
+        })
+    }
+
+    /// The control socket's path.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The bus name.
+    pub fn bus(&self) -> &str {
+        &self.bus
+    }
+
+    /// Stops: agents are told (their connections close), the threads end, the socket and the
+    /// header segment are removed.
+    pub fn stop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.shutdown.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+        self.router_bell.bell().ring();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        self.header.unlink();
+        tracing::info!(bus = %self.bus, "agentd stopped");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,86 @@
+//! `agentd`: serve a bus until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentd::{Config, Daemon};
+use anyhow::Context;
+use clap::Parser;
+
+/// The agentbus daemon.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "The agentbus daemon: owns a bus's shared memory and routes its messages"
+)]
+struct Args {
+    /// Bus name.
+    #[arg(long, default_value = "default")]
+    bus: String,
+    /// TOML configuration file (flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Core to pin the router thread to.
+    #[arg(long)]
+    router_core: Option<usize>,
+    /// How the router waits when idle: spin, backoff or park.
+    #[arg(long)]
+    wait: Option<String>,
+    /// Bytes per lane (a power of two).
+    #[arg(long)]
+    lane_capacity: Option<usize>,
+    /// Directory for the control socket.
+    #[arg(long)]
+    socket_dir: Option<PathBuf>,
+    /// Most agents at once.
+    #[arg(long)]
+    max_agents: Option<usize>,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
+        .init();
+    let mut config = Config::new(&args.bus);
+    if let Some(path) = &args.config {
+        config.apply_file(path).map_err(anyhow::Error::msg)?;
+    }
+    config.bus = args.bus.clone();
+    if let Some(v) = args.router_core {
+        config.router_core = Some(v);
+    }
+    if let Some(v) = &args.wait {
+        config.wait = v.parse().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(v) = args.lane_capacity {
+        config.lane_capacity = v;
+    }
+    if let Some(v) = args.socket_dir {
+        config.socket_dir = v;
+    }
+    if let Some(v) = args.max_agents {
+        config.max_agents = v;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+    let mut daemon = Daemon::start(config)?;
+    eprintln!(
+        "agentd: bus {:?} on {} (Ctrl-C to stop)",
+        daemon.bus(),
+        daemon.socket_path().display()
+    );
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon.stop();
+    Ok(())
+}

@@ -1,0 +1,558 @@
+//! The router thread: the only reader of every agent's outbound lanes and the only writer of
+//! their inbound lanes.
+//!
+//! Each pass: apply the control thread's commands; drain lanes in strict priority order
+//! (CRITICAL first), round-robin across agents, up to a batch limit per lane; copy each frame
+//! into its destination inbound lane(s), stamping the source slot; then publish each touched
+//! inbound lane once (one Release store, at most one wake-up). A full destination keeps the
+//! frame in its source lane until its ttl (or the delivery timeout) runs out; then, as for a
+//! frame with no destination at all, it becomes a dead letter. Nothing is dropped silently.
+
+mod command;
+mod deliver;
+mod table;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentbus::{FrameHeader, IdGenerator, MessagePriority};
+use agentbus_ipc::clock::{monotonic_ns, realtime_ns};
+use agentbus_ipc::ring::ReadError;
+use agentbus_ipc::wait::Wait;
+use agentbus_ipc::words::{SharedDoorbell, WordTable};
+
+pub use command::{Command, NewAgent, RouterEvent};
+use deliver::Outcome;
+pub use table::{Entry, Partial, Routes, SlotSet, Unroutable, View};
+
+use crate::bus_header::word;
+use crate::dead_letters::DeadLetterQueue;
+
+/// The slot agentd itself sends from (errors back, `sys.agents` notifications).
+pub const AGENTD_SLOT: u32 = u32::MAX;
+
+/// Whether a frame has waited past its ttl (or, without one, the delivery timeout).
+fn expired(header: &FrameHeader, now_rt: u64, delivery_timeout_ns: u64) -> bool {
+    let limit = if header.ttl_ms > 0 {
+        header.ttl_ms as u64 * 1_000_000
+    } else {
+        delivery_timeout_ns
+    };
+    now_rt.saturating_sub(header.timestamp_ns) > limit
+}
+
+/// What the router needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Frames per lane per pass.
+    pub batch_limit: usize,
+    /// Heartbeat age past which an agent is avoided.
+    pub heartbeat_timeout: Duration,
+    /// How long a frame without ttl may wait.
+    pub delivery_timeout: Duration,
+    /// How to wait when idle.
+    pub wait: Wait,
+    /// Core to pin to.
+    pub core: Option<usize>,
+    /// Slots.
+    pub max_agents: usize,
+    /// The topic id of `sys.agents`.
+    pub sys_agents_topic: u64,
+}
+
+/// The router's links to the rest of agentd.
+#[derive(Debug)]
+pub struct RouterLinks {
+    /// Commands from the control thread.
+    pub commands: rtrb::Consumer<Command>,
+    /// Events to the control thread.
+    pub events: Sender<RouterEvent>,
+    /// Wakes the control thread's poll loop.
+    pub waker: Arc<mio::Waker>,
+    /// The dead-letter queue.
+    pub dead_letters: Arc<Mutex<DeadLetterQueue>>,
+    /// The bus header's words (heartbeat, counters).
+    pub header: WordTable,
+    /// The doorbell the router sleeps on.
+    pub bell: SharedDoorbell,
+    /// Set to stop.
+    pub shutdown: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    passes: u64,
+    frames_in: u64,
+    delivered: u64,
+    dead: u64,
+    faulted: u64,
+}
+
+/// The router's state; [`Router::run`] is the thread's body.
+#[derive(Debug)]
+pub struct Router {
+    cfg: RouterConfig,
+    links: RouterLinks,
+    entries: Vec<Option<Entry>>,
+    outbound: Vec<Option<Vec<agentbus_ipc::ring::Consumer>>>,
+    inbound: Vec<Option<Vec<agentbus_ipc::ring::Producer>>>,
+    routes: Routes,
+    touched: Vec<(u32, usize)>,
+    touched_mask: Vec<u8>,
+    scratch: Vec<u32>,
+    faults: Vec<(u32, String)>,
+    ids: IdGenerator,
+    counters: Counters,
+    rt_offset: u64,
+    last_publish: u64,
+}
+
+impl Router {
+    /// A router with `cfg.max_agents` empty slots.
+    pub fn new(cfg: RouterConfig, links: RouterLinks) -> Router {
+        let n = cfg.max_agents;
+        let mono = monotonic_ns();
+        Router {
+            entries: (0..n).map(|_| None).collect(),
+            outbound: (0..n).map(|_| None).collect(),
+            inbound: (0..n).map(|_| None).collect(),
+            routes: Routes::default(),
+            touched: Vec::with_capacity(n * 4),
+            touched_mask: vec![0; n],
+            scratch: Vec::with_capacity(n),
+            faults: Vec::new(),
+            ids: IdGenerator::new(),
+            counters: Counters::default(),
+            rt_offset: realtime_ns().wrapping_sub(mono),
+            last_publish: 0,
+            cfg,
+            links,
+        }
+    }
+
+    /// Runs passes until shutdown.
+    pub fn run(mut self) {
+        if let Some(core) = self.cfg.core {
+            if let Err(e) = agentbus_ipc::affinity::pin_current_thread(core) {
+                tracing::warn!("router not pinned: {e}");
+            }
+        }
+        let mut idle = 0u32;
+        while !self.links.shutdown.load(Ordering::Acquire) {
+            if self.pass() > 0 {
+                idle = 0;
+            } else {
+                idle = idle.saturating_add(1);
+                self.idle(idle);
+            }
+        }
+        self.publish_touched();
+        self.publish_counters(monotonic_ns());
+    }
+
+    fn idle(&mut self, idle: u32) {
+        match self.cfg.wait {
+            Wait::BusySpin(_) => std::hint::spin_loop(),
+            Wait::Backoff(b) => {
+                if idle < b.spins {
+                    std::hint::spin_loop()
+                } else {
+                    std::thread::yield_now()
+                }
+            }
+            Wait::Park(p) => {
+                if idle < p.spins {
+                    std::hint::spin_loop();
+                    return;
+                }
+                let bell = self.links.bell.clone();
+                let seq = bell.bell().prepare();
+                if self.has_work() {
+                    bell.bell().cancel();
+                    return;
+                }
+                bell.bell()
+                    .sleep(seq, p.slice.min(Duration::from_millis(10)));
+                bell.bell().cancel();
+            }
+        }
+    }
+
+    fn has_work(&mut self) -> bool {
+        if !self.links.commands.is_empty() || self.links.shutdown.load(Ordering::Acquire) {
+            return true;
+        }
+        if self
+            .entries
+            .iter()
+            .flatten()
+            .any(|e| e.draining || e.partial.iter().any(Option::is_some))
+        {
+            return true;
+        }
+        self.outbound
+            .iter_mut()
+            .flatten()
+            .any(|lanes| lanes.iter_mut().any(|l| !matches!(l.peek(), Ok(None))))
+    }
+
+    /// One pass; returns how many frames it handled.
+    pub fn pass(&mut self) -> usize {
+        self.apply_commands();
+        let now = monotonic_ns();
+        let now_rt = now.wrapping_add(self.rt_offset);
+        let n = self.entries.len();
+        let start = (self.counters.passes as usize) % n.max(1);
+        let mut work = 0;
+        for p in 0..4 {
+            for i in 0..n {
+                let s = ((start + i) % n) as u32;
+                if self.outbound[s as usize].is_some() {
+                    work += self.drain_lane(s, p, now, now_rt);
+                }
+            }
+        }
+        self.publish_touched();
+        self.handle_faults();
+        self.finish_drained();
+        self.counters.passes += 1;
+        if now.saturating_sub(self.last_publish) > 1_000_000 {
+            self.publish_counters(now);
+        }
+        work
+    }
+
+    fn publish_counters(&mut self, now: u64) {
+        let h = &self.links.header;
+        // Relaxed: monitors read these as independent gauges.
+        h.store(word::ROUTER_BEAT, now, Ordering::Relaxed);
+        h.store(word::PASSES, self.counters.passes, Ordering::Relaxed);
+        h.store(word::FRAMES_IN, self.counters.frames_in, Ordering::Relaxed);
+        h.store(word::DELIVERED, self.counters.delivered, Ordering::Relaxed);
+        h.store(word::DEAD, self.counters.dead, Ordering::Relaxed);
+        h.store(word::FAULTED, self.counters.faulted, Ordering::Relaxed);
+        self.last_publish = now;
+    }
+
+    fn publish_touched(&mut self) {
+        for (d, p) in self.touched.drain(..) {
+            if let Some(lanes) = self.inbound[d as usize].as_mut() {
+                lanes[p].publish();
+            }
+            self.touched_mask[d as usize] = 0;
+        }
+    }
+
+    /// Routes up to a batch of frames from lane `p` of agent `s`; returns how many it handled.
+    fn drain_lane(&mut self, s: u32, p: usize, now: u64, now_rt: u64) -> usize {
+        let mut handled = 0;
+        let hb_timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
+        let delivery_timeout = self.cfg.delivery_timeout.as_nanos() as u64;
+        while handled < self.cfg.batch_limit {
+            let Some(lanes) = self.outbound[s as usize].as_mut() else {
+                break;
+            };
+            let lane = &mut lanes[p];
+            let position = lane.position();
+            let frame = match lane.peek() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(ReadError::Corrupt(c)) => {
+                    self.faults.push((s, c.to_string()));
+                    break;
+                }
+            };
+            let header = match FrameHeader::parse(frame) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.faults.push((s, e.to_string()));
+                    break;
+                }
+            };
+            let frame = &frame[..agentbus::HEADER_LEN + header.body_len as usize];
+            let entry_epoch = self.entries[s as usize].as_ref().map_or(0, |e| e.epoch);
+            let mut header = header;
+            header.source_slot = s;
+            header.priority = MessagePriority::ALL[p];
+            if expired(&header, now_rt, delivery_timeout) {
+                let partial = self.entries[s as usize].as_ref().and_then(|e| e.partial[p]);
+                deliver::dead_letter(
+                    &self.links.dead_letters,
+                    &header,
+                    frame,
+                    None,
+                    if partial.is_some() {
+                        "a destination lane stayed full until the ttl ran out"
+                    } else {
+                        "ttl expired before delivery"
+                    },
+                    now_rt,
+                );
+                self.counters.dead += 1;
+            } else {
+                let view = View {
+                    entries: &self.entries,
+                    routes: &self.routes,
+                    inbound: &self.inbound,
+                };
+                match view.resolve(&header, s, now, hb_timeout, &mut self.scratch) {
+                    Err(why) => {
+                        deliver::dead_letter(
+                            &self.links.dead_letters,
+                            &header,
+                            frame,
+                            None,
+                            why.reason(),
+                            now_rt,
+                        );
+                        self.counters.dead += 1;
+                        if header.message_type != agentbus::MessageType::Error {
+                            deliver::error_back(
+                                &mut self.inbound,
+                                &mut self.touched,
+                                &mut self.touched_mask,
+                                &mut self.ids,
+                                (s, entry_epoch, p),
+                                &header,
+                                why.reason(),
+                                now_rt,
+                            );
+                        }
+                    }
+                    Ok(()) => {
+                        let done_before = self.entries[s as usize]
+                            .as_ref()
+                            .and_then(|e| e.partial[p])
+                            .filter(|pt| pt.position == position)
+                            .map_or(SlotSet::default(), |pt| pt.done);
+                        let mut done = done_before;
+                        let mut blocked = false;
+                        for &d in &self.scratch {
+                            if done.contains(d) {
+                                continue;
+                            }
+                            match deliver::copy(
+                                &mut self.inbound,
+                                &mut self.touched,
+                                &mut self.touched_mask,
+                                d,
+                                p,
+                                &header,
+                                frame,
+                            ) {
+                                Outcome::Delivered => {
+                                    done.insert(d);
+                                    self.counters.delivered += 1;
+                                }
+                                Outcome::Full => blocked = true,
+                                Outcome::Failed(why) => {
+                                    deliver::dead_letter(
+                                        &self.links.dead_letters,
+                                        &header,
+                                        frame,
+                                        Some(d),
+                                        &why,
+                                        now_rt,
+                                    );
+                                    self.counters.dead += 1;
+                                    done.insert(d);
+                                    if why.starts_with("ring corrupted") {
+                                        self.faults.push((d, why));
+                                    }
+                                }
+                            }
+                        }
+                        if blocked {
+                            // Keep the frame; retry next pass; skip the slots that have it.
+                            if let Some(e) = self.entries[s as usize].as_mut() {
+                                e.partial[p] = Some(Partial { position, done });
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(e) = self.entries[s as usize].as_mut() {
+                e.partial[p] = None;
+            }
+            if let Some(lanes) = self.outbound[s as usize].as_mut() {
+                lanes[p].pop();
+            }
+            self.counters.frames_in += 1;
+            handled += 1;
+        }
+        if let Some(lanes) = self.outbound[s as usize].as_mut() {
+            lanes[p].release();
+        }
+        handled
+    }
+
+    fn apply_commands(&mut self) {
+        while let Ok(cmd) = self.links.commands.pop() {
+            match cmd {
+                Command::AddAgent(a, ack) => {
+                    let slot = a.slot as usize;
+                    if slot < self.entries.len() {
+                        let identity = a.identity.clone();
+                        self.outbound[slot] = Some(a.outbound);
+                        self.inbound[slot] = Some(a.inbound);
+                        self.entries[slot] = Some(Entry {
+                            epoch: a.epoch,
+                            identity,
+                            control: a.control,
+                            lanes: a.lanes,
+                            lane_capacity: a.lane_capacity,
+                            capacity: a.capacity,
+                            draining: false,
+                            partial: [None; 4],
+                        });
+                        self.notify_sys_agents(a.slot, agentbus::AgentStatus::Active);
+                    }
+                    let _ = ack.send(());
+                }
+                Command::RemoveAgent { slot, epoch, drain } => {
+                    let matches = self
+                        .entries
+                        .get(slot as usize)
+                        .and_then(|e| e.as_ref())
+                        .is_some_and(|e| e.epoch == epoch);
+                    if matches {
+                        if drain {
+                            if let Some(e) = self.entries[slot as usize].as_mut() {
+                                e.draining = true;
+                            }
+                        } else {
+                            self.remove(slot, None);
+                        }
+                    }
+                }
+                Command::SetTopic(id, slots, ack) => {
+                    self.routes.set_topic(id, slots);
+                    let _ = ack.send(());
+                }
+                Command::SetCapabilitySet(id, slots, ack) => {
+                    self.routes.set_capset(id, slots);
+                    let _ = ack.send(());
+                }
+                Command::SetType(id, slots, ack) => {
+                    self.routes.set_type(id, slots);
+                    let _ = ack.send(());
+                }
+            }
+        }
+    }
+
+    fn handle_faults(&mut self) {
+        while let Some((slot, why)) = self.faults.pop() {
+            if self.entries[slot as usize].is_some() {
+                tracing::warn!(slot, "detaching a misbehaving agent: {why}");
+                self.counters.faulted += 1;
+                self.remove(slot, Some(why));
+            }
+        }
+    }
+
+    /// Removes draining agents whose outbound lanes are empty.
+    fn finish_drained(&mut self) {
+        for slot in 0..self.entries.len() {
+            let draining = self.entries[slot].as_ref().is_some_and(|e| e.draining);
+            if !draining {
+                continue;
+            }
+            let empty = self.outbound[slot]
+                .as_mut()
+                .is_none_or(|lanes| lanes.iter_mut().all(|l| !matches!(l.peek(), Ok(Some(_)))));
+            if empty {
+                self.remove(slot as u32, None);
+            }
+        }
+    }
+
+    /// Frees a slot: what it never read becomes dead letters, `sys.agents` hears of it, and the
+    /// control thread is told the slot is free.
+    fn remove(&mut self, slot: u32, fault: Option<String>) {
+        let s = slot as usize;
+        // Frames already copied for it this pass must be visible before we read them back.
+        if self.touched_mask[s] != 0 {
+            self.publish_touched();
+        }
+        let Some(entry) = self.entries[s].take() else {
+            return;
+        };
+        self.outbound[s] = None;
+        self.inbound[s] = None;
+        let now_rt = realtime_ns();
+        let layout = agentbus::lanes::LaneLayout {
+            capacity: entry.lane_capacity,
+        };
+        for ring in layout.inbound_rings(&entry.lanes).flatten() {
+            let mut unread = ring.into_consumer_at_head();
+            // Bounded: a lane holds at most capacity / 16 frames.
+            for _ in 0..entry.lane_capacity / 16 {
+                let Ok(Some(frame)) = unread.peek() else {
+                    break;
+                };
+                if let Ok(h) = FrameHeader::parse(frame) {
+                    let end = (agentbus::HEADER_LEN + h.body_len as usize).min(frame.len());
+                    deliver::dead_letter(
+                        &self.links.dead_letters,
+                        &h,
+                        &frame[..end],
+                        Some(slot),
+                        "its recipient left before reading it",
+                        now_rt,
+                    );
+                    self.counters.dead += 1;
+                }
+                unread.pop();
+            }
+        }
+        let _ = self.links.events.send(RouterEvent::Gone {
+            slot,
+            epoch: entry.epoch,
+            fault,
+        });
+        let _ = self.links.waker.wake();
+        self.notify_identity(&entry.identity, slot, agentbus::AgentStatus::Dead);
+    }
+
+    fn notify_sys_agents(&mut self, slot: u32, status: agentbus::AgentStatus) {
+        if let Some(identity) = self.entries[slot as usize]
+            .as_ref()
+            .map(|e| e.identity.clone())
+        {
+            self.notify_identity(&identity, slot, status);
+        }
+    }
+
+    fn notify_identity(
+        &mut self,
+        identity: &agentbus::AgentIdentifier,
+        slot: u32,
+        status: agentbus::AgentStatus,
+    ) {
+        let topic = self.cfg.sys_agents_topic;
+        let subscribers: Vec<u32> = self
+            .routes
+            .topics
+            .get(topic as usize)
+            .map_or(Vec::new(), |v| {
+                v.iter().copied().filter(|&s| s != slot).collect()
+            });
+        deliver::notify_agents_topic(
+            &mut self.inbound,
+            &mut self.touched,
+            &mut self.touched_mask,
+            &mut self.ids,
+            &self.links.dead_letters,
+            &mut self.counters.delivered,
+            &mut self.counters.dead,
+            (topic, &subscribers),
+            identity,
+            slot,
+            status,
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! The router's view of agents and routes; the router thread is its only writer.
+
+use std::sync::atomic::Ordering;
+
+use agentbus::control::AgentAddress;
+use agentbus::lanes::word;
+use agentbus::{AgentIdentifier, FrameHeader, RouteKind};
+use agentbus_ipc::ring::Producer;
+use agentbus_ipc::words::WordTable;
+use agentbus_ipc::Region;
+
+/// Up to 256 slots, as a bitset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotSet([u64; 4]);
+
+impl SlotSet {
+    /// Adds a slot.
+    pub fn insert(&mut self, slot: u32) {
+        self.0[(slot / 64) as usize % 4] |= 1 << (slot % 64);
+    }
+
+    /// Whether a slot is in.
+    pub fn contains(&self, slot: u32) -> bool {
+        self.0[(slot / 64) as usize % 4] & (1 << (slot % 64)) != 0
+    }
+}
+
+/// A frame some destinations of which were full: who has it already.
+#[derive(Debug, Clone, Copy)]
+pub struct Partial {
+    /// The source lane position of the frame.
+    pub position: u64,
+    /// Slots delivered to.
+    pub done: SlotSet,
+}
+
+/// One attached agent, as the router sees it.
+#[derive(Debug)]
+pub struct Entry {
+    /// Epoch.
+    pub epoch: u32,
+    /// Identity.
+    pub identity: AgentIdentifier,
+    /// Control block (heartbeat, load), written by the agent: untrusted numbers.
+    pub control: WordTable,
+    /// Its lane segment.
+    pub lanes: Region,
+    /// Bytes per lane.
+    pub lane_capacity: usize,
+    /// Declared capacity.
+    pub capacity: u32,
+    /// Its connection closed: deliver what it committed, then remove it.
+    pub draining: bool,
+    /// Fan-out progress per outbound lane.
+    pub partial: [Option<Partial>; 4],
+}
+
+/// Routes by id: topic subscribers, capability-set candidates, type members.
+#[derive(Debug, Default)]
+pub struct Routes {
+    /// Subscribers by topic id.
+    pub topics: Vec<Vec<u32>>,
+    /// Candidates by capability-set id.
+    pub capsets: Vec<Vec<u32>>,
+    /// Members by type id.
+    pub types: Vec<Vec<u32>>,
+}
+
+fn set(list: &mut Vec<Vec<u32>>, id: u64, slots: Vec<u32>) {
+    let id = id as usize;
+    if list.len() <= id {
+        list.resize_with(id + 1, Vec::new);
+    }
+    list[id] = slots;
+}
+
+impl Routes {
+    /// Sets a topic's subscribers.
+    pub fn set_topic(&mut self, id: u64, slots: Vec<u32>) {
+        set(&mut self.topics, id, slots);
+    }
+
+    /// Sets a capability set's candidates.
+    pub fn set_capset(&mut self, id: u64, slots: Vec<u32>) {
+        set(&mut self.capsets, id, slots);
+    }
+
+    /// Sets a type's members.
+    pub fn set_type(&mut self, id: u64, slots: Vec<u32>) {
+        set(&mut self.types, id, slots);
+    }
+}
+
+/// Why a frame has no destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unroutable {
+    /// The agent named is not attached (or restarted under a new epoch).
+    NoSuchAgent,
+    /// Nobody subscribes to the topic.
+    NoSubscribers,
+    /// No live agent has the capabilities, or all are at capacity.
+    NoCapableAgent,
+    /// No live agent of the type is under capacity.
+    NoAgentOfType,
+    /// Nobody else is attached.
+    NobodyElse,
+}
+
+impl Unroutable {
+    /// A sentence for the dead letter and the error sent back.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unroutable::NoSuchAgent => {
+                "no such agent: it is not attached, or restarted since its address was resolved"
+            }
+            Unroutable::NoSubscribers => "no subscribers for the topic",
+            Unroutable::NoCapableAgent => {
+                "no live agent has every required capability and room for more work"
+            }
+            Unroutable::NoAgentOfType => "no live agent of that type is under its capacity",
+            Unroutable::NobodyElse => "no other agent is attached",
+        }
+    }
+}
+
+/// What resolution reads: the agents, the routes, and the inbound lanes (for backlog).
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// Agents by slot.
+    pub entries: &'a [Option<Entry>],
+    /// Routes.
+    pub routes: &'a Routes,
+    /// Inbound lanes by slot.
+    pub inbound: &'a [Option<Vec<Producer>>],
+}
+
+impl View<'_> {
+    fn live(&self, slot: u32) -> Option<&Entry> {
+        self.entries.get(slot as usize)?.as_ref()
+    }
+
+    /// Whether `slot` may be given new work: attached, not leaving, beating, under capacity.
+    fn available(&self, slot: u32, now_mono: u64, heartbeat_timeout_ns: u64) -> Option<u64> {
+        let e = self.live(slot)?;
+        if e.draining {
+            return None;
+        }
+        // Acquire pairs with the agent's Release store of its heartbeat.
+        let beat = e.control.load(word::HEARTBEAT, Ordering::Acquire);
+        if now_mono.saturating_sub(beat) > heartbeat_timeout_ns {
+            return None; // UNRESPONSIVE: avoided until it beats again
+        }
+        let load = e.control.load(word::LOAD, Ordering::Relaxed);
+        (load < e.capacity as u64).then_some(load)
+    }
+
+    fn least_loaded(&self, candidates: &[u32], now_mono: u64, hb_timeout: u64) -> Option<u32> {
+        let mut best: Option<(u64, u64, u32)> = None;
+        for &slot in candidates {
+            if let Some(load) = self.available(slot, now_mono, hb_timeout) {
+                // Ties go to the agent with the least waiting in its inbound lanes.
+                let backlog = self
+                    .inbound
+                    .get(slot as usize)
+                    .and_then(|l| l.as_ref())
+                    .map_or(0, |lanes| lanes.iter().map(|l| l.backlog_hint()).sum());
+                if best.is_none_or(|(l, b, _)| (load, backlog) < (l, b)) {
+                    best = Some((load, backlog, slot));
+                }
+            }
+        }
+        best.map(|(_, _, slot)| slot)
+    }
+
+    /// The destinations of a frame from `source`, into `out` (cleared first).
+    pub fn resolve(
+        &self,
+        header: &FrameHeader,
+        source: u32,
+        now_mono: u64,
+        heartbeat_timeout_ns: u64,
+        out: &mut Vec<u32>,
+    ) -> Result<(), Unroutable> {
+        out.clear();
+        match header.route {
+            RouteKind::Agent | RouteKind::Multicast => {
+                let a = AgentAddress::from_destination(header.destination);
+                match self.live(a.slot) {
+                    Some(e) if e.epoch == a.epoch => out.push(a.slot),
+                    _ => return Err(Unroutable::NoSuchAgent),
+                }
+            }
+            RouteKind::Topic => {
+                let subs = self
+                    .routes
+                    .topics
+                    .get(header.destination as usize)
+                    .map_or(&[][..], |v| v);
+                out.extend(subs.iter().copied().filter(|&s| self.live(s).is_some()));
+                if out.is_empty() {
+                    return Err(Unroutable::NoSubscribers);
+                }
+            }
+            RouteKind::Capability => {
+                let c = self
+                    .routes
+                    .capsets
+                    .get(header.destination as usize)
+                    .map_or(&[][..], |v| v);
+                out.push(
+                    self.least_loaded(c, now_mono, heartbeat_timeout_ns)
+                        .ok_or(Unroutable::NoCapableAgent)?,
+                );
+            }
+            RouteKind::LoadBalanced => {
+                let c = self
+                    .routes
+                    .types
+                    .get(header.destination as usize)
+                    .map_or(&[][..], |v| v);
+                out.push(
+                    self.least_loaded(c, now_mono, heartbeat_timeout_ns)
+                        .ok_or(Unroutable::NoAgentOfType)?,
+                );
+            }
+            RouteKind::Broadcast => {
+                out.extend(
+                    (0..self.entries.len() as u32)
+                        .filter(|&s| s != source && self.live(s).is_some_and(|e| !e.draining)),
+                );
+                if out.is_empty() {
+                    return Err(Unroutable::NobodyElse);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+//! An embedded agentd per test (its own bus name and socket directory) and agents attached to it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agentbus::client::{Agent, AttachOptions};
+use agentbus::*;
+use agentd::{Config, Daemon};
+
+pub struct TestBus {
+    pub daemon: Daemon,
+    pub bus: String,
+    pub dir: PathBuf,
+}
+
+pub fn config(name: &str) -> Config {
+    let bus = format!("t-{name}-{}", std::process::id());
+    let mut cfg = Config::new(&bus);
+    cfg.socket_dir = std::env::temp_dir().join(format!("agentbus-test-{}", std::process::id()));
+    cfg
+}
+
+pub fn start(name: &str) -> TestBus {
+    start_with(config(name))
+}
+
+pub fn start_with(cfg: Config) -> TestBus {
+    let bus = cfg.bus.clone();
+    let dir = cfg.socket_dir.clone();
+    let daemon = Daemon::start(cfg).expect("agentd starts");
+    TestBus { daemon, bus, dir }
+}
+
+impl TestBus {
+    pub fn options(&self, id: &str, kind: &str) -> AttachOptions {
+        AttachOptions::new(&self.bus, id, kind).socket_dir(&self.dir)
+    }
+
+    pub fn attach(&self, id: &str, kind: &str) -> Agent {
+        Agent::attach(self.options(id, kind)).expect("attach")
+    }
+}
+
+pub fn note(from: &Agent, seq: i64) -> Message {
+    Message::notification(
+        from.identity(),
+        Notification {
+            event: "test".into(),
+            data: record! { "seq" => seq },
+        },
+    )
+}
+
+/// The `seq` of a received test note.
+pub fn seq_of(d: &agentbus::client::Delivery<'_>) -> i64 {
+    match d.to_message().body.payload {
+        Payload::Notification(n) => match n.data.get("seq") {
+            Some(Value::Int(s)) => *s,
+            other => panic!("no seq: {other:?}"),
+        },
+        other => panic!("not a note: {other:?}"),
+    }
+}
+
+/// Receives up to `n` notes' seqs, waiting at most `timeout` for each.
+pub fn recv_seqs(agent: &mut Agent, n: usize, timeout: Duration) -> Vec<i64> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match agent.recv_timeout(timeout).expect("recv") {
+            Some(d) => out.push(seq_of(&d)),
+            None => break,
+        }
+    }
+    out
+}
+
+/// Asserts nothing more arrives within `wait`.
+pub fn assert_quiet(agent: &mut Agent, wait: Duration) {
+    if let Some(d) = agent.recv_timeout(wait).expect("recv") {
+        panic!("unexpected message: {:?}", d.to_message());
+    }
+}

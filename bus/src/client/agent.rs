@@ -1,0 +1,548 @@
+//! The agent handle every communication pattern uses.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use agentbus_ipc::clock::{monotonic_ns, realtime_ns};
+use agentbus_ipc::ring::{Consumer, Producer};
+use agentbus_ipc::segment::MemfdSegment;
+use agentbus_ipc::wait::{WaitError, WaitStrategy};
+use agentbus_ipc::words::{SharedDoorbell, WordTable};
+
+use super::conn::ControlConn;
+use super::{AttachOptions, ClientError, Delivery};
+use crate::codec::{decode, encode, header_for, Envelope, Route};
+use crate::control::{
+    AgentAddress, AgentInfo, AttachInfo, AttachRequest, BusStats, DeadLetterInfo, Refused, Request,
+    Response, TopicInfo, PROTOCOL_VERSION,
+};
+use crate::error::{CommunicationError, EncodeError};
+use crate::ids::{IdGenerator, MessageId};
+use crate::kinds::RouteKind;
+use crate::lanes::{self, PRIORITIES};
+use crate::message::Message;
+use crate::paths;
+
+/// How many `try_recv` calls between heartbeat clock checks.
+const RECV_CALLS_PER_BEAT_CHECK: u32 = 256;
+
+/// An agent attached to a bus.
+///
+/// ```no_run
+/// use agentbus::client::{Agent, AttachOptions};
+/// use agentbus::{AgentIdentifier, Message, Notification};
+///
+/// let mut feed = Agent::attach(AttachOptions::new("demo", "feed-1", "market_data")).unwrap();
+/// let tick = Message::notification(feed.identity(), Notification {
+///     event: "tick".into(),
+///     ..Default::default()
+/// });
+/// feed.publish("market.AAPL", &tick).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Agent {
+    options: AttachOptions,
+    conn: ControlConn,
+    info: AttachInfo,
+    _lanes: MemfdSegment,
+    _router_bell: MemfdSegment,
+    outbound: Vec<Producer>,
+    inbound: Vec<Consumer>,
+    control: WordTable,
+    bell: SharedDoorbell,
+    ids: IdGenerator,
+    agents: HashMap<String, AgentAddress>,
+    topics: HashMap<String, u64>,
+    capsets: HashMap<Vec<String>, u64>,
+    types: HashMap<String, u64>,
+    recv_calls: u32,
+    last_beat: u64,
+}
+
+fn unexpected(r: Response) -> ClientError {
+    match r {
+        Response::Refused(Refused { kind, message }) => ClientError::Refused { kind, message },
+        other => ClientError::Protocol(format!("{other:?}")),
+    }
+}
+
+fn encode_error(e: EncodeError) -> CommunicationError {
+    e.into()
+}
+
+impl Agent {
+    /// Connects to the bus's agentd, attaches, and maps this agent's lanes.
+    pub fn attach(options: AttachOptions) -> Result<Agent, ClientError> {
+        let dir = options
+            .socket_dir
+            .clone()
+            .unwrap_or_else(paths::default_socket_dir);
+        let path = paths::socket_path(&dir, &options.bus);
+        let mut conn = ControlConn::connect(&path, &options.bus, options.control_timeout)?;
+        let (response, mut fds) = conn.call(&Request::Attach(AttachRequest {
+            protocol: PROTOCOL_VERSION,
+            agent_id: options.agent_id.clone(),
+            agent_type: options.agent_type.clone(),
+            instance_id: options.instance_id.clone(),
+            capabilities: options.capabilities.clone(),
+            max_capacity: options.max_capacity,
+        }))?;
+        let info = match response {
+            Response::Attached(info) => info,
+            other => return Err(unexpected(other)),
+        };
+        if fds.len() != 2 {
+            return Err(ClientError::BadLanes(format!(
+                "expected 2 descriptors (lanes, router doorbell), got {}",
+                fds.len()
+            )));
+        }
+        let bell_fd = fds.pop().expect("two descriptors");
+        let lanes_fd = fds.pop().expect("two descriptors");
+        let bad = |e: &dyn std::fmt::Display| ClientError::BadLanes(e.to_string());
+        let lanes_seg = MemfdSegment::open(lanes_fd, lanes::CONTROL_BLOCK).map_err(|e| bad(&e))?;
+        let router_bell_seg = MemfdSegment::open(bell_fd, 8).map_err(|e| bad(&e))?;
+        let region = lanes_seg.region();
+        let layout = lanes::check(&region).map_err(|e| bad(&e))?;
+        let router_bell = SharedDoorbell::new(router_bell_seg.region())
+            .ok_or_else(|| bad(&"router doorbell misaligned"))?;
+        let mut outbound = Vec::with_capacity(PRIORITIES);
+        for ring in layout.outbound_ring(&region) {
+            let mut producer = ring.map_err(|e| bad(&e))?.into_producer();
+            producer.set_wake(router_bell.clone());
+            outbound.push(producer);
+        }
+        let mut inbound = Vec::with_capacity(PRIORITIES);
+        for ring in layout.inbound_rings(&region) {
+            inbound.push(ring.map_err(|e| bad(&e))?.into_consumer());
+        }
+        let control = lanes::control_block(&region);
+        let bell = lanes::agent_bell(&region);
+        let mut agent = Agent {
+            options,
+            conn,
+            info,
+            _lanes: lanes_seg,
+            _router_bell: router_bell_seg,
+            outbound,
+            inbound,
+            control,
+            bell,
+            ids: IdGenerator::new(),
+            agents: HashMap::new(),
+            topics: HashMap::new(),
+            capsets: HashMap::new(),
+            types: HashMap::new(),
+            recv_calls: 0,
+            last_beat: 0,
+        };
+        agent.beat();
+        Ok(agent)
+    }
+
+    /// This agent's identifier, for the `from` of its messages.
+    pub fn identity(&self) -> crate::body::AgentIdentifier {
+        crate::body::AgentIdentifier {
+            agent_id: self.options.agent_id.clone(),
+            agent_type: self.options.agent_type.clone(),
+            instance_id: self.options.instance_id.clone(),
+        }
+    }
+
+    /// The slot agentd gave this agent (the router stamps it as the source of what it sends).
+    pub fn slot(&self) -> u32 {
+        self.info.slot
+    }
+
+    /// Detaches cleanly: agentd delivers what this agent sent, then frees its slot.
+    pub fn detach(mut self) -> Result<(), ClientError> {
+        match self.conn.call(&Request::Detach)?.0 {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn control_call(&mut self, request: Request) -> Result<Response, ClientError> {
+        Ok(self.conn.call(&request)?.0)
+    }
+
+    fn id_call(&mut self, request: Request) -> Result<u64, ClientError> {
+        match self.control_call(request)? {
+            Response::Id(id) => Ok(id),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Stamps this agent's heartbeat (agentd marks an agent UNRESPONSIVE when it goes stale).
+    /// `recv_timeout` and `try_recv` call it for you.
+    pub fn beat(&mut self) {
+        let now = monotonic_ns();
+        // Release: pairs with agentd's Acquire load when it judges liveness.
+        self.control
+            .store(lanes::word::HEARTBEAT, now, Ordering::Release);
+        self.last_beat = now;
+    }
+
+    fn maybe_beat(&mut self) {
+        self.recv_calls = self.recv_calls.wrapping_add(1);
+        if self.recv_calls % RECV_CALLS_PER_BEAT_CHECK == 0 {
+            let interval = self.info.heartbeat_interval_ms as u64 * 1_000_000 / 2;
+            if monotonic_ns().saturating_sub(self.last_beat) > interval {
+                self.beat();
+            }
+        }
+    }
+
+    /// Reports how many tasks this agent holds (load-balanced routing prefers the least loaded).
+    pub fn set_load(&mut self, load: u32) {
+        self.control
+            .store(lanes::word::LOAD, load as u64, Ordering::Relaxed);
+    }
+
+    fn send_routed(
+        &mut self,
+        route: Route,
+        message: &Message,
+    ) -> Result<MessageId, CommunicationError> {
+        let mut header = header_for(message, route, 0);
+        if header.message_id.is_none() {
+            header.message_id = self.ids.next_id();
+        }
+        header.timestamp_ns = realtime_ns();
+        let lane = &mut self.outbound[message.priority as usize];
+        encode(lane, &header, &message.body).map_err(encode_error)?;
+        Ok(header.message_id)
+    }
+
+    fn address(&mut self, agent_id: &str) -> Result<AgentAddress, CommunicationError> {
+        if let Some(a) = self.agents.get(agent_id) {
+            return Ok(*a);
+        }
+        match self
+            .control_call(Request::ResolveAgent(agent_id.into()))
+            .map_err(CommunicationError::from)?
+        {
+            Response::Agent(a) => {
+                self.agents.insert(agent_id.into(), a);
+                Ok(a)
+            }
+            Response::Refused(r) => Err(CommunicationError::AgentUnreachable {
+                agent: agent_id.into(),
+                reason: r.message,
+            }),
+            other => Err(ClientError::Protocol(format!("{other:?}")).into()),
+        }
+    }
+
+    /// Forgets the cached address of `agent_id` (after it restarted under a new epoch).
+    pub fn forget(&mut self, agent_id: &str) {
+        self.agents.remove(agent_id);
+    }
+
+    /// Sends `message` to the agent `to` (unicast). Fails at once with `QueueFull` if this
+    /// agent's outbound lane for the message's priority is full.
+    pub fn send(&mut self, to: &str, message: &Message) -> Result<MessageId, CommunicationError> {
+        let a = self.address(to)?;
+        self.send_routed(
+            Route {
+                kind: RouteKind::Agent,
+                destination: a.destination(),
+            },
+            message,
+        )
+    }
+
+    /// As [`Agent::send`], waiting up to `timeout` for room instead of failing with `QueueFull`.
+    pub fn send_blocking(
+        &mut self,
+        to: &str,
+        message: &Message,
+        timeout: Duration,
+    ) -> Result<MessageId, CommunicationError> {
+        let deadline = Instant::now() + timeout;
+        let wait = self.options.wait;
+        loop {
+            match self.send(to, message) {
+                Err(CommunicationError::QueueFull { .. }) if Instant::now() < deadline => {
+                    let r: Result<(), WaitError<()>> = wait.wait_for(
+                        None,
+                        Some(deadline.min(Instant::now() + Duration::from_micros(200))),
+                        || Ok(None),
+                    );
+                    let _ = r;
+                }
+                Err(CommunicationError::QueueFull { .. }) => {
+                    return Err(CommunicationError::Timeout {
+                        what: format!("room in the outbound lane to send to {to}"),
+                        after: timeout,
+                    })
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends one copy of `message` to each of `to` (multicast), all with the same id.
+    pub fn send_multicast(
+        &mut self,
+        to: &[&str],
+        message: &Message,
+    ) -> Result<MessageId, CommunicationError> {
+        let mut id = message.id;
+        if id.is_none() {
+            id = self.ids.next_id();
+        }
+        let addresses: Vec<AgentAddress> = to
+            .iter()
+            .map(|t| self.address(t))
+            .collect::<Result<_, _>>()?;
+        let mut m = message.clone();
+        m.id = id;
+        for a in addresses {
+            self.send_routed(
+                Route {
+                    kind: RouteKind::Multicast,
+                    destination: a.destination(),
+                },
+                &m,
+            )?;
+        }
+        Ok(id)
+    }
+
+    /// Creates topic `name` if it does not exist; returns its id.
+    pub fn create_topic(&mut self, name: &str) -> Result<u64, ClientError> {
+        if let Some(&id) = self.topics.get(name) {
+            return Ok(id);
+        }
+        let id = self.id_call(Request::CreateTopic(name.into()))?;
+        self.topics.insert(name.into(), id);
+        Ok(id)
+    }
+
+    /// Publishes `message` to every subscriber of `topic` (creating the topic if needed).
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        message: &Message,
+    ) -> Result<MessageId, CommunicationError> {
+        let id = self.create_topic(topic)?;
+        self.send_routed(
+            Route {
+                kind: RouteKind::Topic,
+                destination: id,
+            },
+            message,
+        )
+    }
+
+    /// Subscribes to `pattern` (exact, `*` for one segment, trailing `>` for the rest). When
+    /// this returns, every later publish to a matching topic reaches this agent.
+    pub fn subscribe(&mut self, pattern: &str) -> Result<u64, ClientError> {
+        self.id_call(Request::Subscribe(pattern.into()))
+    }
+
+    /// Ends a subscription.
+    pub fn unsubscribe(&mut self, subscription: u64) -> Result<(), ClientError> {
+        match self.control_call(Request::Unsubscribe(subscription))? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends `message` to the least-loaded live agent having every capability in
+    /// `capabilities` (the spec's capability-based routing).
+    pub fn send_by_capability(
+        &mut self,
+        capabilities: &[&str],
+        message: &Message,
+    ) -> Result<MessageId, CommunicationError> {
+        let mut key: Vec<String> = capabilities.iter().map(|c| c.to_string()).collect();
+        key.sort();
+        key.dedup();
+        let id = match self.capsets.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.id_call(Request::InternCapabilities(key.clone()))?;
+                self.capsets.insert(key, id);
+                id
+            }
+        };
+        self.send_routed(
+            Route {
+                kind: RouteKind::Capability,
+                destination: id,
+            },
+            message,
+        )
+    }
+
+    /// Sends `message` to the least-loaded ACTIVE agent of `agent_type` under its capacity
+    /// (the spec's load-balanced routing).
+    pub fn send_to_type(
+        &mut self,
+        agent_type: &str,
+        message: &Message,
+    ) -> Result<MessageId, CommunicationError> {
+        let id = match self.types.get(agent_type) {
+            Some(&id) => id,
+            None => {
+                let id = self.id_call(Request::InternType(agent_type.into()))?;
+                self.types.insert(agent_type.into(), id);
+                id
+            }
+        };
+        self.send_routed(
+            Route {
+                kind: RouteKind::LoadBalanced,
+                destination: id,
+            },
+            message,
+        )
+    }
+
+    /// Sends `message` to every other attached agent.
+    pub fn broadcast(&mut self, message: &Message) -> Result<MessageId, CommunicationError> {
+        self.send_routed(
+            Route {
+                kind: RouteKind::Broadcast,
+                destination: 0,
+            },
+            message,
+        )
+    }
+
+    fn ready_lane(inbound: &mut [Consumer]) -> Option<usize> {
+        // Errors count as ready, so that `try_recv` reports them.
+        inbound
+            .iter_mut()
+            .position(|lane| !matches!(lane.peek(), Ok(None)))
+    }
+
+    /// The next message, most urgent lane first, read in place; `None` if there is none.
+    pub fn try_recv(&mut self) -> Result<Option<Delivery<'_>>, CommunicationError> {
+        self.maybe_beat();
+        let Some(p) = Agent::ready_lane(&mut self.inbound) else {
+            return Ok(None);
+        };
+        let guard = match self.inbound[p].read() {
+            Ok(Some(g)) => g,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                return Err(CommunicationError::InvalidFormat {
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let header = match decode(guard.bytes()) {
+            Ok(env) => env.header,
+            Err(e) => return Err(e.into()), // dropping the guard skips the bad frame
+        };
+        Ok(Some(Delivery { guard, header }))
+    }
+
+    /// The next message, waiting up to `timeout` (parking, spinning or backing off as
+    /// configured). `None` when the time runs out.
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Delivery<'_>>, CommunicationError> {
+        let deadline = Instant::now() + timeout;
+        let beat_every =
+            Duration::from_millis(self.info.heartbeat_interval_ms.max(1) as u64 / 2 + 1);
+        loop {
+            if Agent::ready_lane(&mut self.inbound).is_some() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let inbound = &mut self.inbound;
+            let r: Result<(), WaitError<()>> = self.options.wait.wait_for(
+                Some(self.bell.bell()),
+                Some(deadline.min(now + beat_every)),
+                || Ok(Agent::ready_lane(inbound).map(|_| ())),
+            );
+            if r.is_err() {
+                self.beat();
+            }
+        }
+        self.try_recv()
+    }
+
+    /// The next message, waiting as long as it takes.
+    pub fn recv(&mut self) -> Result<Delivery<'_>, CommunicationError> {
+        loop {
+            if Agent::ready_lane(&mut self.inbound).is_some() {
+                break;
+            }
+            let inbound = &mut self.inbound;
+            let beat_every =
+                Duration::from_millis(self.info.heartbeat_interval_ms.max(1) as u64 / 2 + 1);
+            let r: Result<(), WaitError<()>> = self.options.wait.wait_for(
+                Some(self.bell.bell()),
+                Some(Instant::now() + beat_every),
+                || Ok(Agent::ready_lane(inbound).map(|_| ())),
+            );
+            if r.is_err() {
+                self.beat();
+            }
+        }
+        self.try_recv()?
+            .ok_or_else(|| CommunicationError::InvalidFormat {
+                reason: "a frame vanished between its arrival and its read".into(),
+            })
+    }
+
+    /// Hands every message waiting now (up to `max`) to `handler`, in place, most urgent
+    /// first. Returns how many were handled.
+    pub fn poll(
+        &mut self,
+        max: usize,
+        mut handler: impl FnMut(&Envelope<'_>),
+    ) -> Result<usize, CommunicationError> {
+        let mut n = 0;
+        while n < max {
+            match self.try_recv()? {
+                Some(d) => handler(&d.envelope()),
+                None => break,
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Every attached agent.
+    pub fn list_agents(&mut self) -> Result<Vec<AgentInfo>, ClientError> {
+        match self.control_call(Request::ListAgents)? {
+            Response::Agents(a) => Ok(a),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every topic.
+    pub fn list_topics(&mut self) -> Result<Vec<TopicInfo>, ClientError> {
+        match self.control_call(Request::ListTopics)? {
+            Response::Topics(t) => Ok(t),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Bus counters.
+    pub fn stats(&mut self) -> Result<BusStats, ClientError> {
+        match self.control_call(Request::Stats)? {
+            Response::Stats(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The dead-letter queue, oldest first.
+    pub fn dead_letters(&mut self) -> Result<Vec<DeadLetterInfo>, ClientError> {
+        match self.control_call(Request::DeadLetters)? {
+            Response::DeadLetters(d) => Ok(d),
+            other => Err(unexpected(other)),
+        }
+    }
+}

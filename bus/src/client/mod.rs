@@ -1,0 +1,15 @@
+//! The client: attach to a bus, send, publish, subscribe, receive.
+//!
+//! The caller's thread drives everything (`send`, `recv`, `poll`): no hidden threads on the
+//! data path. See [`Agent`].
+
+mod agent;
+mod conn;
+mod delivery;
+mod error;
+mod options;
+
+pub use agent::Agent;
+pub use delivery::Delivery;
+pub use error::ClientError;
+pub use options::AttachOptions;

@@ -1,0 +1,346 @@
+//! The control protocol between agents (and tools) and agentd, over its Unix socket.
+//!
+//! Each message is a 4-byte little-endian length and an rkyv archive of a [`Request`] or a
+//! [`Response`]. An `Attached` response carries two descriptors (`SCM_RIGHTS`): the agent's
+//! lane segment and the router's doorbell.
+
+// rkyv's derive generates public `*Resolver` types without Debug; every type written here
+// derives Debug.
+#![allow(missing_debug_implementations)]
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::kinds::{MessageType, RouteKind};
+use crate::payload::AgentStatus;
+
+/// The protocol version; both sides must speak the same.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The largest control message accepted.
+pub const MAX_CONTROL_MESSAGE: usize = 1 << 20;
+
+/// What an agent asks to attach as.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct AttachRequest {
+    /// [`PROTOCOL_VERSION`] of the client.
+    pub protocol: u32,
+    /// Unique on the bus.
+    pub agent_id: String,
+    /// Its type (load-balanced routing picks by type).
+    pub agent_type: String,
+    /// Which instance.
+    pub instance_id: Option<String>,
+    /// What it can do (capability routing).
+    pub capabilities: Vec<String>,
+    /// How many tasks it can hold (load-balanced routing keeps it under this).
+    pub max_capacity: u32,
+}
+
+/// A request to agentd.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub enum Request {
+    /// Attach as an agent: answered with `Attached` and the lane segment.
+    Attach(AttachRequest),
+    /// Detach cleanly (closing the socket does the same).
+    Detach,
+    /// The slot and epoch of the live agent with this id.
+    ResolveAgent(String),
+    /// Creates the topic of this name (`market.AAPL`) if needed; answered with its id.
+    CreateTopic(String),
+    /// Subscribes this agent to a pattern: exact names, `*` (one segment) or a trailing `>`
+    /// (the rest); answered with the subscription's id.
+    Subscribe(String),
+    /// Ends the subscription with this id.
+    Unsubscribe(u64),
+    /// The id of this set of capabilities (order does not matter), for capability routing.
+    InternCapabilities(Vec<String>),
+    /// The id of this agent type, for load-balanced routing.
+    InternType(String),
+    /// Every attached agent.
+    ListAgents,
+    /// Every topic.
+    ListTopics,
+    /// Bus counters.
+    Stats,
+    /// The dead-letter queue.
+    DeadLetters,
+}
+
+/// Where an attached agent lives.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct AttachInfo {
+    /// Its slot.
+    pub slot: u32,
+    /// The slot's epoch.
+    pub epoch: u32,
+    /// How often it should beat, in ms.
+    pub heartbeat_interval_ms: u32,
+}
+
+/// One agent, as listed.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// Slot.
+    pub slot: u32,
+    /// Epoch.
+    pub epoch: u32,
+    /// Id.
+    pub agent_id: String,
+    /// Type.
+    pub agent_type: String,
+    /// Instance.
+    pub instance_id: Option<String>,
+    /// Capabilities.
+    pub capabilities: Vec<String>,
+    /// Status.
+    pub status: AgentStatus,
+    /// Reported load.
+    pub load: u32,
+    /// Declared capacity.
+    pub capacity: u32,
+    /// Process id, from `SO_PEERCRED`.
+    pub pid: i32,
+    /// User id, from `SO_PEERCRED`.
+    pub uid: u32,
+}
+
+/// One topic, as listed.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct TopicInfo {
+    /// Its id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// How many agents receive it.
+    pub subscribers: u32,
+}
+
+/// Bus counters.
+#[derive(Debug, Clone, PartialEq, Default, Archive, Serialize, Deserialize)]
+pub struct BusStats {
+    /// Router passes.
+    pub passes: u64,
+    /// Frames read from outbound lanes.
+    pub frames_in: u64,
+    /// Copies written to inbound lanes.
+    pub delivered: u64,
+    /// Copies (or frames) dead-lettered.
+    pub dead_lettered: u64,
+    /// Agents detached for writing malformed frames.
+    pub faulted: u64,
+    /// Agents attached now.
+    pub agents: u32,
+}
+
+/// One dead letter, as listed.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct DeadLetterInfo {
+    /// The message's id.
+    pub message_id: u128,
+    /// Its type.
+    pub message_type: MessageType,
+    /// Its route.
+    pub route: RouteKind,
+    /// Its sender's slot.
+    pub source_slot: u32,
+    /// The slot it was for, when known.
+    pub destination_slot: Option<u32>,
+    /// Why it is dead.
+    pub reason: String,
+    /// When it was dead-lettered, ns since the epoch.
+    pub at_ns: u64,
+    /// Bytes of the frame (kept for replay).
+    pub frame_len: u32,
+}
+
+/// Why agentd refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Archive, Serialize, Deserialize)]
+#[rkyv(derive(Debug))]
+pub enum Refusal {
+    /// The peer's uid/gid is not allowed.
+    Unauthorized,
+    /// An agent with that id is attached already.
+    AlreadyAttached,
+    /// The request needs an attached agent.
+    NotAttached,
+    /// The protocol versions differ.
+    VersionMismatch,
+    /// A malformed or impossible request.
+    BadRequest,
+    /// No agent by that id.
+    NoSuchAgent,
+    /// No free slot, or lanes could not be created.
+    NoRoom,
+    /// agentd is shutting down.
+    ShuttingDown,
+}
+
+/// agentd's answer.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub enum Response {
+    /// Attached; the lane segment and the router doorbell come with it.
+    Attached(AttachInfo),
+    /// Done.
+    Done,
+    /// A live agent's address.
+    Agent(AgentAddress),
+    /// An id (topic, subscription, capability set, type).
+    Id(u64),
+    /// Attached agents.
+    Agents(Vec<AgentInfo>),
+    /// Topics.
+    Topics(Vec<TopicInfo>),
+    /// Counters.
+    Stats(BusStats),
+    /// Dead letters, oldest first.
+    DeadLetters(Vec<DeadLetterInfo>),
+    /// Refused, with what to do about it.
+    Refused(Refused),
+}
+
+/// Where a live agent is: its slot and the slot's epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct AgentAddress {
+    /// Slot.
+    pub slot: u32,
+    /// Epoch.
+    pub epoch: u32,
+}
+
+impl AgentAddress {
+    /// The destination id the router expects for agent routes: epoch above, slot below.
+    pub fn destination(self) -> u64 {
+        (self.epoch as u64) << 32 | self.slot as u64
+    }
+
+    /// The address a destination id names.
+    pub fn from_destination(destination: u64) -> AgentAddress {
+        AgentAddress {
+            slot: destination as u32,
+            epoch: (destination >> 32) as u32,
+        }
+    }
+}
+
+/// A refusal.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct Refused {
+    /// Why.
+    pub kind: Refusal,
+    /// A sentence that says what to do.
+    pub message: String,
+}
+
+/// Encodes a control message with its length prefix.
+pub fn encode_frame<T>(message: &T) -> Vec<u8>
+where
+    T: for<'a> Serialize<
+        rkyv::api::high::HighSerializer<
+            AlignedVec,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rancor::Error,
+        >,
+    >,
+{
+    let body = rkyv::to_bytes::<rancor::Error>(message).expect("control messages always serialize");
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Accumulates bytes from a stream and yields whole control messages.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    /// Adds bytes read from the socket.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole message's bytes (aligned for rkyv), `Ok(None)` if incomplete, or an error
+    /// for a length over [`MAX_CONTROL_MESSAGE`].
+    pub fn next_frame(&mut self) -> Result<Option<AlignedVec>, String> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > MAX_CONTROL_MESSAGE {
+            return Err(format!(
+                "control message of {len} bytes exceeds the limit of {MAX_CONTROL_MESSAGE}"
+            ));
+        }
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let mut frame = AlignedVec::with_capacity(len);
+        frame.extend_from_slice(&self.buf[4..4 + len]);
+        self.buf.drain(..4 + len);
+        Ok(Some(frame))
+    }
+}
+
+/// Decodes a request, validating it.
+pub fn decode_request(bytes: &[u8]) -> Result<Request, String> {
+    rkyv::from_bytes::<Request, rancor::Error>(bytes).map_err(|e| format!("bad request: {e}"))
+}
+
+/// Decodes a response, validating it.
+pub fn decode_response(bytes: &[u8]) -> Result<Response, String> {
+    rkyv::from_bytes::<Response, rancor::Error>(bytes).map_err(|e| format!("bad response: {e}"))
+}
+
+/// Whether topic `name` matches subscription `pattern`: segments split on `.`, `*` matches one
+/// segment, a final `>` matches one or more.
+pub fn topic_matches(pattern: &str, name: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut n = name.split('.');
+    loop {
+        match (p.next(), n.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_like_nats_subjects() {
+        assert!(topic_matches("market.AAPL", "market.AAPL"));
+        assert!(topic_matches("market.*", "market.AAPL"));
+        assert!(!topic_matches("market.*", "market.AAPL.bid"));
+        assert!(topic_matches("market.>", "market.AAPL.bid"));
+        assert!(!topic_matches("market.>", "market"));
+        assert!(!topic_matches("market.AAPL", "market.MSFT"));
+        assert!(topic_matches("*.AAPL", "market.AAPL"));
+    }
+
+    #[test]
+    fn frames_round_trip_whole_and_split() {
+        let req = Request::Subscribe("market.>".into());
+        let bytes = encode_frame(&req);
+        let mut r = FrameReader::default();
+        r.push(&bytes[..3]);
+        assert!(r.next_frame().unwrap().is_none());
+        r.push(&bytes[3..]);
+        r.push(&bytes);
+        for _ in 0..2 {
+            let f = r.next_frame().unwrap().unwrap();
+            assert_eq!(decode_request(&f).unwrap(), req);
+        }
+        assert!(r.next_frame().unwrap().is_none());
+        let mut huge = FrameReader::default();
+        huge.push(&u32::MAX.to_le_bytes());
+        assert!(huge.next_frame().is_err());
+    }
+}

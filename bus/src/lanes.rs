@@ -1,0 +1,169 @@
+//! An agent's lane segment: a control block and eight rings, in one memfd created by agentd.
+//!
+//! | offset | what | written by |
+//! | --- | --- | --- |
+//! | 0 | control block words: magic, version, slot, epoch, lane capacity | agentd, at attach |
+//! | 128 | the agent's heartbeat (monotonic ns) | the agent |
+//! | 256 | the agent's doorbell: it sleeps there, agentd rings it | both |
+//! | 384 | the agent's reported load | the agent |
+//! | 4096 | outbound rings, CRITICAL..LOW (agent -> router) | agent produces, router consumes |
+//! | then | inbound rings, CRITICAL..LOW (router -> agent) | router produces, agent consumes |
+
+use std::sync::atomic::Ordering;
+
+use agentbus_ipc::ring::{AttachError, Ring, RingOptions};
+use agentbus_ipc::segment::{CreateError, MemfdSegment};
+use agentbus_ipc::words::{SharedDoorbell, WordTable};
+use agentbus_ipc::Region;
+
+/// Lanes per direction: one per priority.
+pub const PRIORITIES: usize = 4;
+/// Bytes of the control block before the rings.
+pub const CONTROL_BLOCK: usize = 4096;
+const MAGIC: u64 = u64::from_le_bytes(*b"AGBLANES");
+const VERSION: u64 = 1;
+
+/// Word indexes in the control block.
+pub mod word {
+    /// Layout magic.
+    pub const MAGIC: usize = 0;
+    /// Layout version.
+    pub const VERSION: usize = 1;
+    /// The agent's slot.
+    pub const SLOT: usize = 2;
+    /// The slot's epoch.
+    pub const EPOCH: usize = 3;
+    /// Bytes per lane.
+    pub const CAPACITY: usize = 4;
+    /// The agent's last heartbeat, monotonic ns (the agent writes it).
+    pub const HEARTBEAT: usize = 16;
+    /// The agent's reported load (the agent writes it).
+    pub const LOAD: usize = 48;
+}
+
+/// Byte offset of the agent's doorbell in the control block.
+pub const AGENT_BELL: usize = 256;
+
+/// Where things are in a lane segment with lanes of `capacity` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneLayout {
+    /// Bytes per lane (a power of two).
+    pub capacity: usize,
+}
+
+impl LaneLayout {
+    fn ring_size(&self) -> usize {
+        Ring::size_for(self.capacity)
+    }
+
+    /// Byte offset of outbound lane `priority`.
+    pub fn outbound(&self, priority: usize) -> usize {
+        CONTROL_BLOCK + priority * self.ring_size()
+    }
+
+    /// Byte offset of inbound lane `priority`.
+    pub fn inbound(&self, priority: usize) -> usize {
+        CONTROL_BLOCK + (PRIORITIES + priority) * self.ring_size()
+    }
+
+    /// Bytes of the whole segment.
+    pub fn segment_len(&self) -> usize {
+        CONTROL_BLOCK + 2 * PRIORITIES * self.ring_size()
+    }
+
+    fn ring_region(&self, seg: &Region, offset: usize) -> Region {
+        seg.sub(offset, self.ring_size())
+            .expect("the segment holds every lane: its length was checked")
+    }
+
+    /// Outbound ring `priority` of a segment.
+    pub fn outbound_ring(
+        &self,
+        seg: &Region,
+    ) -> impl Iterator<Item = Result<Ring, AttachError>> + '_ {
+        let seg = seg.clone();
+        (0..PRIORITIES).map(move |p| Ring::attach(self.ring_region(&seg, self.outbound(p))))
+    }
+
+    /// Inbound rings of a segment, CRITICAL first.
+    pub fn inbound_rings(
+        &self,
+        seg: &Region,
+    ) -> impl Iterator<Item = Result<Ring, AttachError>> + '_ {
+        let seg = seg.clone();
+        (0..PRIORITIES).map(move |p| Ring::attach(self.ring_region(&seg, self.inbound(p))))
+    }
+}
+
+/// The control block of a lane segment.
+pub fn control_block(seg: &Region) -> WordTable {
+    WordTable::new(
+        seg.sub(0, CONTROL_BLOCK)
+            .expect("segments hold a control block"),
+    )
+    .expect("segments are page-aligned")
+}
+
+/// The agent's doorbell in a lane segment.
+pub fn agent_bell(seg: &Region) -> SharedDoorbell {
+    SharedDoorbell::new(
+        seg.sub(AGENT_BELL, 8)
+            .expect("segments hold a control block"),
+    )
+    .expect("the doorbell offset is aligned")
+}
+
+/// Creates a lane segment for the agent in `slot` (agentd's side).
+pub fn create(layout: LaneLayout, slot: u32, epoch: u32) -> Result<MemfdSegment, CreateError> {
+    let seg = MemfdSegment::create(&format!("agentbus-lanes-{slot}"), layout.segment_len())?;
+    let region = seg.region();
+    for p in 0..PRIORITIES {
+        for offset in [layout.outbound(p), layout.inbound(p)] {
+            Ring::create(
+                layout.ring_region(&region, offset),
+                RingOptions::new(layout.capacity),
+            )
+            .map_err(|_| CreateError::BadSize {
+                size: layout.capacity,
+            })?;
+        }
+    }
+    let cb = control_block(&region);
+    cb.store(word::VERSION, VERSION, Ordering::Relaxed);
+    cb.store(word::SLOT, slot as u64, Ordering::Relaxed);
+    cb.store(word::EPOCH, epoch as u64, Ordering::Relaxed);
+    cb.store(word::CAPACITY, layout.capacity as u64, Ordering::Relaxed);
+    // Pairs with the Acquire load in `check`.
+    cb.store(word::MAGIC, MAGIC, Ordering::Release);
+    region.mapping().prefault();
+    Ok(seg)
+}
+
+/// Checks a lane segment handed over by agentd and returns its layout (the agent's side).
+pub fn check(seg: &Region) -> Result<LaneLayout, String> {
+    if seg.len() < CONTROL_BLOCK {
+        return Err(format!(
+            "lane segment of {} bytes has no control block",
+            seg.len()
+        ));
+    }
+    let cb = control_block(seg);
+    if cb.load(word::MAGIC, Ordering::Acquire) != MAGIC {
+        return Err("not a lane segment (bad magic)".into());
+    }
+    let version = cb.load(word::VERSION, Ordering::Relaxed);
+    if version != VERSION {
+        return Err(format!(
+            "lane layout version {version}, this build speaks {VERSION}"
+        ));
+    }
+    let capacity = cb.load(word::CAPACITY, Ordering::Relaxed) as usize;
+    let layout = LaneLayout { capacity };
+    if !capacity.is_power_of_two() || seg.len() < layout.segment_len() {
+        return Err(format!(
+            "lane capacity {capacity} does not fit a segment of {} bytes",
+            seg.len()
+        ));
+    }
+    Ok(layout)
+}
