@@ -17,7 +17,7 @@ use crate::message::Message;
 
 /// Payload bytes claimed on a first attempt: enough for most messages; larger ones retry with
 /// the lane's maximum.
-const FIRST_CLAIM: usize = 1024;
+const FIRST_CLAIM: usize = 512;
 
 /// Where the router should take a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -113,7 +113,9 @@ mod tests {
         let t = WordTable::new(Region::whole(Arc::new(Mapping::heap(4096).unwrap()))).unwrap();
         assert_eq!(t.len(), 512);
         t.store_str(3, 2, "risk-engine");
-        assert_eq!(t.load_str(3, 2), "risk-eng");
+        assert_eq!(t.load_str(3, 2), "risk-engine");
+        t.store_str(3, 1, "risk-engine");
+        assert_eq!(t.load_str(3, 1), "risk-eng");
         t.store_str(3, 2, "ab");
         assert_eq!(t.load_str(3, 2), "ab");
         t.store(0, 7, Ordering::Release);

@@ -1,0 +1,226 @@
+//! Agents exchange unicast, multicast, topic (exact and wildcard), capability, load-balanced
+//! and broadcast messages through an embedded agentd; each receives exactly what it should.
+
+mod support;
+
+use std::time::Duration;
+
+use agentbus::*;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(5);
+const QUIET: Duration = Duration::from_millis(150);
+
+#[test]
+fn unicast_reaches_only_its_recipient_in_order() {
+    let bus = start("unicast");
+    let mut a = bus.attach("a", "strategy");
+    let mut b = bus.attach("b", "risk");
+    let mut c = bus.attach("c", "risk");
+    for seq in 0..200 {
+        a.send_blocking("b", &note(&a, seq), WAIT).unwrap();
+    }
+    assert_eq!(recv_seqs(&mut b, 200, WAIT), (0..200).collect::<Vec<_>>());
+    assert_quiet(&mut c, QUIET);
+    assert_quiet(&mut b, QUIET);
+}
+
+#[test]
+fn the_router_stamps_the_true_source_slot() {
+    let bus = start("source");
+    let mut a = bus.attach("a", "strategy");
+    let mut b = bus.attach("b", "risk");
+    a.send("b", &note(&a, 1)).unwrap();
+    let d = b.recv_timeout(WAIT).unwrap().expect("a message");
+    assert_eq!(d.header().source_slot, a.slot());
+    assert_eq!(d.header().route, RouteKind::Agent);
+}
+
+#[test]
+fn multicast_reaches_each_listed_agent_once() {
+    let bus = start("multicast");
+    let mut a = bus.attach("a", "strategy");
+    let mut b = bus.attach("b", "risk");
+    let mut c = bus.attach("c", "risk");
+    let mut d = bus.attach("d", "risk");
+    let id = a.send_multicast(&["b", "c"], &note(&a, 5)).unwrap();
+    for agent in [&mut b, &mut c] {
+        let got = agent.recv_timeout(WAIT).unwrap().expect("a copy");
+        assert_eq!(got.header().message_id, id);
+        assert_eq!(seq_of(&got), 5);
+    }
+    assert_quiet(&mut d, QUIET);
+}
+
+#[test]
+fn topics_deliver_to_exact_and_wildcard_subscribers_only() {
+    let bus = start("topics");
+    let mut feed = bus.attach("feed", "market_data");
+    let mut exact = bus.attach("exact", "strategy");
+    let mut star = bus.attach("star", "strategy");
+    let mut tail = bus.attach("tail", "strategy");
+    let mut none = bus.attach("none", "strategy");
+    exact.subscribe("market.AAPL").unwrap();
+    star.subscribe("market.*").unwrap();
+    tail.subscribe("market.>").unwrap();
+    feed.publish("market.AAPL", &note(&feed, 1)).unwrap();
+    feed.publish("market.AAPL.bid", &note(&feed, 2)).unwrap();
+    feed.publish("market.MSFT", &note(&feed, 3)).unwrap();
+    assert_eq!(recv_seqs(&mut exact, 1, WAIT), vec![1]);
+    assert_eq!(recv_seqs(&mut star, 2, WAIT), vec![1, 3]);
+    assert_eq!(recv_seqs(&mut tail, 3, WAIT), vec![1, 2, 3]);
+    for agent in [&mut exact, &mut star, &mut tail, &mut none] {
+        assert_quiet(agent, QUIET);
+    }
+}
+
+#[test]
+fn an_unsubscribed_agent_gets_nothing_more() {
+    let bus = start("unsub");
+    let mut feed = bus.attach("feed", "market_data");
+    let mut s = bus.attach("s", "strategy");
+    let sub = s.subscribe("fx.>").unwrap();
+    feed.publish("fx.EURUSD", &note(&feed, 1)).unwrap();
+    assert_eq!(recv_seqs(&mut s, 1, WAIT), vec![1]);
+    s.unsubscribe(sub).unwrap();
+    feed.publish("fx.EURUSD", &note(&feed, 2)).unwrap();
+    assert_quiet(&mut s, QUIET);
+}
+
+#[test]
+fn capability_routing_picks_an_agent_with_every_capability_least_loaded_first() {
+    let bus = start("caps");
+    let mut strat = bus.attach("strat", "strategy");
+    let mut both = agentbus::client::Agent::attach(
+        bus.options("both", "execution")
+            .capabilities(["execution", "equities"])
+            .max_capacity(10),
+    )
+    .unwrap();
+    let mut exec_only = agentbus::client::Agent::attach(
+        bus.options("exec-only", "execution")
+            .capabilities(["execution"])
+            .max_capacity(10),
+    )
+    .unwrap();
+    // Only `both` has equities.
+    strat
+        .send_by_capability(&["equities", "execution"], &note(&strat, 1))
+        .unwrap();
+    assert_eq!(recv_seqs(&mut both, 1, WAIT), vec![1]);
+    assert_quiet(&mut exec_only, QUIET);
+    // Both have execution: the least loaded wins.
+    both.set_load(5);
+    exec_only.set_load(1);
+    strat
+        .send_by_capability(&["execution"], &note(&strat, 2))
+        .unwrap();
+    assert_eq!(recv_seqs(&mut exec_only, 1, WAIT), vec![2]);
+    exec_only.set_load(9);
+    strat
+        .send_by_capability(&["execution"], &note(&strat, 3))
+        .unwrap();
+    assert_eq!(recv_seqs(&mut both, 1, WAIT), vec![3]);
+    assert_quiet(&mut exec_only, QUIET);
+}
+
+#[test]
+fn load_balanced_routing_keeps_agents_under_capacity_and_prefers_the_least_loaded() {
+    let bus = start("lb");
+    let mut strat = bus.attach("strat", "strategy");
+    let mut e1 =
+        agentbus::client::Agent::attach(bus.options("e1", "execution").max_capacity(4)).unwrap();
+    let mut e2 =
+        agentbus::client::Agent::attach(bus.options("e2", "execution").max_capacity(4)).unwrap();
+    let mut other = bus.attach("risk", "risk");
+    e1.set_load(3);
+    e2.set_load(1);
+    strat.send_to_type("execution", &note(&strat, 1)).unwrap();
+    assert_eq!(recv_seqs(&mut e2, 1, WAIT), vec![1]);
+    e2.set_load(4); // at capacity
+    strat.send_to_type("execution", &note(&strat, 2)).unwrap();
+    assert_eq!(recv_seqs(&mut e1, 1, WAIT), vec![2]);
+    assert_quiet(&mut e2, QUIET);
+    assert_quiet(&mut other, QUIET);
+}
+
+#[test]
+fn broadcast_reaches_every_other_agent() {
+    let bus = start("broadcast");
+    let mut a = bus.attach("a", "ops");
+    let mut others: Vec<_> = (0..3)
+        .map(|i| bus.attach(&format!("o{i}"), "strategy"))
+        .collect();
+    a.broadcast(&note(&a, 9)).unwrap();
+    for o in &mut others {
+        assert_eq!(recv_seqs(o, 1, WAIT), vec![9]);
+    }
+    assert_quiet(&mut a, QUIET);
+}
+
+#[test]
+fn each_sender_and_priority_keeps_its_order() {
+    let bus = start("order");
+    let mut s1 = bus.attach("s1", "strategy");
+    let mut s2 = bus.attach("s2", "strategy");
+    let mut r = bus.attach("r", "risk");
+    let prios = [
+        MessagePriority::High,
+        MessagePriority::Normal,
+        MessagePriority::Low,
+    ];
+    for seq in 0..300 {
+        let p = prios[seq as usize % 3];
+        s1.send_blocking("r", &note(&s1, seq).priority(p), WAIT)
+            .unwrap();
+        s2.send_blocking("r", &note(&s2, 1000 + seq).priority(p), WAIT)
+            .unwrap();
+    }
+    let mut last = std::collections::HashMap::new();
+    let mut n = 0;
+    while n < 600 {
+        let d = r.recv_timeout(WAIT).unwrap().expect("all 600 arrive");
+        let key = (d.header().source_slot, d.header().priority);
+        let seq = seq_of(&d);
+        if let Some(prev) = last.insert(key, seq) {
+            assert!(seq > prev, "{key:?}: {seq} after {prev}");
+        }
+        n += 1;
+    }
+    assert_quiet(&mut r, QUIET);
+}
+
+#[test]
+fn a_message_to_nobody_comes_back_as_an_error_and_a_dead_letter() {
+    let bus = start("unreachable");
+    let mut a = bus.attach("a", "strategy");
+    let b = bus.attach("b", "risk");
+    let id = {
+        // Resolve b, then let it go: the cached address is now stale.
+        a.send("b", &note(&a, 0)).unwrap();
+        b.detach().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        a.send("b", &note(&a, 1)).unwrap()
+    };
+    {
+        let err = a.recv_timeout(WAIT).unwrap().expect("an error back");
+        assert_eq!(err.header().message_type, MessageType::Error);
+        assert_eq!(err.header().correlation_id, id);
+        match err.to_message().body.payload {
+            Payload::Error(e) => assert_eq!(e.kind, ErrorKind::AgentUnreachable),
+            other => panic!("{other:?}"),
+        }
+    }
+    let dead = a.dead_letters().unwrap();
+    assert!(
+        dead.iter()
+            .any(|l| l.message_id == id.0 && l.reason.contains("no such agent")),
+        "{dead:?}"
+    );
+    // Sending to an id nobody has fails at once.
+    let m = note(&a, 2);
+    match a.send("nobody", &m) {
+        Err(CommunicationError::AgentUnreachable { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,123 @@
+//! One agentd per bus: a second one refuses to start; what a dead one left is replaced; the
+//! binary shuts down cleanly on SIGTERM.
+
+mod support;
+
+use std::os::unix::net::UnixListener;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use agentbus::client::Agent;
+use agentbus::paths;
+use agentbus_ipc::segment::NamedSegment;
+use agentd::bus_header::{word, BusHeader};
+use agentd::{Daemon, StartError};
+use support::*;
+
+#[test]
+fn a_second_agentd_on_the_same_bus_refuses_to_start() {
+    let bus = start("second");
+    match Daemon::start(config("second")) {
+        Err(e @ StartError::AlreadyRunning { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("already served"), "{text}");
+            assert!(
+                text.contains(&format!("pid {}", std::process::id())),
+                "{text}"
+            );
+        }
+        other => panic!("expected AlreadyRunning, got {other:?}"),
+    }
+    // The first is unharmed.
+    let mut a = bus.attach("a", "x");
+    let mut b = bus.attach("b", "x");
+    a.send("b", &note(&a, 1)).unwrap();
+    assert_eq!(recv_seqs(&mut b, 1, Duration::from_secs(5)), vec![1]);
+}
+
+#[test]
+fn a_stale_socket_and_header_from_a_dead_agentd_are_replaced() {
+    let cfg = config("stale");
+    std::fs::create_dir_all(&cfg.socket_dir).unwrap();
+    let socket = paths::socket_path(&cfg.socket_dir, &cfg.bus);
+    let _ = std::fs::remove_file(&socket);
+    drop(UnixListener::bind(&socket).unwrap()); // the file stays, nobody listens
+    let name = paths::header_segment_name(&cfg.bus);
+    let _ = NamedSegment::unlink(&name);
+    {
+        let mut dead = Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        dead.wait().unwrap();
+        let header = BusHeader::create(&name).unwrap();
+        header
+            .words()
+            .store(word::PID, dead_pid as u64, Ordering::Relaxed);
+        // dropped without unlinking: what a crashed agentd leaves
+    }
+    let bus = start_with(cfg);
+    let mut a = bus.attach("a", "x");
+    let mut b = bus.attach("b", "x");
+    a.send("b", &note(&a, 1)).unwrap();
+    assert_eq!(recv_seqs(&mut b, 1, Duration::from_secs(5)), vec![1]);
+}
+
+#[test]
+fn attaching_without_agentd_says_how_to_start_it() {
+    let cfg = config("absent");
+    let err = Agent::attach(
+        agentbus::client::AttachOptions::new(&cfg.bus, "a", "x").socket_dir(&cfg.socket_dir),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("agentd --bus {}", cfg.bus)),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_agentd_binary_serves_and_cleans_up_on_sigterm() {
+    let cfg = config("binary");
+    let socket = paths::socket_path(&cfg.socket_dir, &cfg.bus);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .args(["--bus", &cfg.bus, "--socket-dir"])
+        .arg(&cfg.socket_dir)
+        .args(["--log-level", "warn"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut agent = loop {
+        match Agent::attach(
+            agentbus::client::AttachOptions::new(&cfg.bus, "a", "x").socket_dir(&cfg.socket_dir),
+        ) {
+            Ok(a) => break a,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("agentd did not come up: {e}");
+            }
+        }
+    };
+    agent.subscribe("x.>").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("agentd did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists(), "the socket file is removed");
+    assert!(NamedSegment::open(&paths::header_segment_name(&cfg.bus), false, 1).is_err());
+    // The agent learns the bus is gone.
+    assert!(agent.subscribe("y").is_err());
+}
