@@ -20,14 +20,22 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut me = Agent::attach(AttachOptions::new(&bus, "ping", "echo-client"))?;
     let mut rtts = Vec::with_capacity(count);
     for i in 0..count {
-        let msg = Message::raw(me.identity(), MessageType::TaskRequest, (i as u64).to_le_bytes().to_vec());
+        let msg = Message::raw(
+            me.identity(),
+            MessageType::TaskRequest,
+            (i as u64).to_le_bytes().to_vec(),
+        );
         let start = Instant::now();
         let id = me.send_blocking("pong", &msg, Duration::from_secs(1))?;
         let reply = me
             .recv_timeout(Duration::from_secs(5))?
             .ok_or("no reply within 5 s: is the pong example running?")?;
         if reply.header().correlation_id != id {
-            return Err(format!("reply to {} while waiting for {id}", reply.header().correlation_id).into());
+            return Err(format!(
+                "reply to {} while waiting for {id}",
+                reply.header().correlation_id
+            )
+            .into());
         }
         rtts.push(start.elapsed());
     }

@@ -17,7 +17,10 @@ fn main() {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let bus = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
     let mut me = Agent::attach(AttachOptions::new(&bus, "pong", "echo"))?;
-    eprintln!("pong: attached to bus {bus:?} in slot {}; echoing (Ctrl-C to stop)", me.slot());
+    eprintln!(
+        "pong: attached to bus {bus:?} in slot {}; echoing (Ctrl-C to stop)",
+        me.slot()
+    );
     let mut echoed = 0u64;
     loop {
         // Copy out what the reply needs, then let the frame go before sending.

@@ -37,6 +37,7 @@ pub fn header_for(message: &Message, route: Route, source_slot: u32) -> FrameHea
         flags: message.flags,
         body_len: 0,
         source_slot,
+        source_epoch: 0,
         destination: route.destination,
         message_id: message.id,
         correlation_id: message.correlation_id,

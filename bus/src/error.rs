@@ -61,6 +61,14 @@ pub enum CommunicationError {
         /// The serializer's complaint.
         reason: String,
     },
+    /// The other side answered a request with an error.
+    #[error("the request failed at its receiver ({kind:?}): {details}")]
+    RequestFailed {
+        /// What kind of failure it reported.
+        kind: ErrorKind,
+        /// What it said.
+        details: String,
+    },
 }
 
 impl CommunicationError {
@@ -74,6 +82,7 @@ impl CommunicationError {
             CommunicationError::Timeout { .. } => ErrorKind::Timeout,
             CommunicationError::QueueFull { .. } => ErrorKind::QueueFull,
             CommunicationError::Serialization { .. } => ErrorKind::SerializationError,
+            CommunicationError::RequestFailed { kind, .. } => *kind,
         }
     }
 }

@@ -10,7 +10,7 @@
 //! | 2 | version `u8` | | 56 | reply-to id `u64` (0: none) |
 //! | 3 | message type `u8` | | 64 | timestamp, ns since the epoch `u64` |
 //! | 4 | priority `u8` | | 72 | ttl, ms `u32` (0: none) |
-//! | 5 | route kind `u8` | | 76 | reserved `u32` (zero) |
+//! | 5 | route kind `u8` | | 76 | source epoch `u32` (stamped by the router) |
 //! | 6 | flags `u16` | | 80 | trace id `[u8; 16]` |
 //! | 8 | body length `u32` | | 96 | span id `[u8; 8]` |
 //! | 12 | source slot `u32` (stamped by the router) | | 104 | reserved `[u8; 8]` (zero) |
@@ -39,8 +39,10 @@ impl Flags {
     pub const IS_REPLY: Flags = Flags(2);
     /// This is an acknowledgement.
     pub const IS_ACK: Flags = Flags(4);
+    /// The sender waits for a reply correlated to this message's id (request/response).
+    pub const EXPECTS_REPLY: Flags = Flags(8);
     /// Every flag this version knows.
-    pub const ALL: Flags = Flags(7);
+    pub const ALL: Flags = Flags(15);
 
     /// No flags.
     pub const fn empty() -> Flags {
@@ -107,6 +109,9 @@ pub struct FrameHeader {
     pub body_len: u32,
     /// The sender's slot, stamped by the router from the lane it read (so it cannot be forged).
     pub source_slot: u32,
+    /// The epoch of the sender's slot, stamped by the router: with the slot, the address a
+    /// reply goes to.
+    pub source_epoch: u32,
     /// Agent slot, topic id, type id or capability-set id, by route kind.
     pub destination: u64,
     /// The message's id.
@@ -166,7 +171,7 @@ impl FrameHeader {
         b[56..64].copy_from_slice(&self.reply_to.to_le_bytes());
         b[64..72].copy_from_slice(&self.timestamp_ns.to_le_bytes());
         b[72..76].copy_from_slice(&self.ttl_ms.to_le_bytes());
-        b[76..80].fill(0);
+        b[76..80].copy_from_slice(&self.source_epoch.to_le_bytes());
         b[80..96].copy_from_slice(&self.trace.trace_id);
         b[96..104].copy_from_slice(&self.trace.span_id);
         b[104..112].fill(0);
@@ -217,6 +222,7 @@ impl FrameHeader {
             flags,
             body_len,
             source_slot: u32_at(b, 12),
+            source_epoch: u32_at(b, 76),
             destination: u64_at(b, 16),
             message_id: MessageId(u128_at(b, 24)),
             correlation_id: MessageId(u128_at(b, 40)),
@@ -240,6 +246,7 @@ mod tests {
             flags: Flags::ACK_REQUESTED | Flags::IS_REPLY,
             body_len: 3,
             source_slot: 7,
+            source_epoch: 3,
             destination: 0xDEAD_BEEF,
             message_id: MessageId(u128::MAX - 1),
             correlation_id: MessageId(42),

@@ -103,6 +103,9 @@ archived_enum! {
         QueueFull,
         /// A value could not be serialized.
         SerializationError,
+        /// The receiver's request handler failed (not part of the spec's list: a request's
+        /// answer needs it).
+        HandlerError,
     }
 }
 

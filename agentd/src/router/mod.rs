@@ -275,6 +275,7 @@ impl Router {
             let entry_epoch = self.entries[s as usize].as_ref().map_or(0, |e| e.epoch);
             let mut header = header;
             header.source_slot = s;
+            header.source_epoch = entry_epoch;
             header.priority = MessagePriority::ALL[p];
             if expired(&header, now_rt, delivery_timeout) {
                 let partial = self.entries[s as usize].as_ref().and_then(|e| e.partial[p]);

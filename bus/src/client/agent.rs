@@ -1,6 +1,6 @@
 //! The agent handle every communication pattern uses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -11,18 +11,22 @@ use agentbus_ipc::wait::{WaitError, WaitStrategy};
 use agentbus_ipc::words::{SharedDoorbell, WordTable};
 
 use super::conn::ControlConn;
+use super::delivery::Frame;
+use super::handlers::Handlers;
 use super::{AttachOptions, ClientError, Delivery};
-use crate::codec::{decode, encode, header_for, Envelope, Route};
+use crate::codec::{decode, encode, header_for, Route};
 use crate::control::{
     AgentAddress, AgentInfo, AttachInfo, AttachRequest, BusStats, DeadLetterInfo, Refused, Request,
     Response, TopicInfo, PROTOCOL_VERSION,
 };
 use crate::error::{CommunicationError, EncodeError};
+use crate::header::FrameHeader;
 use crate::ids::{IdGenerator, MessageId};
 use crate::kinds::RouteKind;
 use crate::lanes::{self, PRIORITIES};
 use crate::message::Message;
 use crate::paths;
+use rkyv::util::AlignedVec;
 
 /// How many `try_recv` calls between heartbeat clock checks.
 const RECV_CALLS_PER_BEAT_CHECK: u32 = 256;
@@ -42,22 +46,28 @@ const RECV_CALLS_PER_BEAT_CHECK: u32 = 256;
 /// ```
 #[derive(Debug)]
 pub struct Agent {
-    options: AttachOptions,
-    conn: ControlConn,
-    info: AttachInfo,
+    pub(crate) options: AttachOptions,
+    pub(crate) conn: ControlConn,
+    pub(crate) info: AttachInfo,
     _lanes: MemfdSegment,
     _router_bell: MemfdSegment,
-    outbound: Vec<Producer>,
-    inbound: Vec<Consumer>,
+    pub(crate) outbound: Vec<Producer>,
+    pub(crate) inbound: Vec<Consumer>,
     control: WordTable,
-    bell: SharedDoorbell,
-    ids: IdGenerator,
+    pub(crate) bell: SharedDoorbell,
+    pub(crate) ids: IdGenerator,
     agents: HashMap<String, AgentAddress>,
     topics: HashMap<String, u64>,
     capsets: HashMap<Vec<String>, u64>,
     types: HashMap<String, u64>,
     recv_calls: u32,
     last_beat: u64,
+    pub(crate) queue: VecDeque<(FrameHeader, AlignedVec<16>)>,
+    pub(crate) outstanding: HashSet<MessageId>,
+    pub(crate) responses: HashMap<MessageId, (FrameHeader, AlignedVec<16>)>,
+    pub(crate) late_responses: u64,
+    pub(crate) timed_out: super::requests::TimedOut,
+    pub(crate) handlers: Handlers,
 }
 
 fn unexpected(r: Response) -> ClientError {
@@ -136,6 +146,12 @@ impl Agent {
             types: HashMap::new(),
             recv_calls: 0,
             last_beat: 0,
+            queue: VecDeque::new(),
+            outstanding: HashSet::new(),
+            responses: HashMap::new(),
+            late_responses: 0,
+            timed_out: Default::default(),
+            handlers: Handlers::default(),
         };
         agent.beat();
         Ok(agent)
@@ -184,7 +200,7 @@ impl Agent {
         self.last_beat = now;
     }
 
-    fn maybe_beat(&mut self) {
+    pub(crate) fn maybe_beat(&mut self) {
         self.recv_calls = self.recv_calls.wrapping_add(1);
         if self.recv_calls % RECV_CALLS_PER_BEAT_CHECK == 0 {
             let interval = self.info.heartbeat_interval_ms as u64 * 1_000_000 / 2;
@@ -200,7 +216,7 @@ impl Agent {
             .store(lanes::word::LOAD, load as u64, Ordering::Relaxed);
     }
 
-    fn send_routed(
+    pub(crate) fn send_routed(
         &mut self,
         route: Route,
         message: &Message,
@@ -413,7 +429,7 @@ impl Agent {
         )
     }
 
-    fn ready_lane(inbound: &mut [Consumer]) -> Option<usize> {
+    pub(crate) fn ready_lane(inbound: &mut [Consumer]) -> Option<usize> {
         // Errors count as ready, so that `try_recv` reports them.
         inbound
             .iter_mut()
@@ -421,10 +437,30 @@ impl Agent {
     }
 
     /// The next message, most urgent lane first, read in place; `None` if there is none.
+    /// Messages queued while this agent waited for a response come first; replies to this
+    /// agent's outstanding requests are set aside for [`Agent::wait_response`] (late ones are
+    /// counted and dropped). Handlers run only from [`Agent::poll`].
     pub fn try_recv(&mut self) -> Result<Option<Delivery<'_>>, CommunicationError> {
         self.maybe_beat();
-        let Some(p) = Agent::ready_lane(&mut self.inbound) else {
-            return Ok(None);
+        if let Some((header, bytes)) = self.queue.pop_front() {
+            return Ok(Some(Delivery {
+                frame: Frame::Copied(bytes),
+                header,
+            }));
+        }
+        let p = loop {
+            let Some(p) = Agent::ready_lane(&mut self.inbound) else {
+                return Ok(None);
+            };
+            let header = match self.inbound[p].peek() {
+                Ok(Some(bytes)) => FrameHeader::parse(bytes).ok(),
+                _ => None,
+            };
+            let reply = header.is_some_and(|h| self.takes_aside(&h));
+            if !reply {
+                break p;
+            }
+            self.set_aside(p);
         };
         let guard = match self.inbound[p].read() {
             Ok(Some(g)) => g,
@@ -439,7 +475,10 @@ impl Agent {
             Ok(env) => env.header,
             Err(e) => return Err(e.into()), // dropping the guard skips the bad frame
         };
-        Ok(Some(Delivery { guard, header }))
+        Ok(Some(Delivery {
+            frame: Frame::Lane(guard),
+            header,
+        }))
     }
 
     /// The next message, waiting up to `timeout` (parking, spinning or backing off as
@@ -448,6 +487,9 @@ impl Agent {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<Delivery<'_>>, CommunicationError> {
+        if !self.queue.is_empty() {
+            return self.try_recv();
+        }
         let deadline = Instant::now() + timeout;
         let beat_every =
             Duration::from_millis(self.info.heartbeat_interval_ms.max(1) as u64 / 2 + 1);
@@ -475,6 +517,9 @@ impl Agent {
     /// The next message, waiting as long as it takes.
     pub fn recv(&mut self) -> Result<Delivery<'_>, CommunicationError> {
         loop {
+            if !self.queue.is_empty() {
+                break;
+            }
             if Agent::ready_lane(&mut self.inbound).is_some() {
                 break;
             }
@@ -494,24 +539,6 @@ impl Agent {
             .ok_or_else(|| CommunicationError::InvalidFormat {
                 reason: "a frame vanished between its arrival and its read".into(),
             })
-    }
-
-    /// Hands every message waiting now (up to `max`) to `handler`, in place, most urgent
-    /// first. Returns how many were handled.
-    pub fn poll(
-        &mut self,
-        max: usize,
-        mut handler: impl FnMut(&Envelope<'_>),
-    ) -> Result<usize, CommunicationError> {
-        let mut n = 0;
-        while n < max {
-            match self.try_recv()? {
-                Some(d) => handler(&d.envelope()),
-                None => break,
-            }
-            n += 1;
-        }
-        Ok(n)
     }
 
     /// Every attached agent.

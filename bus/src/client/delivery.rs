@@ -1,32 +1,60 @@
-//! A received message, read in place in the agent's inbound lane.
+//! A received message: read in place in the agent's inbound lane, or (when it arrived while
+//! the agent waited for a response) from a copy of its frame.
 
 use agentbus_ipc::ring::ReadGuard;
+use rkyv::util::AlignedVec;
 
 use crate::body::ArchivedBody;
 use crate::codec::{decode_unchecked, Envelope};
 use crate::header::FrameHeader;
 use crate::message::Message;
 
-/// A message in the inbound lane, validated when received. Reading it copies nothing; dropping
-/// it hands its room back to the router.
+/// Where a delivery's bytes are.
+#[derive(Debug)]
+pub(crate) enum Frame<'a> {
+    /// In the inbound lane; dropping the guard hands the room back to the router.
+    Lane(ReadGuard<'a>),
+    /// Copied off the lane (16-byte aligned, as rkyv needs).
+    Copied(AlignedVec<16>),
+}
+
+impl Frame<'_> {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Frame::Lane(g) => g.bytes(),
+            Frame::Copied(v) => v,
+        }
+    }
+}
+
+/// Copies a frame's bytes, aligned for reading in place later.
+pub(crate) fn copy_frame(bytes: &[u8]) -> AlignedVec<16> {
+    let mut v = AlignedVec::<16>::with_capacity(bytes.len());
+    v.extend_from_slice(bytes);
+    v
+}
+
+/// A message, validated when received. Reading it copies nothing; dropping it hands its room
+/// back to the router.
 #[derive(Debug)]
 pub struct Delivery<'a> {
-    pub(crate) guard: ReadGuard<'a>,
+    pub(crate) frame: Frame<'a>,
     pub(crate) header: FrameHeader,
 }
 
 impl Delivery<'_> {
-    /// The routing header (the source slot is the router's word, not the sender's).
+    /// The routing header (the source slot and epoch are the router's word, not the sender's).
     pub fn header(&self) -> &FrameHeader {
         &self.header
     }
 
     /// The message, in place.
     pub fn envelope(&self) -> Envelope<'_> {
-        // SAFETY: `Agent::try_recv` validated these exact bytes with `decode` before making
-        // this Delivery; the lane's only writer (agentd's router) does not write them again
-        // until the guard we hold releases them.
-        unsafe { decode_unchecked(self.guard.bytes()) }
+        // SAFETY: the client validated these exact bytes with `decode` before making this
+        // Delivery (`Agent::try_recv` and the dispatcher), and they cannot change since: a
+        // copied frame is ours alone, and a lane frame is not written again by its only writer
+        // (agentd's router) until the guard we hold releases it.
+        unsafe { decode_unchecked(self.frame.bytes()) }
             .expect("the header was validated when the message was received")
     }
 

@@ -7,9 +7,13 @@ mod agent;
 mod conn;
 mod delivery;
 mod error;
+mod handlers;
 mod options;
+mod requests;
 
 pub use agent::Agent;
 pub use delivery::Delivery;
 pub use error::ClientError;
+pub use handlers::{ListenerId, MessageFilter, MessageHandler, RequestHandler};
 pub use options::AttachOptions;
+pub use requests::{Destination, EVENT_PREFIX};
