@@ -17,7 +17,7 @@ use crate::bus_header::{self, BusHeader};
 use crate::config::Config;
 use crate::control::{Control, ControlParts, LISTENER, WAKER};
 use crate::dead_letters::DeadLetterQueue;
-use crate::router::{Router, RouterConfig, RouterLinks};
+use crate::router::{Router, RouterConfig, RouterLinks, SlotCounters};
 
 /// Why a bus could not start.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +128,7 @@ impl Daemon {
             config.dead_letter_capacity,
         )));
         let shutdown = Arc::new(AtomicBool::new(false));
+        let slot_counters = Arc::new(SlotCounters::new(config.max_agents));
         let router = Router::new(
             RouterConfig {
                 batch_limit: config.batch_limit,
@@ -146,6 +147,7 @@ impl Daemon {
                 header: header.words().clone(),
                 bell: router_bell.clone(),
                 shutdown: Arc::clone(&shutdown),
+                slot_counters: Arc::clone(&slot_counters),
             },
         );
         let control = Control::new(ControlParts {
@@ -158,6 +160,7 @@ impl Daemon {
             dead_letters,
             header: header.words().clone(),
             shutdown: Arc::clone(&shutdown),
+            slot_counters,
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()

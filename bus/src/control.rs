@@ -103,6 +103,14 @@ pub struct AgentInfo {
     pub pid: i32,
     /// User id, from `SO_PEERCRED`.
     pub uid: u32,
+    /// Frames the router took from its outbound lanes.
+    pub frames_sent: u64,
+    /// Of those, frames delivered to every destination.
+    pub frames_delivered: u64,
+    /// Of those, frames dead-lettered (for at least one destination, or for all).
+    pub frames_dead: u64,
+    /// Copies the router wrote into its inbound lanes.
+    pub copies_received: u64,
 }
 
 /// One topic, as listed.

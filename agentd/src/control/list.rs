@@ -7,6 +7,7 @@ use agentbus::lanes::{self, word};
 use agentbus::AgentStatus;
 
 use super::{Control, Reply};
+use crate::router::slot_counter;
 
 pub(super) fn handle(ctl: &mut Control) -> Reply {
     let now = agentbus_ipc::clock::monotonic_ns();
@@ -42,6 +43,10 @@ pub(super) fn handle(ctl: &mut Control) -> Reply {
                 capacity: a.capacity,
                 pid: a.pid,
                 uid: a.uid,
+                frames_sent: ctl.slot_counters.get(slot, slot_counter::SENT),
+                frames_delivered: ctl.slot_counters.get(slot, slot_counter::DELIVERED),
+                frames_dead: ctl.slot_counters.get(slot, slot_counter::DEAD),
+                copies_received: ctl.slot_counters.get(slot, slot_counter::RECEIVED),
             }
         })
         .collect();

@@ -34,7 +34,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::config::Config;
 use crate::dead_letters::DeadLetterQueue;
 use crate::registry::Registry;
-use crate::router::{Command, RouterEvent};
+use crate::router::{Command, RouterEvent, SlotCounters};
 
 /// The listener's token.
 pub const LISTENER: Token = Token(0);
@@ -102,6 +102,7 @@ pub struct Control {
     header: WordTable,
     shutdown: Arc<AtomicBool>,
     own_uid: u32,
+    slot_counters: Arc<SlotCounters>,
 }
 
 /// What the control thread is built from.
@@ -125,6 +126,8 @@ pub struct ControlParts {
     pub header: WordTable,
     /// Set to stop.
     pub shutdown: Arc<AtomicBool>,
+    /// The router's per-slot counters.
+    pub slot_counters: Arc<SlotCounters>,
 }
 
 impl Control {
@@ -149,6 +152,7 @@ impl Control {
             header: parts.header,
             shutdown: parts.shutdown,
             own_uid: nix::unistd::getuid().as_raw(),
+            slot_counters: parts.slot_counters,
         }
     }
 

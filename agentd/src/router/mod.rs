@@ -62,6 +62,46 @@ pub struct RouterConfig {
     pub sys_agents_topic: u64,
 }
 
+/// Per-slot frame counters the router publishes for the control thread: for each slot, frames
+/// taken from its outbound lanes, of those delivered everywhere, of those dead-lettered, and
+/// copies written into its inbound lanes. Reset when a slot is given to a new agent.
+#[derive(Debug)]
+pub struct SlotCounters {
+    words: Vec<std::sync::atomic::AtomicU64>,
+}
+
+/// Indexes of [`SlotCounters`] per slot.
+pub mod slot_counter {
+    /// Frames taken.
+    pub const SENT: usize = 0;
+    /// Frames delivered to every destination.
+    pub const DELIVERED: usize = 1;
+    /// Frames dead-lettered.
+    pub const DEAD: usize = 2;
+    /// Copies received.
+    pub const RECEIVED: usize = 3;
+    /// Counters per slot.
+    pub const PER_SLOT: usize = 4;
+}
+
+impl SlotCounters {
+    /// Counters for `slots` slots.
+    pub fn new(slots: usize) -> SlotCounters {
+        SlotCounters {
+            words: (0..slots * slot_counter::PER_SLOT)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    /// One counter of a slot.
+    pub fn get(&self, slot: u32, which: usize) -> u64 {
+        self.words
+            .get(slot as usize * slot_counter::PER_SLOT + which)
+            .map_or(0, |w| w.load(Ordering::Relaxed))
+    }
+}
+
 /// The router's links to the rest of agentd.
 #[derive(Debug)]
 pub struct RouterLinks {
@@ -79,6 +119,8 @@ pub struct RouterLinks {
     pub bell: SharedDoorbell,
     /// Set to stop.
     pub shutdown: Arc<AtomicBool>,
+    /// Per-slot counters, published for the control thread.
+    pub slot_counters: Arc<SlotCounters>,
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +147,7 @@ pub struct Router {
     faults: Vec<(u32, String)>,
     ids: IdGenerator,
     counters: Counters,
+    slots: Vec<[u64; slot_counter::PER_SLOT]>,
     rt_offset: u64,
     last_publish: u64,
 }
@@ -125,6 +168,7 @@ impl Router {
             faults: Vec::new(),
             ids: IdGenerator::new(),
             counters: Counters::default(),
+            slots: vec![[0; slot_counter::PER_SLOT]; n],
             rt_offset: realtime_ns().wrapping_sub(mono),
             last_publish: 0,
             cfg,
@@ -233,6 +277,12 @@ impl Router {
         h.store(word::DELIVERED, self.counters.delivered, Ordering::Relaxed);
         h.store(word::DEAD, self.counters.dead, Ordering::Relaxed);
         h.store(word::FAULTED, self.counters.faulted, Ordering::Relaxed);
+        for (slot, counters) in self.slots.iter().enumerate() {
+            for (i, v) in counters.iter().enumerate() {
+                self.links.slot_counters.words[slot * slot_counter::PER_SLOT + i]
+                    .store(*v, Ordering::Relaxed);
+            }
+        }
         self.last_publish = now;
     }
 
@@ -277,6 +327,7 @@ impl Router {
             header.source_slot = s;
             header.source_epoch = entry_epoch;
             header.priority = MessagePriority::ALL[p];
+            let mut frame_dead = false;
             if expired(&header, now_rt, delivery_timeout) {
                 let partial = self.entries[s as usize].as_ref().and_then(|e| e.partial[p]);
                 deliver::dead_letter(
@@ -292,6 +343,7 @@ impl Router {
                     now_rt,
                 );
                 self.counters.dead += 1;
+                frame_dead = true;
             } else {
                 let view = View {
                     entries: &self.entries,
@@ -309,6 +361,7 @@ impl Router {
                             now_rt,
                         );
                         self.counters.dead += 1;
+                        frame_dead = true;
                         if header.message_type != agentbus::MessageType::Error {
                             deliver::error_back(
                                 &mut self.inbound,
@@ -346,6 +399,7 @@ impl Router {
                                 Outcome::Delivered => {
                                     done.insert(d);
                                     self.counters.delivered += 1;
+                                    self.slots[d as usize][slot_counter::RECEIVED] += 1;
                                 }
                                 Outcome::Full => blocked = true,
                                 Outcome::Failed(why) => {
@@ -358,6 +412,7 @@ impl Router {
                                         now_rt,
                                     );
                                     self.counters.dead += 1;
+                                    frame_dead = true;
                                     done.insert(d);
                                     if why.starts_with("ring corrupted") {
                                         self.faults.push((d, why));
@@ -375,8 +430,16 @@ impl Router {
                     }
                 }
             }
-            if let Some(e) = self.entries[s as usize].as_mut() {
-                e.partial[p] = None;
+            let partial_dead = self.entries[s as usize]
+                .as_mut()
+                .and_then(|e| e.partial[p].take())
+                .is_some_and(|pt| pt.position == position && frame_dead);
+            let counters = &mut self.slots[s as usize];
+            counters[slot_counter::SENT] += 1;
+            if frame_dead || partial_dead {
+                counters[slot_counter::DEAD] += 1;
+            } else {
+                counters[slot_counter::DELIVERED] += 1;
             }
             if let Some(lanes) = self.outbound[s as usize].as_mut() {
                 lanes[p].pop();
@@ -396,6 +459,7 @@ impl Router {
                 Command::AddAgent(a, ack) => {
                     let slot = a.slot as usize;
                     if slot < self.entries.len() {
+                        self.slots[slot] = [0; slot_counter::PER_SLOT];
                         let identity = a.identity.clone();
                         self.outbound[slot] = Some(a.outbound);
                         self.inbound[slot] = Some(a.inbound);

@@ -33,6 +33,24 @@ pub enum Destination<'a> {
     Type(&'a str),
 }
 
+/// A reply frame as the caller sees it: the message, or the error an `Error` reply reports.
+fn response_result(bytes: &[u8]) -> Result<Message, CommunicationError> {
+    let m = decode(bytes)?.to_message()?;
+    match &m.body.payload {
+        Payload::Error(e) if m.message_type == MessageType::Error => Err(match e.kind {
+            ErrorKind::AgentUnreachable => CommunicationError::AgentUnreachable {
+                agent: String::new(),
+                reason: e.details.clone(),
+            },
+            kind => CommunicationError::RequestFailed {
+                kind,
+                details: e.details.clone(),
+            },
+        }),
+        _ => Ok(m),
+    }
+}
+
 /// Request ids that timed out, remembered (up to a bound) so their late replies are recognised.
 #[derive(Debug, Default)]
 pub(crate) struct TimedOut {
@@ -43,7 +61,7 @@ pub(crate) struct TimedOut {
 impl TimedOut {
     const BOUND: usize = 4096;
 
-    fn remember(&mut self, id: MessageId) {
+    pub(crate) fn remember(&mut self, id: MessageId) {
         if self.order.len() == Self::BOUND {
             if let Some(old) = self.order.pop_front() {
                 self.ids.remove(&old);
@@ -107,6 +125,44 @@ impl Agent {
                 Err(e)
             }
         }
+    }
+
+    /// The reply to request `id` if it has arrived (without waiting, beyond taking what is in
+    /// the lanes now); `None` if not yet. An `Error` reply comes back as an error.
+    pub fn try_response(&mut self, id: MessageId) -> Option<Result<Message, CommunicationError>> {
+        if !self.responses.contains_key(&id) {
+            if let Err(e) = self.poll(64) {
+                return Some(Err(e));
+            }
+        }
+        let (_, bytes) = self.responses.remove(&id)?;
+        self.outstanding.remove(&id);
+        Some(response_result(&bytes))
+    }
+
+    /// Gives up waiting for request `id`: a reply that still comes is counted late.
+    pub fn abandon(&mut self, id: MessageId) {
+        if self.outstanding.remove(&id) {
+            self.timed_out.remember(id);
+        }
+        self.responses.remove(&id);
+    }
+
+    /// Waits up to `timeout` until a message is waiting (without taking it); true if one is.
+    pub fn wait_ready(&mut self, timeout: Duration) -> bool {
+        if !self.queue.is_empty() || Agent::ready_lane(&mut self.inbound).is_some() {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        let inbound = &mut self.inbound;
+        let r: Result<(), WaitError<()>> =
+            self.options
+                .wait
+                .wait_for(Some(self.bell.bell()), Some(deadline), || {
+                    Ok(Agent::ready_lane(inbound).map(|_| ()))
+                });
+        self.maybe_beat();
+        r.is_ok()
     }
 
     /// Waits up to `timeout` for the reply to request `id`. Other messages that arrive

@@ -1,0 +1,513 @@
+//! The demo's agents, each run in its own process by `agentbus __agent ROLE ID ...`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentbus::client::{Agent, AttachOptions, Destination};
+use agentbus::*;
+use agentbus_ipc::clock::realtime_ns;
+use anyhow::Context;
+use hdrhistogram::Histogram;
+
+use super::stats::{encode_histogram, histogram, ROUTES};
+
+/// Which agent to run and where.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RoleArgs {
+    /// feed, strategy, risk or execution.
+    pub role: String,
+    /// The agent's id.
+    pub id: String,
+    /// The bus.
+    #[arg(long)]
+    pub bus: String,
+    /// The socket directory.
+    #[arg(long)]
+    pub socket_dir: std::path::PathBuf,
+    /// Symbols the feed quotes.
+    #[arg(long, default_value_t = 4)]
+    pub symbols: usize,
+    /// Ticks per second the feed publishes, in all.
+    #[arg(long, default_value_t = 2000)]
+    pub rate: u64,
+}
+
+/// The topics every demo agent knows.
+pub const CONTROL: &str = "demo.control";
+/// Where agents report.
+pub const STATS: &str = "demo.stats";
+/// Where the risk agent raises alerts.
+pub const ALERTS: &str = "alerts.risk";
+/// Symbols the feed quotes from.
+pub const SYMBOLS: [&str; 8] = [
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "JPM",
+];
+
+/// What a received message is, once its frame is let go.
+struct Item {
+    header: FrameHeader,
+    event: Option<String>,
+    request_symbol: Option<String>,
+}
+
+fn extract(d: &agentbus::client::Delivery<'_>) -> Item {
+    let env = d.envelope();
+    let (event, request_symbol) = match &env.body.payload {
+        ArchivedPayload::Notification(n) => (Some(n.event.to_string()), None),
+        ArchivedPayload::TaskRequest(t) => (
+            None,
+            match t.parameters.get("symbol") {
+                Some(agentbus::value::ArchivedValue::String(s)) => Some(s.to_string()),
+                _ => Some(String::new()),
+            },
+        ),
+        _ => (None, None),
+    };
+    Item {
+        header: *d.header(),
+        event,
+        request_symbol,
+    }
+}
+
+/// One demo agent: its handle, counters and histograms.
+struct Ctx {
+    agent: Agent,
+    id: String,
+    counts: BTreeMap<&'static str, i64>,
+    by_kind: BTreeMap<String, i64>,
+    latency: BTreeMap<RouteKind, Histogram<u64>>,
+    window: Histogram<u64>,
+    control_topic: u64,
+    alerts_topic: u64,
+    started: bool,
+    stopping: bool,
+    exit: bool,
+    last_report: Instant,
+}
+
+impl Ctx {
+    fn count(&mut self, key: &'static str) {
+        *self.counts.entry(key).or_default() += 1;
+    }
+
+    fn sent(&mut self, m: &Message, route: RouteKind) {
+        self.count("sent");
+        *self
+            .by_kind
+            .entry(format!("{}/{}", m.message_type, route))
+            .or_default() += 1;
+    }
+
+    fn received(&mut self, h: &FrameHeader) {
+        self.count("received");
+        let latency = realtime_ns().saturating_sub(h.timestamp_ns).max(1);
+        let _ = self
+            .latency
+            .entry(h.route)
+            .or_insert_with(histogram)
+            .record(latency);
+        let _ = self.window.record(latency);
+    }
+
+    /// Publishes on a topic, retrying briefly when the lane is full.
+    fn publish(&mut self, topic: &str, m: &Message) -> bool {
+        let deadline = Instant::now() + Duration::from_millis(20);
+        loop {
+            match self.agent.publish(topic, m) {
+                Ok(_) => {
+                    self.sent(m, RouteKind::Topic);
+                    return true;
+                }
+                Err(CommunicationError::QueueFull { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(100))
+                }
+                Err(_) => {
+                    self.count("queue_full");
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn record(&self, final_report: bool) -> Record {
+        let mut r = record! { "agent" => self.id.as_str() };
+        for (k, v) in &self.counts {
+            r.insert((*k).into(), Value::Int(*v));
+        }
+        let p99 = self.window.value_at_quantile(0.99) as i64;
+        r.insert("p99_ns".into(), Value::Int(p99));
+        if final_report {
+            let kinds = self
+                .by_kind
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::Int(*v)))
+                .collect();
+            r.insert("by_kind".into(), Value::Map(kinds));
+            for route in ROUTES {
+                if let Some(h) = self.latency.get(&route) {
+                    r.insert(format!("lat.{route}"), encode_histogram(h));
+                }
+            }
+        }
+        r
+    }
+
+    fn report(&mut self, event: &str) {
+        let final_report = event == "final";
+        if final_report {
+            // The report counts itself: nothing is sent after it.
+            self.count("sent");
+            *self
+                .by_kind
+                .entry(format!(
+                    "{}/{}",
+                    MessageType::Notification,
+                    RouteKind::Topic
+                ))
+                .or_default() += 1;
+        }
+        let m = Message::notification(
+            self.agent.identity(),
+            Notification {
+                event: event.into(),
+                data: self.record(final_report),
+            },
+        );
+        if final_report {
+            // Must not be lost: wait for room.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Err(CommunicationError::QueueFull { .. }) = self.agent.publish(STATS, &m) {
+                if Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            self.publish(STATS, &m);
+        }
+        self.window.reset();
+        self.last_report = Instant::now();
+    }
+
+    /// Takes every waiting message, handling control and counting the rest; returns the
+    /// others for the role.
+    fn drain(&mut self) -> anyhow::Result<Vec<Item>> {
+        let mut items = Vec::new();
+        loop {
+            let item = match self.agent.try_recv()? {
+                Some(d) => extract(&d),
+                None => break,
+            };
+            self.received(&item.header);
+            if item.header.route == RouteKind::Topic
+                && item.header.destination == self.control_topic
+            {
+                match item.event.as_deref() {
+                    Some("start") => self.started = true,
+                    Some("stop") => self.stopping = true,
+                    Some("exit") => self.exit = true,
+                    _ => {}
+                }
+                continue;
+            }
+            if item.header.route == RouteKind::Topic && item.header.destination == self.alerts_topic
+            {
+                self.count("alerts");
+                continue;
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+fn tick(from: &Agent, symbol: &str, seq: i64) -> Message {
+    Message::notification(
+        from.identity(),
+        Notification {
+            event: "tick".into(),
+            data: record! { "symbol" => symbol, "px" => 100.0 + (seq % 100) as f64 / 100.0, "seq" => seq },
+        },
+    )
+}
+
+fn request(from: &Agent, task_type: &str, symbol: &str, caps: &[&str]) -> Message {
+    Message::task_request(
+        from.identity(),
+        TaskRequest {
+            task_id: format!("{task_type}-{}", fastrand::u32(..)),
+            task_type: task_type.into(),
+            parameters: record! { "symbol" => symbol, "qty" => 100i64 },
+            required_capabilities: caps.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        },
+    )
+}
+
+/// Runs one demo agent until agentd's demo tells it to exit.
+pub fn run(args: RoleArgs) -> anyhow::Result<()> {
+    // Ctrl-C reaches the whole process group: the agents ignore it and stop when the demo
+    // says so, so that its summary still has their numbers.
+    let ignored = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&ignored))?;
+    let (kind, caps): (&str, &[&str]) = match args.role.as_str() {
+        "feed" => ("market_data", &[]),
+        "strategy" => ("strategy", &[]),
+        "risk" => ("risk", &["risk_check"]),
+        "execution" => ("execution", &["execution"]),
+        other => anyhow::bail!("unknown demo role {other:?}"),
+    };
+    let options = AttachOptions::new(&args.bus, &args.id, kind)
+        .socket_dir(&args.socket_dir)
+        .capabilities(caps.iter().copied());
+    let mut agent = Agent::attach(options).with_context(|| format!("{} attaching", args.id))?;
+    let control_topic = agent.create_topic(CONTROL)?;
+    let alerts_topic = agent.create_topic(ALERTS)?;
+    agent.subscribe(CONTROL)?;
+    match args.role.as_str() {
+        "strategy" => {
+            agent.subscribe("market.>")?;
+            agent.subscribe("alerts.>")?;
+        }
+        "feed" => {}
+        _ => {}
+    }
+    let mut ctx = Ctx {
+        agent,
+        id: args.id.clone(),
+        counts: BTreeMap::new(),
+        by_kind: BTreeMap::new(),
+        latency: BTreeMap::new(),
+        window: histogram(),
+        control_topic,
+        alerts_topic,
+        started: false,
+        stopping: false,
+        exit: false,
+        last_report: Instant::now(),
+    };
+    ctx.report("ready");
+    match args.role.as_str() {
+        "feed" => feed(&mut ctx, &args),
+        "strategy" => strategy(&mut ctx),
+        "risk" => responder(&mut ctx, true),
+        _ => responder(&mut ctx, false),
+    }?;
+    ctx.report("final");
+    // Wait for the demo to read everything and say goodbye.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ctx.exit && Instant::now() < deadline {
+        ctx.agent.wait_ready(Duration::from_millis(50));
+        for _ in ctx.drain()? {}
+    }
+    ctx.agent.detach()?;
+    Ok(())
+}
+
+/// Common loop step: drain, report each second, wait a little when idle.
+fn step(ctx: &mut Ctx, idle: bool) -> anyhow::Result<Vec<Item>> {
+    if idle {
+        ctx.agent.wait_ready(Duration::from_millis(1));
+    }
+    let items = ctx.drain()?;
+    if ctx.started && ctx.last_report.elapsed() >= Duration::from_secs(1) {
+        ctx.report("stats");
+    }
+    Ok(items)
+}
+
+fn feed(ctx: &mut Ctx, args: &RoleArgs) -> anyhow::Result<()> {
+    let symbols = &SYMBOLS[..args.symbols.clamp(1, SYMBOLS.len())];
+    while !ctx.started && !ctx.stopping && !ctx.exit {
+        step(ctx, true)?;
+    }
+    let start = Instant::now();
+    let mut published: u64 = 0;
+    while !ctx.stopping && !ctx.exit {
+        let due = (start.elapsed().as_secs_f64() * args.rate as f64) as u64;
+        let burst = due.saturating_sub(published).min(256);
+        for _ in 0..burst {
+            let sym = symbols[published as usize % symbols.len()];
+            let m = tick(&ctx.agent, sym, published as i64);
+            if ctx.publish(&format!("market.{sym}"), &m) {
+                ctx.count("ticks");
+            }
+            published += 1;
+        }
+        step(ctx, burst == 0)?;
+    }
+    Ok(())
+}
+
+fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
+    const ORDER_EVERY: i64 = 20;
+    const MAX_PENDING: usize = 16;
+    let timeout = Duration::from_secs(2);
+    let mut checks: Vec<(MessageId, Instant, String)> = Vec::new();
+    let mut orders: Vec<(MessageId, Instant)> = Vec::new();
+    let mut seen = 0i64;
+    loop {
+        let idle = checks.is_empty() && orders.is_empty();
+        for item in step(ctx, idle)? {
+            if item.header.route == RouteKind::Topic && item.event.as_deref() == Some("tick") {
+                seen += 1;
+                ctx.count("ticks");
+                if !ctx.stopping && seen % ORDER_EVERY == 0 && checks.len() < MAX_PENDING {
+                    let sym = SYMBOLS[(seen / ORDER_EVERY) as usize % SYMBOLS.len()].to_string();
+                    let m = request(&ctx.agent, "risk_check", &sym, &[]);
+                    if let Ok(id) = ctx
+                        .agent
+                        .start_request(Destination::Capability(&["risk_check"]), &m)
+                    {
+                        ctx.sent(&m, RouteKind::Capability);
+                        ctx.count("checks");
+                        checks.push((id, Instant::now(), sym));
+                    }
+                }
+            }
+        }
+        // Risk answers: approved checks become orders to the execution agents.
+        let mut i = 0;
+        while i < checks.len() {
+            let (id, at, sym) = checks[i].clone();
+            match ctx.agent.try_response(id) {
+                Some(Ok(resp)) => {
+                    ctx.received(&header_of(&resp, RouteKind::Agent));
+                    checks.swap_remove(i);
+                    let approved = matches!(&resp.body.payload, Payload::TaskResponse(r) if r.status == TaskStatus::Completed);
+                    if !approved {
+                        ctx.count("denied");
+                        continue;
+                    }
+                    let m = request(&ctx.agent, "place_order", &sym, &["execution"]);
+                    if let Ok(oid) = ctx.agent.start_request(Destination::Type("execution"), &m) {
+                        ctx.sent(&m, RouteKind::LoadBalanced);
+                        ctx.count("orders");
+                        orders.push((oid, Instant::now()));
+                    }
+                }
+                Some(Err(_)) => {
+                    checks.swap_remove(i);
+                    ctx.count("denied");
+                }
+                None if at.elapsed() > timeout => {
+                    ctx.agent.abandon(id);
+                    checks.swap_remove(i);
+                    ctx.count("timeouts");
+                }
+                None => i += 1,
+            }
+        }
+        let mut i = 0;
+        while i < orders.len() {
+            let (id, at) = orders[i];
+            match ctx.agent.try_response(id) {
+                Some(Ok(resp)) => {
+                    ctx.received(&header_of(&resp, RouteKind::Agent));
+                    orders.swap_remove(i);
+                    ctx.count("fills");
+                }
+                Some(Err(_)) => {
+                    orders.swap_remove(i);
+                    ctx.count("timeouts");
+                }
+                None if at.elapsed() > timeout => {
+                    ctx.agent.abandon(id);
+                    orders.swap_remove(i);
+                    ctx.count("timeouts");
+                }
+                None => i += 1,
+            }
+        }
+        if (ctx.stopping && checks.is_empty() && orders.is_empty()) || ctx.exit {
+            return Ok(());
+        }
+    }
+}
+
+/// The header fields latency needs, for a response already copied out.
+fn header_of(m: &Message, route: RouteKind) -> FrameHeader {
+    FrameHeader {
+        message_type: m.message_type,
+        priority: m.priority,
+        route,
+        flags: m.flags,
+        body_len: 0,
+        source_slot: 0,
+        source_epoch: 0,
+        destination: 0,
+        message_id: m.id,
+        correlation_id: m.correlation_id,
+        reply_to: 0,
+        timestamp_ns: m.timestamp_ns,
+        ttl_ms: 0,
+        trace: m.trace,
+    }
+}
+
+/// Risk (approves most checks, raises a CRITICAL alert on a denial) and execution (fills).
+fn responder(ctx: &mut Ctx, risk: bool) -> anyhow::Result<()> {
+    let mut idle = true;
+    let mut last_request = Instant::now();
+    loop {
+        let items = step(ctx, idle)?;
+        idle = items.is_empty();
+        if !idle {
+            last_request = Instant::now();
+        }
+        // After "stop", keep answering until the strategies have gone quiet.
+        if ctx.exit || (ctx.stopping && last_request.elapsed() > Duration::from_millis(300)) {
+            return Ok(());
+        }
+        for item in items {
+            if !item.header.flags.contains(Flags::EXPECTS_REPLY) {
+                continue;
+            }
+            let symbol = item.request_symbol.unwrap_or_default();
+            let approve = !risk || fastrand::u8(..100) >= 5;
+            let payload = Payload::TaskResponse(TaskResponse {
+                task_id: symbol.clone(),
+                status: if approve {
+                    TaskStatus::Completed
+                } else {
+                    TaskStatus::Rejected
+                },
+                result: Some(Value::Map(record! { "symbol" => symbol.as_str() })),
+                ..Default::default()
+            });
+            let m = Message::task_response(ctx.agent.identity(), TaskResponse::default());
+            if ctx.agent.reply(&item.header, payload).is_ok() {
+                ctx.sent(&m, RouteKind::Agent);
+                ctx.count(if risk { "checks" } else { "fills" });
+            }
+            if !approve {
+                ctx.count("denied");
+                let alert = Message::notification(
+                    ctx.agent.identity(),
+                    Notification {
+                        event: "risk.denied".into(),
+                        data: record! { "symbol" => symbol.as_str() },
+                    },
+                )
+                .priority(MessagePriority::Critical);
+                ctx.publish(ALERTS, &alert);
+            }
+        }
+        if ctx.stopping || ctx.exit {
+            // Answer what is still queued, then stop.
+            for item in ctx.drain()? {
+                if item.header.flags.contains(Flags::EXPECTS_REPLY) {
+                    let payload = Payload::TaskResponse(TaskResponse::default());
+                    let m = Message::task_response(ctx.agent.identity(), TaskResponse::default());
+                    if ctx.agent.reply(&item.header, payload).is_ok() {
+                        ctx.sent(&m, RouteKind::Agent);
+                    }
+                }
+            }
+            return Ok(());
+        }
+    }
+}
