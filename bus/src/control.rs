@@ -65,6 +65,29 @@ pub enum Request {
     Stats,
     /// The dead-letter queue.
     DeadLetters,
+    /// Opens a direct channel to the agent with this id: answered with `ChannelOpened` and
+    /// the channel's segment; the peer is offered it (a `Push`).
+    OpenChannel(String),
+    /// Closes a channel (either side may; its peer sees it closed).
+    CloseChannel(u64),
+}
+
+/// A direct channel, as each side learns of it.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct ChannelInfo {
+    /// The channel's id.
+    pub id: u64,
+    /// The agent at the other end.
+    pub peer: String,
+    /// Which end this is: 0 opened it, 1 was offered it.
+    pub side: u8,
+}
+
+/// What agentd tells an agent without being asked.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub enum Push {
+    /// Another agent opened a channel to this one; its segment comes with this message.
+    ChannelOffer(ChannelInfo),
 }
 
 /// Where an attached agent lives.
@@ -205,6 +228,21 @@ pub enum Response {
     DeadLetters(Vec<DeadLetterInfo>),
     /// Refused, with what to do about it.
     Refused(Refused),
+    /// A channel was opened; its segment comes with this message.
+    ChannelOpened(ChannelInfo),
+    /// Unsolicited news (never an answer to a request).
+    Push(Push),
+}
+
+impl Response {
+    /// How many descriptors come with this message.
+    pub fn fd_count(&self) -> usize {
+        match self {
+            Response::Attached(_) => 2,
+            Response::ChannelOpened(_) | Response::Push(Push::ChannelOffer(_)) => 1,
+            _ => 0,
+        }
+    }
 }
 
 /// Where a live agent is: its slot and the slot's epoch.

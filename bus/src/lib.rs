@@ -10,6 +10,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod body;
+pub mod channel_layout;
 pub mod client;
 pub mod codec;
 pub mod control;

@@ -5,6 +5,7 @@
 //! returned sees every later `publish`.
 
 mod attach;
+mod channels;
 mod dead_letters;
 mod detach;
 mod intern;
@@ -103,6 +104,8 @@ pub struct Control {
     shutdown: Arc<AtomicBool>,
     own_uid: u32,
     slot_counters: Arc<SlotCounters>,
+    channels: HashMap<u64, channels::ChannelRecord>,
+    next_channel: u64,
 }
 
 /// What the control thread is built from.
@@ -153,6 +156,8 @@ impl Control {
             shutdown: parts.shutdown,
             own_uid: nix::unistd::getuid().as_raw(),
             slot_counters: parts.slot_counters,
+            channels: HashMap::new(),
+            next_channel: 0,
         }
     }
 
@@ -290,6 +295,8 @@ impl Control {
             Request::ListAgents => list::handle(self),
             Request::Stats => stats::handle(self),
             Request::DeadLetters => dead_letters::handle(self),
+            Request::OpenChannel(peer) => channels::open(self, token, &peer),
+            Request::CloseChannel(id) => channels::close(self, token, id),
         }
     }
 
@@ -331,6 +338,7 @@ impl Control {
 
     /// The agent in `slot` is going: routing forgets it now; the router delivers what it sent.
     fn leave(&mut self, slot: u32, epoch: u32) {
+        channels::close_all_of(self, slot);
         self.registry.leave(slot);
         self.push(Command::RemoveAgent {
             slot,
@@ -345,6 +353,7 @@ impl Control {
             match event {
                 RouterEvent::Gone { slot, epoch, fault } => {
                     if let Some(record) = self.registry.free(slot, epoch) {
+                        channels::close_all_of(self, slot);
                         if let Some(why) = &fault {
                             tracing::warn!(slot, agent = %record.identity.agent_id, "detached: {why}");
                             if let Some(conn) = self.conns.get_mut(&record.token) {

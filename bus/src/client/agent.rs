@@ -541,6 +541,43 @@ impl Agent {
             })
     }
 
+    /// Opens a direct channel to agent `peer` (the spec's `establishChannel`): two rings
+    /// shared by exactly the two agents, skipping the router. The peer takes its end with
+    /// [`Agent::accept_channel`].
+    pub fn channel(&mut self, peer: &str) -> Result<super::Channel, ClientError> {
+        let (response, mut fds) = self.conn.call(&Request::OpenChannel(peer.into()))?;
+        match response {
+            Response::ChannelOpened(info) => self.channel_end(info, fds.pop()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Takes the end of a channel another agent opened to this one, waiting up to `timeout`
+    /// for an offer; `None` if none came.
+    pub fn accept_channel(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<super::Channel>, ClientError> {
+        match self.conn.next_push(timeout)? {
+            Some((crate::control::Push::ChannelOffer(info), mut fds)) => {
+                self.channel_end(info, fds.pop()).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn channel_end(
+        &self,
+        info: crate::control::ChannelInfo,
+        fd: Option<std::os::fd::OwnedFd>,
+    ) -> Result<super::Channel, ClientError> {
+        let fd =
+            fd.ok_or_else(|| ClientError::BadLanes("a channel came without its segment".into()))?;
+        let seg = MemfdSegment::open(fd, 4096).map_err(|e| ClientError::BadLanes(e.to_string()))?;
+        super::Channel::new(info, seg, self.identity(), self.slot(), self.options.wait)
+            .map_err(ClientError::BadLanes)
+    }
+
     /// Every attached agent.
     pub fn list_agents(&mut self) -> Result<Vec<AgentInfo>, ClientError> {
         match self.control_call(Request::ListAgents)? {

@@ -1,5 +1,7 @@
-//! A blocking request/response connection to agentd's control socket.
+//! A blocking request/response connection to agentd's control socket, which also carries
+//! agentd's unsolicited pushes (channel offers), queued until asked for.
 
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -10,13 +12,16 @@ use agentbus_ipc::segment::fdpass::{recv_fds, FdPassError};
 use nix::errno::Errno;
 
 use super::ClientError;
-use crate::control::{decode_response, encode_frame, FrameReader, Request, Response};
+use crate::control::{decode_response, encode_frame, FrameReader, Push, Request, Response};
 
 #[derive(Debug)]
 pub(crate) struct ControlConn {
     stream: UnixStream,
     reader: FrameReader,
-    fds: Vec<OwnedFd>,
+    /// Descriptors received and not yet matched to their message, in arrival order (each
+    /// message's descriptors arrive with its first byte, so order matches message order).
+    fds: VecDeque<OwnedFd>,
+    pushes: VecDeque<(Push, Vec<OwnedFd>)>,
     timeout: Duration,
 }
 
@@ -36,21 +41,58 @@ impl ControlConn {
                 source: e,
             },
         })?;
-        stream
-            .set_read_timeout(Some(timeout))
+        let conn = ControlConn {
+            stream,
+            reader: FrameReader::default(),
+            fds: VecDeque::new(),
+            pushes: VecDeque::new(),
+            timeout,
+        };
+        conn.set_timeout(timeout)?;
+        Ok(conn)
+    }
+
+    fn set_timeout(&self, timeout: Duration) -> Result<(), ClientError> {
+        self.stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
             .map_err(|source| ClientError::Io {
                 what: "setting a read timeout",
                 source,
-            })?;
-        Ok(ControlConn {
-            stream,
-            reader: FrameReader::default(),
-            fds: Vec::new(),
-            timeout,
-        })
+            })
+    }
+
+    /// The next message from agentd, with its descriptors; `Timeout` if none came in time.
+    fn read_message(&mut self, timeout: Duration) -> Result<(Response, Vec<OwnedFd>), ClientError> {
+        loop {
+            if let Some(frame) = self.reader.next_frame().map_err(ClientError::Protocol)? {
+                let response = decode_response(&frame).map_err(ClientError::Protocol)?;
+                let fds = (0..response.fd_count())
+                    .filter_map(|_| self.fds.pop_front())
+                    .collect();
+                return Ok((response, fds));
+            }
+            let mut buf = [0u8; 4096];
+            match recv_fds(&self.stream, &mut buf) {
+                Ok((n, fds)) => {
+                    self.reader.push(&buf[..n]);
+                    self.fds.extend(fds);
+                }
+                Err(FdPassError::Closed) => return Err(ClientError::Disconnected),
+                Err(FdPassError::Os {
+                    errno: Errno::EAGAIN,
+                    ..
+                }) => return Err(ClientError::Timeout(timeout)),
+                Err(FdPassError::Os {
+                    errno: Errno::ECONNRESET,
+                    ..
+                }) => return Err(ClientError::Disconnected),
+                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            }
+        }
     }
 
     /// Sends `request` and waits for the answer, with any descriptors that came with it.
+    /// Pushes that arrive meanwhile are queued for [`ControlConn::next_push`].
     pub(crate) fn call(
         &mut self,
         request: &Request,
@@ -65,27 +107,31 @@ impl ControlConn {
                 },
             })?;
         loop {
-            if let Some(frame) = self.reader.next_frame().map_err(ClientError::Protocol)? {
-                let response = decode_response(&frame).map_err(ClientError::Protocol)?;
-                return Ok((response, std::mem::take(&mut self.fds)));
+            match self.read_message(self.timeout)? {
+                (Response::Push(p), fds) => self.pushes.push_back((p, fds)),
+                other => return Ok(other),
             }
-            let mut buf = [0u8; 4096];
-            match recv_fds(&self.stream, &mut buf) {
-                Ok((n, fds)) => {
-                    self.reader.push(&buf[..n]);
-                    self.fds.extend(fds);
-                }
-                Err(FdPassError::Closed) => return Err(ClientError::Disconnected),
-                Err(FdPassError::Os {
-                    errno: Errno::EAGAIN,
-                    ..
-                }) => return Err(ClientError::Timeout(self.timeout)),
-                Err(FdPassError::Os {
-                    errno: Errno::ECONNRESET,
-                    ..
-                }) => return Err(ClientError::Disconnected),
-                Err(e) => return Err(ClientError::Protocol(e.to_string())),
-            }
+        }
+    }
+
+    /// The next push from agentd, waiting up to `timeout`.
+    pub(crate) fn next_push(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(Push, Vec<OwnedFd>)>, ClientError> {
+        if let Some(p) = self.pushes.pop_front() {
+            return Ok(Some(p));
+        }
+        self.set_timeout(timeout)?;
+        let got = self.read_message(timeout);
+        self.set_timeout(self.timeout)?;
+        match got {
+            Ok((Response::Push(p), fds)) => Ok(Some((p, fds))),
+            Ok((other, _)) => Err(ClientError::Protocol(format!(
+                "unexpected unsolicited {other:?}"
+            ))),
+            Err(ClientError::Timeout(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }

@@ -16,6 +16,8 @@ pub(crate) enum Frame<'a> {
     Lane(ReadGuard<'a>),
     /// Copied off the lane (16-byte aligned, as rkyv needs).
     Copied(AlignedVec<16>),
+    /// Copied into a buffer the receiver reuses (channels).
+    Scratch(&'a [u8]),
 }
 
 impl Frame<'_> {
@@ -23,6 +25,7 @@ impl Frame<'_> {
         match self {
             Frame::Lane(g) => g.bytes(),
             Frame::Copied(v) => v,
+            Frame::Scratch(b) => b,
         }
     }
 }
@@ -51,9 +54,10 @@ impl Delivery<'_> {
     /// The message, in place.
     pub fn envelope(&self) -> Envelope<'_> {
         // SAFETY: the client validated these exact bytes with `decode` before making this
-        // Delivery (`Agent::try_recv` and the dispatcher), and they cannot change since: a
-        // copied frame is ours alone, and a lane frame is not written again by its only writer
-        // (agentd's router) until the guard we hold releases it.
+        // Delivery (`Agent::try_recv`, the dispatcher, `Channel::try_recv`), and they cannot
+        // change since: a copied frame is ours alone (borrowed for this Delivery's life), and a
+        // lane frame is not written again by its only writer (agentd's router) until the guard
+        // we hold releases it.
         unsafe { decode_unchecked(self.frame.bytes()) }
             .expect("the header was validated when the message was received")
     }

@@ -4,6 +4,7 @@
 //! data path. See [`Agent`].
 
 mod agent;
+mod channel;
 mod conn;
 mod delivery;
 mod error;
@@ -12,6 +13,7 @@ mod options;
 mod requests;
 
 pub use agent::Agent;
+pub use channel::Channel;
 pub use delivery::Delivery;
 pub use error::ClientError;
 pub use handlers::{ListenerId, MessageFilter, MessageHandler, RequestHandler};

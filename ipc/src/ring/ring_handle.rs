@@ -190,6 +190,13 @@ impl Ring {
         (self.into_producer(), other.into_consumer())
     }
 
+    /// Wakes whoever sleeps on this ring, on either side (after a change they must notice
+    /// that is not a frame, such as the ring being closed).
+    pub fn wake_both(&self) {
+        self.data_bell().ring();
+        self.space_bell().ring();
+    }
+
     pub(crate) fn bell(&self, offset: usize) -> &Doorbell {
         debug_assert!(offset == OFF_DATA_BELL || offset == OFF_SPACE_BELL);
         // SAFETY: both doorbell offsets lie inside the ring header, which `check` confirmed is in

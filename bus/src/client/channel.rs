@@ -1,0 +1,212 @@
+//! Direct channels: two rings shared by exactly two agents, skipping the router (one hop).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use agentbus_ipc::clock::realtime_ns;
+use agentbus_ipc::ring::{Consumer, Producer, Ring};
+use agentbus_ipc::segment::MemfdSegment;
+use agentbus_ipc::wait::{Wait, WaitError};
+use agentbus_ipc::words::WordTable;
+use rkyv::util::AlignedVec;
+
+use super::delivery::Frame;
+use super::Delivery;
+use crate::body::AgentIdentifier;
+use crate::channel_layout::{self, CLOSED};
+use crate::codec::{decode, encode, header_for, Route};
+use crate::control::ChannelInfo;
+use crate::error::CommunicationError;
+use crate::ids::{IdGenerator, MessageId};
+use crate::kinds::RouteKind;
+use crate::message::Message;
+
+/// One end of a direct channel. Messages skip the router: the sender writes into the ring the
+/// receiver reads. Receiving copies each frame once into a private buffer before validating
+/// it, because the other end can write the shared memory (a hostile peer harms only itself).
+/// Dropping it closes the channel.
+#[derive(Debug)]
+pub struct Channel {
+    info: ChannelInfo,
+    identity: AgentIdentifier,
+    slot: u32,
+    _segment: MemfdSegment,
+    tx: Producer,
+    rx: Consumer,
+    tx_ring_wake: Ring,
+    rx_ring_wake: Ring,
+    control: WordTable,
+    ids: IdGenerator,
+    wait: Wait,
+    scratch: AlignedVec<16>,
+    closed: bool,
+}
+
+impl Channel {
+    pub(crate) fn new(
+        info: ChannelInfo,
+        segment: MemfdSegment,
+        identity: AgentIdentifier,
+        slot: u32,
+        wait: Wait,
+    ) -> Result<Channel, String> {
+        let region = segment.region();
+        let (a, b) = channel_layout::rings(&region)?;
+        let (a2, b2) = channel_layout::rings(&region)?;
+        let (tx, rx, tx_wake, rx_wake) = if info.side == 0 {
+            (a.into_producer(), b.into_consumer(), a2, b2)
+        } else {
+            (b.into_producer(), a.into_consumer(), b2, a2)
+        };
+        Ok(Channel {
+            info,
+            identity,
+            slot,
+            control: channel_layout::control(&region),
+            _segment: segment,
+            tx,
+            rx,
+            tx_ring_wake: tx_wake,
+            rx_ring_wake: rx_wake,
+            ids: IdGenerator::new(),
+            wait,
+            scratch: AlignedVec::with_capacity(4096),
+            closed: false,
+        })
+    }
+
+    /// The channel's id.
+    pub fn id(&self) -> u64 {
+        self.info.id
+    }
+
+    /// This end's identity, for the `from` of messages sent on it.
+    pub fn identity(&self) -> AgentIdentifier {
+        self.identity.clone()
+    }
+
+    /// The agent at the other end.
+    pub fn peer(&self) -> &str {
+        &self.info.peer
+    }
+
+    fn check_open(&self) -> Result<(), CommunicationError> {
+        // Acquire pairs with the Release store in `close` (or agentd's, for a dead peer).
+        match channel_layout::closed_by(self.control.load(CLOSED, Ordering::Acquire)) {
+            None => Ok(()),
+            Some(why) => Err(CommunicationError::AgentUnreachable {
+                agent: self.info.peer.clone(),
+                reason: format!("channel {} is closed: {why}", self.info.id),
+            }),
+        }
+    }
+
+    /// Whether either side (or agentd) closed the channel.
+    pub fn is_closed(&self) -> bool {
+        self.check_open().is_err()
+    }
+
+    /// Sends `message` to the other end. Fails with `QueueFull` if the ring is full, and with
+    /// `AgentUnreachable` once the channel is closed.
+    pub fn send(&mut self, message: &Message) -> Result<MessageId, CommunicationError> {
+        self.check_open()?;
+        let mut header = header_for(
+            message,
+            Route {
+                kind: RouteKind::Agent,
+                destination: 0,
+            },
+            self.slot,
+        );
+        if header.message_id.is_none() {
+            header.message_id = self.ids.next_id();
+        }
+        header.timestamp_ns = realtime_ns();
+        encode(&mut self.tx, &header, &message.body)?;
+        Ok(header.message_id)
+    }
+
+    /// The next message from the other end, if one is waiting (validated, from a private copy).
+    /// Messages the peer sent before closing are still delivered; after them, a closed channel
+    /// is an error.
+    pub fn try_recv(&mut self) -> Result<Option<Delivery<'_>>, CommunicationError> {
+        let found = match self.rx.read() {
+            Ok(Some(guard)) => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(guard.bytes());
+                true
+            } // the guard hands the room back here
+            Ok(None) => false,
+            Err(e) => {
+                return Err(CommunicationError::InvalidFormat {
+                    reason: e.to_string(),
+                })
+            }
+        };
+        if !found {
+            self.check_open()?;
+            return Ok(None);
+        }
+        let header = decode(&self.scratch)?.header;
+        Ok(Some(Delivery {
+            frame: Frame::Scratch(&self.scratch),
+            header,
+        }))
+    }
+
+    /// The next message, waiting up to `timeout`; `None` when the time runs out. A close by
+    /// the other side (or its death) ends the wait with an error.
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Delivery<'_>>, CommunicationError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !matches!(self.rx.peek(), Ok(None)) {
+                break;
+            }
+            self.check_open()?;
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let slice = deadline.min(now + Duration::from_millis(50));
+            let r: Result<(), WaitError<_>> = self.rx.wait(&self.wait, Some(slice));
+            match r {
+                Ok(()) | Err(WaitError::TimedOut) => {}
+                Err(WaitError::Failed(e)) => {
+                    return Err(CommunicationError::InvalidFormat {
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        self.try_recv()
+    }
+
+    /// Closes the channel; the other end's next operation (or current wait) sees it closed.
+    pub fn close(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let me = if self.info.side == 0 { 1 } else { 2 };
+        // Release pairs with the Acquire load in `check_open` on the other side.
+        let _ =
+            self.control
+                .word(CLOSED)
+                .compare_exchange(0, me, Ordering::Release, Ordering::Relaxed);
+        self.tx_ring_wake.wake_both();
+        self.rx_ring_wake.wake_both();
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
