@@ -3,8 +3,12 @@
 //!
 //! Words (u64, little-endian): 0 magic, 1 layout version, 2 agentd's pid, 3 start time (ns since
 //! the epoch), 4 the router's heartbeat (monotonic ns), 5 agents attached, 8.. router counters
-//! (passes, frames in, delivered, dead-lettered, faulted). The router writes words 4 and 8..;
-//! the control thread writes 5; the rest are written once at start.
+//! (passes, frames in, delivered, dead-lettered, faulted); from word 64, the registry: one record
+//! of [`RECORD_WORDS`] words per slot (generation, epoch, pid, uid, capacity, agent id, agent
+//! type), written by the control thread seqlock-style: the generation is odd while a record is
+//! being written, so a reader that sees the same even generation before and after its read has a
+//! whole record. The router writes words 4 and 8..; the control thread writes 5 and the
+//! registry; the rest are written once at start.
 
 use std::sync::atomic::Ordering;
 
@@ -12,7 +16,39 @@ use agentbus_ipc::segment::{CreateError, NamedSegment, OpenError};
 use agentbus_ipc::words::WordTable;
 
 /// Bytes of the header segment.
-pub const HEADER_LEN: usize = 4096;
+pub const HEADER_LEN: usize = 64 * 1024;
+/// First word of the registry.
+pub const REGISTRY: usize = 64;
+/// Words per registry record.
+pub const RECORD_WORDS: usize = 24;
+const R_GEN: usize = 0;
+const R_EPOCH: usize = 1;
+const R_PID: usize = 2;
+const R_UID: usize = 3;
+const R_CAPACITY: usize = 4;
+const R_ID: usize = 8;
+const ID_WORDS: usize = 8;
+const R_TYPE: usize = 16;
+const TYPE_WORDS: usize = 8;
+
+/// One agent as the header shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryEntry {
+    /// Slot.
+    pub slot: u32,
+    /// Epoch.
+    pub epoch: u32,
+    /// Process id.
+    pub pid: u32,
+    /// User id.
+    pub uid: u32,
+    /// Declared capacity.
+    pub capacity: u32,
+    /// Agent id (cut to 64 bytes).
+    pub agent_id: String,
+    /// Agent type (cut to 64 bytes).
+    pub agent_type: String,
+}
 const MAGIC: u64 = u64::from_le_bytes(*b"AGBUSCTL");
 const VERSION: u64 = 1;
 
@@ -71,6 +107,37 @@ impl BusHeader {
         &self.words
     }
 
+    /// Publishes the record of `slot` (`None`: the slot is free).
+    pub fn publish_slot(&self, slot: u32, entry: Option<&RegistryEntry>) {
+        let base = REGISTRY + slot as usize * RECORD_WORDS;
+        if base + RECORD_WORDS > self.words.len() {
+            return;
+        }
+        let w = &self.words;
+        let gen = w.load(base + R_GEN, Ordering::Relaxed);
+        // Odd: being written. The Release fence orders this store before the field stores
+        // below, for a reader whose Acquire fence (after reading fields) then sees it changed
+        // (`read_registry`).
+        w.store(base + R_GEN, gen | 1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
+        match entry {
+            Some(e) => {
+                w.store(base + R_EPOCH, e.epoch as u64, Ordering::Relaxed);
+                w.store(base + R_PID, e.pid as u64, Ordering::Relaxed);
+                w.store(base + R_UID, e.uid as u64, Ordering::Relaxed);
+                w.store(base + R_CAPACITY, e.capacity as u64, Ordering::Relaxed);
+                w.store_str(base + R_ID, ID_WORDS, &e.agent_id);
+                w.store_str(base + R_TYPE, TYPE_WORDS, &e.agent_type);
+            }
+            None => {
+                w.store(base + R_EPOCH, 0, Ordering::Relaxed);
+                w.store_str(base + R_ID, ID_WORDS, "");
+            }
+        }
+        // Even again, and new: pairs with the reader's Acquire loads of the generation.
+        w.store(base + R_GEN, (gen | 1) + 1, Ordering::Release);
+    }
+
     /// Removes the name from /dev/shm.
     pub fn unlink(&self) {
         let _ = NamedSegment::unlink(self.segment.name());
@@ -85,4 +152,48 @@ pub fn read_pid(name: &str) -> Result<Option<u32>, OpenError> {
         return Ok(None);
     }
     Ok(Some(words.load(word::PID, Ordering::Relaxed) as u32))
+}
+
+/// Reads the registry from bus `bus`'s header, as a monitor tool does (read-only, without
+/// asking agentd). Records being rewritten at that instant are retried a few times, then skipped.
+pub fn read_registry(bus: &str) -> Result<Vec<RegistryEntry>, OpenError> {
+    let seg = NamedSegment::open(
+        &agentbus::paths::header_segment_name(bus),
+        false,
+        HEADER_LEN,
+    )?;
+    let w = WordTable::new(seg.region()).expect("segments are page-aligned");
+    let mut out = Vec::new();
+    let slots = (w.len() - REGISTRY) / RECORD_WORDS;
+    for slot in 0..slots {
+        let base = REGISTRY + slot * RECORD_WORDS;
+        for _ in 0..8 {
+            // SYNC POINT with the Release stores of the generation in `publish_slot`.
+            let before = w.load(base + R_GEN, Ordering::Acquire);
+            if before == 0 {
+                break; // never used
+            }
+            if before & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let entry = RegistryEntry {
+                slot: slot as u32,
+                epoch: w.load(base + R_EPOCH, Ordering::Relaxed) as u32,
+                pid: w.load(base + R_PID, Ordering::Relaxed) as u32,
+                uid: w.load(base + R_UID, Ordering::Relaxed) as u32,
+                capacity: w.load(base + R_CAPACITY, Ordering::Relaxed) as u32,
+                agent_id: w.load_str(base + R_ID, ID_WORDS),
+                agent_type: w.load_str(base + R_TYPE, TYPE_WORDS),
+            };
+            std::sync::atomic::fence(Ordering::Acquire);
+            if w.load(base + R_GEN, Ordering::Relaxed) == before {
+                if !entry.agent_id.is_empty() {
+                    out.push(entry);
+                }
+                break;
+            }
+        }
+    }
+    Ok(out)
 }

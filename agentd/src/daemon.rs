@@ -53,7 +53,7 @@ pub enum StartError {
 pub struct Daemon {
     bus: String,
     socket: PathBuf,
-    header: BusHeader,
+    header: Arc<BusHeader>,
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
     router_bell: SharedDoorbell,
@@ -110,6 +110,7 @@ impl Daemon {
             }
             Err(e) => return Err(e.into()),
         };
+        let header = Arc::new(header);
         let mut listener =
             UnixListener::bind(&socket).map_err(io("binding the control socket", &socket))?;
         let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660));
@@ -159,6 +160,7 @@ impl Daemon {
             router_bell_segment,
             dead_letters,
             header: header.words().clone(),
+            bus_header: Arc::clone(&header),
             shutdown: Arc::clone(&shutdown),
             slot_counters,
         });

@@ -121,3 +121,34 @@ fn the_agentd_binary_serves_and_cleans_up_on_sigterm() {
     // The agent learns the bus is gone.
     assert!(agent.subscribe("y").is_err());
 }
+
+#[test]
+fn monitor_tools_read_the_registry_from_the_header_without_asking_agentd() {
+    let bus = start("registry");
+    let a = bus.attach("risk-engine-1", "risk");
+    let b = bus.attach("exec-1", "execution");
+    let entries = agentd::bus_header::read_registry(&bus.bus).unwrap();
+    let ids: Vec<_> = entries
+        .iter()
+        .map(|e| (e.agent_id.as_str(), e.agent_type.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![("risk-engine-1", "risk"), ("exec-1", "execution")]
+    );
+    assert!(entries.iter().all(|e| e.pid == std::process::id()));
+    assert_eq!(entries[0].slot, a.slot());
+    b.detach().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let entries = agentd::bus_header::read_registry(&bus.bus).unwrap();
+        if entries.len() == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the freed slot is never cleared: {entries:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -142,6 +142,18 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
         leaving: false,
     });
     ctl.registry.by_id.insert(req.agent_id.clone(), slot);
+    ctl.bus_header.publish_slot(
+        slot,
+        Some(&crate::bus_header::RegistryEntry {
+            slot,
+            epoch,
+            pid: peer.pid as u32,
+            uid: peer.uid,
+            capacity: req.max_capacity,
+            agent_id: req.agent_id.clone(),
+            agent_type: req.agent_type.clone(),
+        }),
+    );
     ctl.registry.intern_type(&req.agent_type);
     if let Some(conn) = ctl.conns.get_mut(&token) {
         conn.slot = Some((slot, epoch));

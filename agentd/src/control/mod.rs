@@ -101,6 +101,7 @@ pub struct Control {
     router_bell_segment: MemfdSegment,
     dead_letters: Arc<Mutex<DeadLetterQueue>>,
     header: WordTable,
+    bus_header: Arc<crate::bus_header::BusHeader>,
     shutdown: Arc<AtomicBool>,
     own_uid: u32,
     slot_counters: Arc<SlotCounters>,
@@ -127,6 +128,8 @@ pub struct ControlParts {
     pub dead_letters: Arc<Mutex<DeadLetterQueue>>,
     /// The bus header's words.
     pub header: WordTable,
+    /// The bus header, for publishing the registry.
+    pub bus_header: Arc<crate::bus_header::BusHeader>,
     /// Set to stop.
     pub shutdown: Arc<AtomicBool>,
     /// The router's per-slot counters.
@@ -153,6 +156,7 @@ impl Control {
             router_bell_segment: parts.router_bell_segment,
             dead_letters: parts.dead_letters,
             header: parts.header,
+            bus_header: parts.bus_header,
             shutdown: parts.shutdown,
             own_uid: nix::unistd::getuid().as_raw(),
             slot_counters: parts.slot_counters,
@@ -353,6 +357,7 @@ impl Control {
             match event {
                 RouterEvent::Gone { slot, epoch, fault } => {
                     if let Some(record) = self.registry.free(slot, epoch) {
+                        self.bus_header.publish_slot(slot, None);
                         channels::close_all_of(self, slot);
                         if let Some(why) = &fault {
                             tracing::warn!(slot, agent = %record.identity.agent_id, "detached: {why}");
