@@ -28,14 +28,18 @@ pub struct Config {
     pub size: usize,
     /// The parent's core and the child's core.
     pub cores: (usize, usize),
+    /// How each side waits.
+    pub wait: Wait,
 }
 
 impl Config {
-    fn total(&self) -> u64 {
+    /// Round trips in all, warm-up included.
+    pub fn total(&self) -> u64 {
         self.iters + self.warmup
     }
 
-    fn child_args(&self, case: &str) -> Vec<String> {
+    /// Arguments for a child: the case, the size, the count and its core.
+    pub fn child_args(&self, case: &str) -> Vec<String> {
         vec![
             case.into(),
             self.size.to_string(),
@@ -45,16 +49,17 @@ impl Config {
     }
 }
 
-fn pin(core: usize) -> anyhow::Result<()> {
+/// Pins this thread to `core`.
+pub fn pin(core: usize) -> anyhow::Result<()> {
     pin_current_thread(core).with_context(|| format!("pinning to core {core}"))
 }
 
 /// Polls between liveness checks of the other process: about a millisecond of spinning.
-const POLLS_PER_CHECK: u32 = 1 << 20;
+pub const POLLS_PER_CHECK: u32 = 1 << 20;
 
 /// Runs `f` on a scoped thread pinned to `core`, so the thread that starts child processes is
 /// never pinned (children inherit their parent thread's affinity).
-fn on_core<T: Send>(
+pub fn on_core<T: Send>(
     core: usize,
     f: impl FnOnce() -> anyhow::Result<T> + Send,
 ) -> anyhow::Result<T> {
@@ -246,13 +251,19 @@ pub fn throughput(cfg: Config, frames: u64) -> anyhow::Result<(f64, f64)> {
 /// The child's half of every case; `args` are what [`Config::child_args`] produced after the
 /// rendezvous path.
 pub fn run_child(path: &str, args: &[String]) -> anyhow::Result<()> {
-    let [case, size, total, core] = args else {
+    let [case, size, total, core, ..] = args else {
         bail!("child: expected case, size, count and core, got {args:?}");
     };
     let size: usize = size.parse()?;
     let total: u64 = total.parse()?;
-    let segment = receive_segment(path)?;
     pin(core.parse()?)?;
+    if matches!(case.as_str(), "channel" | "uds") {
+        return match case.as_str() {
+            "channel" => crate::bus_cases::channel_child(&args[4..], size, total),
+            _ => crate::peers::uds_child(path, size, total),
+        };
+    }
+    let segment = receive_segment(path)?;
     let mut parent = ParentWatch::new();
     let mut buf = vec![0u8; size];
     match case.as_str() {

@@ -35,6 +35,26 @@ impl Peer {
         Ok(peer)
     }
 
+    /// Starts this binary as a child with `args` after [`CHILD_FLAG`] and an unused rendezvous
+    /// path, for cases that share no segment (the child finds its peer by other means).
+    pub fn spawn_plain(args: &[String]) -> anyhow::Result<Peer> {
+        Peer::spawn_plain_at("-", args)
+    }
+
+    /// As [`Peer::spawn_plain`], passing `path` where the rendezvous path goes (a socket the
+    /// child connects to by itself).
+    pub fn spawn_plain_at(path: &str, args: &[String]) -> anyhow::Result<Peer> {
+        let exe = std::env::current_exe().context("finding this binary")?;
+        let child = Command::new(exe)
+            .arg(CHILD_FLAG)
+            .arg(path)
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting the child process")?;
+        Ok(Peer(child))
+    }
+
     /// Fails if the child has exited (it should be running until the case ends).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         match self.0.try_wait()? {

@@ -1,6 +1,7 @@
 //! `agentbus`: the command line for agentbus. One file (or folder) per subcommand.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -21,15 +22,25 @@ enum Command {
     /// Runs a trading demo on an embedded agentd: a market-data feed, two strategies, a risk
     /// agent and two execution agents, each its own process.
     Demo(demo::DemoArgs),
+    /// Measures tail latency and throughput beside the hardware floor and the alternatives
+    /// (Unix sockets, crossbeam), in one run.
+    Bench(bench::BenchArgs),
     /// (internal) Runs one agent of the demo; started by `demo`.
     #[command(name = "__agent", hide = true)]
     Agent(demo::roles::RoleArgs),
 }
 
 fn main() -> anyhow::Result<()> {
+    // The benchmark re-executes this binary for the other side of a case.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(agentbus_benches::child::CHILD_FLAG) {
+        let path = argv.get(2).map(String::as_str).unwrap_or("-");
+        return agentbus_benches::cases::run_child(path, argv.get(3..).unwrap_or(&[]));
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Agent(args) => demo::roles::run(args),
     }
 }

@@ -16,6 +16,7 @@ fn parse() -> anyhow::Result<Config> {
         warmup: 50_000,
         size: 64,
         cores: (0, 1),
+        wait: Wait::BusySpin(BusySpin),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {

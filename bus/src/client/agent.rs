@@ -251,6 +251,21 @@ impl Agent {
         }
     }
 
+    /// Starts a batch: messages sent until [`Agent::flush`] reach the router together, with
+    /// one Release store and at most one wake-up per lane (sender batching).
+    pub fn begin_batch(&mut self) {
+        for lane in &mut self.outbound {
+            lane.begin_batch();
+        }
+    }
+
+    /// Ends a batch, publishing every message sent since [`Agent::begin_batch`].
+    pub fn flush(&mut self) {
+        for lane in &mut self.outbound {
+            lane.publish();
+        }
+    }
+
     /// Forgets the cached address of `agent_id` (after it restarted under a new epoch).
     pub fn forget(&mut self, agent_id: &str) {
         self.agents.remove(agent_id);
@@ -441,6 +456,16 @@ impl Agent {
     /// agent's outstanding requests are set aside for [`Agent::wait_response`] (late ones are
     /// counted and dropped). Handlers run only from [`Agent::poll`].
     pub fn try_recv(&mut self) -> Result<Option<Delivery<'_>>, CommunicationError> {
+        self.try_recv_up_to(crate::MessagePriority::Low)
+    }
+
+    /// As [`Agent::try_recv`], looking only at lanes of `priority` or more urgent (leaving less
+    /// urgent messages waiting).
+    pub fn try_recv_up_to(
+        &mut self,
+        priority: crate::MessagePriority,
+    ) -> Result<Option<Delivery<'_>>, CommunicationError> {
+        let lanes = priority as usize + 1;
         self.maybe_beat();
         if let Some((header, bytes)) = self.queue.pop_front() {
             return Ok(Some(Delivery {
@@ -449,7 +474,7 @@ impl Agent {
             }));
         }
         let p = loop {
-            let Some(p) = Agent::ready_lane(&mut self.inbound) else {
+            let Some(p) = Agent::ready_lane(&mut self.inbound[..lanes]) else {
                 return Ok(None);
             };
             let header = match self.inbound[p].peek() {

@@ -1,0 +1,366 @@
+//! Cases through the bus itself: a direct channel, the routed path (agent -> router -> agent),
+//! router throughput, fan-out, priority under a flood, and a fixed send rate.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentbus::client::{Agent, AttachOptions, Channel};
+use agentbus::{ArchivedPayload, CommunicationError, Message, MessagePriority, MessageType};
+use agentbus_ipc::clock::monotonic_ns;
+use agentbus_ipc::wait::{Park, Wait};
+use agentd::{Config as DaemonConfig, Daemon};
+use anyhow::{bail, Context};
+
+use crate::cases::{on_core, Config, POLLS_PER_CHECK};
+use crate::child::{ParentWatch, Peer};
+use crate::report::{histogram, Row};
+
+/// An embedded agentd for one case.
+struct Bus {
+    daemon: Daemon,
+    name: String,
+    dir: PathBuf,
+}
+
+fn bus(tag: &str, router_core: Option<usize>, wait: Wait) -> anyhow::Result<Bus> {
+    let tag: String = tag
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = format!("bench-{tag}-{}", std::process::id());
+    let mut c = DaemonConfig::new(&name);
+    c.socket_dir = std::env::temp_dir().join(format!("agentbus-bench-{}", std::process::id()));
+    c.router_core = router_core;
+    c.wait = wait;
+    c.lane_capacity = 1 << 20;
+    c.delivery_timeout = Duration::from_secs(600);
+    c.heartbeat_timeout = Duration::from_secs(600);
+    c.heartbeat_interval = Duration::from_secs(1);
+    let dir = c.socket_dir.clone();
+    let daemon = Daemon::start(c).context("starting the embedded agentd")?;
+    Ok(Bus { daemon, name, dir })
+}
+
+impl Bus {
+    fn attach(&self, id: &str, wait: Wait) -> anyhow::Result<Agent> {
+        Ok(Agent::attach(
+            AttachOptions::new(&self.name, id, "bench")
+                .socket_dir(&self.dir)
+                .wait(wait),
+        )?)
+    }
+}
+
+fn raw(from: &Agent, size: usize) -> Message {
+    Message::raw(from.identity(), MessageType::Notification, vec![0xA5; size])
+}
+
+fn touch(env: &agentbus::Envelope<'_>) {
+    if let ArchivedPayload::Raw(b) = &env.body.payload {
+        black_box(b.as_slice().last());
+    }
+}
+
+/// Busy-polls `agent` for a message up to `priority`, reading its payload.
+fn spin_recv(agent: &mut Agent, priority: MessagePriority) -> anyhow::Result<()> {
+    let mut polls = 0u32;
+    loop {
+        if let Some(d) = agent.try_recv_up_to(priority)? {
+            touch(&d.envelope());
+            return Ok(());
+        }
+        std::hint::spin_loop();
+        polls = polls.wrapping_add(1);
+        if polls % POLLS_PER_CHECK == 0 && polls > 64 * POLLS_PER_CHECK {
+            bail!("no message for a long time: the router is not routing");
+        }
+    }
+}
+
+fn spin_recv_channel(
+    ch: &mut Channel,
+    alive: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut polls = 0u32;
+    loop {
+        if let Some(d) = ch.try_recv()? {
+            touch(&d.envelope());
+            return Ok(());
+        }
+        std::hint::spin_loop();
+        polls = polls.wrapping_add(1);
+        if polls % POLLS_PER_CHECK == 0 {
+            alive()?;
+        }
+    }
+}
+
+/// Round trips agent -> router -> the same agent (the loop-back form: router and agent each
+/// have a core), at `priority`.
+fn loopback(
+    cfg: Config,
+    name: &str,
+    priority: MessagePriority,
+    flood: bool,
+) -> anyhow::Result<Row> {
+    let b = bus(name, Some(cfg.cores.0), cfg.wait)?;
+    let hist = on_core(cfg.cores.1, || {
+        let mut me = b.attach("bench", cfg.wait)?;
+        if flood {
+            flood_low(&mut me, cfg.size)?;
+        }
+        let msg = raw(&me, cfg.size).priority(priority);
+        let mut hist = histogram();
+        for i in 1..=cfg.total() {
+            let t0 = monotonic_ns();
+            me.send("bench", &msg)?;
+            spin_recv(&mut me, priority)?;
+            let t1 = monotonic_ns();
+            if i > cfg.warmup {
+                hist.record(t1.saturating_sub(t0).max(1))?;
+            }
+        }
+        Ok(hist)
+    })?;
+    drop(b.daemon);
+    Ok(Row {
+        name: name.into(),
+        hist,
+    })
+}
+
+/// Fills this agent's LOW lanes (outbound and its own inbound) with messages it never reads,
+/// so the router finds LOW work blocked on every pass: a flooding agent's footprint on two
+/// cores.
+fn flood_low(me: &mut Agent, size: usize) -> anyhow::Result<()> {
+    let msg = raw(me, size)
+        .priority(MessagePriority::Low)
+        .ttl(Duration::from_secs(3600));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut full = 0;
+    while full < 1000 && Instant::now() < deadline {
+        match me.send("bench", &msg) {
+            Ok(_) => full = 0,
+            Err(CommunicationError::QueueFull { .. }) => {
+                full += 1;
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// `routed`: agent -> router -> agent, loop-back form.
+pub fn routed(cfg: Config) -> anyhow::Result<Row> {
+    loopback(cfg, "routed", MessagePriority::Normal, false)
+}
+
+/// `priority`: CRITICAL loop-back round trips, idle and with the LOW lanes kept full.
+pub fn priority(cfg: Config) -> anyhow::Result<(Row, Row)> {
+    let idle = loopback(cfg, "priority idle", MessagePriority::Critical, false)?;
+    let flood = loopback(cfg, "priority LOW flood", MessagePriority::Critical, true)?;
+    Ok((idle, flood))
+}
+
+/// `rate`: loop-back sends at a fixed rate; latency is measured from each message's intended
+/// send time, so a stall shows in the tail instead of hiding (coordinated omission corrected).
+pub fn rate(cfg: Config, per_second: u64) -> anyhow::Result<Row> {
+    let b = bus("rate", Some(cfg.cores.0), cfg.wait)?;
+    let interval = 1_000_000_000 / per_second.max(1);
+    let hist = on_core(cfg.cores.1, || {
+        let mut me = b.attach("bench", cfg.wait)?;
+        let msg = raw(&me, cfg.size);
+        let mut hist = histogram();
+        let start = monotonic_ns();
+        for i in 1..=cfg.total() {
+            let intended = start + i * interval;
+            while monotonic_ns() < intended {
+                std::hint::spin_loop();
+            }
+            me.send("bench", &msg)?;
+            spin_recv(&mut me, MessagePriority::Low)?;
+            let t1 = monotonic_ns();
+            if i > cfg.warmup {
+                hist.record(t1.saturating_sub(intended).max(1))?;
+            }
+        }
+        Ok(hist)
+    })?;
+    Ok(Row {
+        name: format!("rate {per_second}/s"),
+        hist,
+    })
+}
+
+/// `throughput`: one agent sends to itself through the router as fast as it can, reading what
+/// arrives; returns (messages/s, bytes/s) of payload received.
+pub fn throughput(cfg: Config, count: u64, batch: bool) -> anyhow::Result<(f64, f64)> {
+    let b = bus("tput", Some(cfg.cores.0), cfg.wait)?;
+    let (got, secs) = on_core(cfg.cores.1, || {
+        let mut me = b.attach("bench", cfg.wait)?;
+        let msg = raw(&me, cfg.size);
+        let (mut sent, mut got) = (0u64, 0u64);
+        let start = Instant::now();
+        while got < count {
+            if batch {
+                me.begin_batch();
+            }
+            for _ in 0..32.min(count - sent) {
+                match me.send("bench", &msg) {
+                    Ok(_) => sent += 1,
+                    Err(CommunicationError::QueueFull { .. }) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if batch {
+                me.flush();
+            }
+            while let Some(d) = me.try_recv()? {
+                touch(&d.envelope());
+                got += 1;
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                bail!("throughput: only {got} of {count} arrived in 120 s");
+            }
+        }
+        Ok((got, start.elapsed().as_secs_f64()))
+    })?;
+    Ok((got as f64 / secs, (got * cfg.size as u64) as f64 / secs))
+}
+
+/// `channel`: ping-pong over a direct channel between two processes (one hop each way).
+pub fn channel(cfg: Config) -> anyhow::Result<Row> {
+    let b = bus("chan", None, Wait::Park(Park::default()))?;
+    let mut a = b.attach("bench-a", cfg.wait)?;
+    let mut args = cfg.child_args("channel");
+    args.extend([
+        b.name.clone(),
+        b.dir.display().to_string(),
+        cfg.wait.to_string(),
+    ]);
+    let mut peer = Peer::spawn_plain(&args)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ch = loop {
+        match a.channel("bench-b") {
+            Ok(ch) => break ch,
+            Err(_) if Instant::now() < deadline => {
+                peer.check_alive()?;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let msg = Message::raw(
+        ch.identity(),
+        MessageType::Notification,
+        vec![0xA5; cfg.size],
+    );
+    let hist = on_core(cfg.cores.0, || {
+        let mut alive = || peer.check_alive();
+        let mut hist = histogram();
+        for i in 1..=cfg.total() {
+            let t0 = monotonic_ns();
+            ch.send(&msg)?;
+            spin_recv_channel(&mut ch, &mut alive)?;
+            let t1 = monotonic_ns();
+            if i > cfg.warmup {
+                hist.record(t1.saturating_sub(t0).max(1))?;
+            }
+        }
+        Ok(hist)
+    })?;
+    peer.finish()?;
+    Ok(Row {
+        name: "channel".into(),
+        hist,
+    })
+}
+
+/// The child's half of `channel`: attach, accept the channel, echo.
+pub fn channel_child(args: &[String], size: usize, total: u64) -> anyhow::Result<()> {
+    let [bus, dir, wait, ..] = args else {
+        bail!("channel child: expected bus, socket dir and wait, got {args:?}");
+    };
+    let wait: Wait = wait.parse().map_err(anyhow::Error::msg)?;
+    let mut me = Agent::attach(
+        AttachOptions::new(bus, "bench-b", "bench")
+            .socket_dir(dir)
+            .wait(wait),
+    )?;
+    let mut ch = me
+        .accept_channel(Duration::from_secs(30))?
+        .context("no channel was offered in 30 s")?;
+    let msg = Message::raw(ch.identity(), MessageType::Notification, vec![0x5A; size]);
+    let mut parent = ParentWatch::new();
+    let mut alive = || parent.check_alive();
+    for _ in 0..total {
+        spin_recv_channel(&mut ch, &mut alive)?;
+        ch.send(&msg)?;
+    }
+    Ok(())
+}
+
+/// `fanout`: one publisher, `n` subscribers (threads parking between messages); the latency
+/// of each message is until its last subscriber has it.
+pub fn fanout(cfg: Config, n: usize) -> anyhow::Result<Row> {
+    let b = bus("fan", Some(cfg.cores.0), cfg.wait)?;
+    let received: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut subs = Vec::new();
+    for i in 0..n {
+        let mut agent = b.attach(&format!("sub-{i}"), Wait::Park(Park::default()))?;
+        agent.subscribe("bench.fanout")?;
+        let (received, at, stop) = (Arc::clone(&received), Arc::clone(&at), Arc::clone(&stop));
+        subs.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            while !stop.load(Ordering::Acquire) {
+                if let Some(d) = agent.recv_timeout(Duration::from_millis(50))? {
+                    touch(&d.envelope());
+                    // Release: pairs with the publisher's Acquire load of the count.
+                    at[i].store(monotonic_ns(), Ordering::Relaxed);
+                    received[i].fetch_add(1, Ordering::Release);
+                }
+            }
+            Ok(())
+        }));
+    }
+    let hist = on_core(cfg.cores.1, || {
+        let mut publisher = b.attach("publisher", cfg.wait)?;
+        publisher.create_topic("bench.fanout")?;
+        let msg = raw(&publisher, cfg.size);
+        let mut hist = histogram();
+        for i in 1..=cfg.total() {
+            let t0 = monotonic_ns();
+            publisher.publish("bench.fanout", &msg)?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while received.iter().any(|r| r.load(Ordering::Acquire) < i) {
+                std::hint::spin_loop();
+                if Instant::now() > deadline {
+                    bail!("fanout: a subscriber did not get message {i} in 10 s");
+                }
+            }
+            let last = at
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(t0);
+            if i > cfg.warmup {
+                hist.record(last.saturating_sub(t0).max(1))?;
+            }
+        }
+        Ok(hist)
+    });
+    stop.store(true, Ordering::Release);
+    for s in subs {
+        s.join()
+            .map_err(|_| anyhow::anyhow!("a subscriber panicked"))??;
+    }
+    Ok(Row {
+        name: format!("fanout to {n}"),
+        hist: hist?,
+    })
+}

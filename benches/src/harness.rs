@@ -1,0 +1,310 @@
+//! `agentbus bench`: runs cases, prints percentiles beside the floor, and writes JSON,
+//! HdrHistogram percentile files and an SVG plot on request.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use agentbus_ipc::wait::Wait;
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+
+use crate::cases::{self, Config};
+use crate::report::{machine, print_table, Row};
+use crate::{bus_cases, peers};
+
+/// The cases `agentbus bench` knows.
+pub const CASES: [&str; 11] = [
+    "floor",
+    "ring",
+    "channel",
+    "routed",
+    "throughput",
+    "fanout",
+    "priority",
+    "rate",
+    "uds",
+    "crossbeam",
+    "all",
+];
+
+/// What to measure and how.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// A case of [`CASES`].
+    pub case: String,
+    /// The two cores: the measuring side (or the router) and the other side.
+    pub cores: (usize, usize),
+    /// Payload bytes.
+    pub size: usize,
+    /// Measured round trips (throughput: messages) per case.
+    pub count: u64,
+    /// How each side waits.
+    pub wait: Wait,
+    /// Subscribers for `fanout`.
+    pub subscribers: usize,
+    /// Messages per second for `rate`.
+    pub rate: u64,
+    /// Where to write machine-readable results.
+    pub json: Option<PathBuf>,
+    /// A directory for HdrHistogram percentile-distribution files.
+    pub hgrm: Option<PathBuf>,
+    /// Where to draw latency-by-percentile curves (SVG).
+    pub plot: Option<PathBuf>,
+}
+
+/// A throughput result.
+#[derive(Debug, Clone)]
+pub struct Throughput {
+    /// What was measured.
+    pub name: String,
+    /// Messages per second.
+    pub msgs_per_s: f64,
+    /// Payload bytes per second.
+    pub bytes_per_s: f64,
+}
+
+fn progress(name: &str, started: Instant) {
+    eprintln!("  {name}: done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Runs the cases `opts.case` names and reports them.
+pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
+    if !CASES.contains(&opts.case.as_str()) {
+        bail!(
+            "unknown case {:?}: use one of {}",
+            opts.case,
+            CASES.join(", ")
+        );
+    }
+    let (ncores, cpu) = machine();
+    let cfg = Config {
+        iters: opts.count,
+        warmup: (opts.count / 20).max(100),
+        size: opts.size,
+        cores: opts.cores,
+        wait: opts.wait,
+    };
+    println!(
+        "agentbus bench {}: {} B payloads, {} measured round trips per case (+{} warm-up), cores {} and {} of {ncores}, wait {}; machine: {cpu}",
+        opts.case, cfg.size, cfg.iters, cfg.warmup, cfg.cores.0, cfg.cores.1, cfg.wait
+    );
+    if ncores < 3 {
+        println!("  routed, throughput, priority and rate use the loop-back form (one agent sends to itself through the router): {ncores} cores leave no third for a second agent");
+        println!("  priority: the LOW lanes are kept full (an agent flooding LOW traffic), not flooded live");
+    }
+    let all = opts.case == "all";
+    let want = |c: &str| all || opts.case == c;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut tput: Vec<Throughput> = Vec::new();
+    let step = |name: &str, f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<()> {
+        eprintln!("  {name}: measuring...");
+        let t = Instant::now();
+        f().with_context(|| format!("case {name}"))?;
+        progress(name, t);
+        Ok(())
+    };
+    // The floor is always measured: every row is a ratio to it.
+    step("floor", &mut || {
+        rows.push(cases::floor(cfg, &format!("floor {} B", cfg.size))?);
+        Ok(())
+    })?;
+    if want("floor") {
+        step("floor 8 B signal", &mut || {
+            rows.push(cases::floor(Config { size: 0, ..cfg }, "floor 8 B signal")?);
+            Ok(())
+        })?;
+    }
+    if want("ring") {
+        step("ring", &mut || {
+            rows.push(cases::ring_pingpong(cfg, cfg.wait, "ring")?);
+            Ok(())
+        })?;
+    }
+    if want("channel") {
+        step("channel", &mut || {
+            rows.push(bus_cases::channel(cfg)?);
+            Ok(())
+        })?;
+    }
+    if want("routed") {
+        step("routed", &mut || {
+            rows.push(bus_cases::routed(cfg)?);
+            Ok(())
+        })?;
+    }
+    if want("priority") {
+        step("priority", &mut || {
+            let (idle, flood) = bus_cases::priority(cfg)?;
+            rows.push(idle);
+            rows.push(flood);
+            Ok(())
+        })?;
+    }
+    if want("rate") {
+        step("rate", &mut || {
+            rows.push(bus_cases::rate(cfg, opts.rate)?);
+            Ok(())
+        })?;
+    }
+    if want("fanout") {
+        step("fanout", &mut || {
+            rows.push(bus_cases::fanout(cfg, opts.subscribers)?);
+            Ok(())
+        })?;
+    }
+    if want("uds") {
+        step("unix socket", &mut || {
+            rows.push(peers::uds(cfg)?);
+            Ok(())
+        })?;
+    }
+    if want("crossbeam") {
+        step("crossbeam", &mut || {
+            rows.push(peers::crossbeam(cfg)?);
+            Ok(())
+        })?;
+    }
+    if want("throughput") {
+        let count = opts.count.max(1000) * 4;
+        step("throughput", &mut || {
+            for batch in [false, true] {
+                let (m, b) = bus_cases::throughput(cfg, count, batch)?;
+                tput.push(Throughput {
+                    name: format!(
+                        "routed, {}",
+                        if batch {
+                            "sender batches of 32"
+                        } else {
+                            "no batching"
+                        }
+                    ),
+                    msgs_per_s: m,
+                    bytes_per_s: b,
+                });
+            }
+            let (m, b) = cases::throughput(cfg, count)?;
+            tput.push(Throughput {
+                name: "bare ring, batches of 32".into(),
+                msgs_per_s: m,
+                bytes_per_s: b,
+            });
+            Ok(())
+        })?;
+    }
+    println!();
+    let floor = &rows[0];
+    print_table(&rows, floor);
+    if !tput.is_empty() {
+        println!("\none-way throughput ({} B payloads):", cfg.size);
+        for t in &tput {
+            println!(
+                "  {:<32}{:>10.2} M msgs/s {:>9.1} MB/s",
+                t.name,
+                t.msgs_per_s / 1e6,
+                t.bytes_per_s / 1e6
+            );
+        }
+    }
+    if let Some(path) = &opts.json {
+        std::fs::write(path, json(&rows, &tput, ncores, &cpu))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("\nwrote {}", path.display());
+    }
+    if let Some(dir) = &opts.hgrm {
+        std::fs::create_dir_all(dir)?;
+        for r in &rows {
+            let file = dir.join(format!("{}.hgrm", slug(&r.name)));
+            std::fs::write(&file, hgrm(&r.hist))
+                .with_context(|| format!("writing {}", file.display()))?;
+        }
+        println!("wrote {} percentile files to {}", rows.len(), dir.display());
+    }
+    if let Some(path) = &opts.plot {
+        crate::plot::draw(path, &rows)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// The results as JSON, in the shape the issue gives.
+pub fn json(rows: &[Row], tput: &[Throughput], cores: usize, cpu: &str) -> String {
+    let floor = rows
+        .first()
+        .map_or(1, |r| r.hist.value_at_quantile(0.5).max(1)) as f64;
+    let mut cases = Vec::new();
+    for r in rows {
+        let h = &r.hist;
+        cases.push(format!(
+            "{{\"case\": \"{}\", \"unit\": \"ns\", \"kind\": \"rtt\", \"count\": {}, \"p50\": {}, \"p90\": {}, \"p99\": {}, \"p999\": {}, \"p9999\": {}, \"max\": {}, \"ratio_p50_to_floor\": {:.3}}}",
+            escape(&r.name),
+            h.len(),
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.9),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.value_at_quantile(0.9999),
+            h.max(),
+            h.value_at_quantile(0.5) as f64 / floor
+        ));
+    }
+    for t in tput {
+        cases.push(format!(
+            "{{\"case\": \"{}\", \"unit\": \"msgs\", \"kind\": \"throughput\", \"msgs_per_s\": {:.0}, \"bytes_per_s\": {:.0}}}",
+            escape(&t.name),
+            t.msgs_per_s,
+            t.bytes_per_s
+        ));
+    }
+    format!(
+        "{{\"machine\": {{\"cores\": {cores}, \"cpu\": \"{}\"}}, \"cases\": [\n  {}\n]}}\n",
+        escape(cpu),
+        cases.join(",\n  ")
+    )
+}
+
+/// A percentile distribution in HdrHistogram's text format (values in ns).
+pub fn hgrm(h: &Histogram<u64>) -> String {
+    let mut out = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        let inv = if q < 1.0 {
+            1.0 / (1.0 - q)
+        } else {
+            f64::INFINITY
+        };
+        let _ = writeln!(
+            out,
+            "{:12.3} {:14.12} {:10} {:14.2}",
+            v.value_iterated_to() as f64,
+            q,
+            v.count_since_last_iteration(),
+            inv
+        );
+    }
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]\n#[Max     = {:12.3}, Total count    = {:12}]",
+        h.mean(),
+        h.stdev(),
+        h.max() as f64,
+        h.len()
+    );
+    out
+}

@@ -1,0 +1,67 @@
+//! `agentbus bench`: the latency and throughput harness (in `agentbus-benches`).
+
+use std::path::PathBuf;
+
+use agentbus_benches::harness::{self, BenchOptions};
+use anyhow::Context;
+
+/// Options of `agentbus bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// floor, ring, channel, routed, throughput, fanout, priority, rate, uds, crossbeam, or all.
+    pub case: String,
+    /// Two cores: the measuring side (the router, for routed cases) and the other side.
+    #[arg(long, default_value = "0,1")]
+    pub cores: String,
+    /// Payload bytes.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Measured round trips per case.
+    #[arg(long, default_value_t = 200_000)]
+    pub count: u64,
+    /// How each side waits: spin, backoff or park.
+    #[arg(long, default_value = "spin")]
+    pub wait: String,
+    /// Subscribers for fanout.
+    #[arg(long, default_value_t = 2)]
+    pub subscribers: usize,
+    /// Messages per second for rate.
+    #[arg(long, default_value_t = 100_000)]
+    pub rate: u64,
+    /// Write machine-readable results here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write HdrHistogram percentile-distribution files into this directory.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Draw latency-by-percentile curves into this SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// Runs the benchmark.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let (a, b) = args
+        .cores
+        .split_once(',')
+        .context("--cores takes two cores, like 0,1")?;
+    let cores = (
+        a.trim().parse().context("--cores: not a core number")?,
+        b.trim().parse().context("--cores: not a core number")?,
+    );
+    if args.count < 10 {
+        anyhow::bail!("--count must be at least 10");
+    }
+    harness::run(&BenchOptions {
+        case: args.case,
+        cores,
+        size: args.size,
+        count: args.count,
+        wait: args.wait.parse().map_err(anyhow::Error::msg)?,
+        subscribers: args.subscribers.max(1),
+        rate: args.rate.max(1),
+        json: args.json,
+        hgrm: args.hgrm,
+        plot: args.plot,
+    })
+}

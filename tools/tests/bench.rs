@@ -1,0 +1,93 @@
+//! `agentbus bench all` in a tiny configuration: every case runs once and reports sane numbers
+//! (this checks the harness, not the speed).
+
+use std::process::Command;
+
+#[test]
+fn bench_all_runs_every_case_and_writes_sane_json_hgrm_and_svg() {
+    let dir = std::env::temp_dir().join(format!("agentbus-bench-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("out.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args([
+            "bench", "all", "--count", "300", "--rate", "20000", "--wait", "backoff", "--json",
+        ])
+        .arg(&json)
+        .arg("--hgrm")
+        .arg(dir.join("hgrm"))
+        .arg("--plot")
+        .arg(dir.join("plot.svg"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the agentbus binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["machine"]["cores"].as_u64().unwrap() >= 1);
+    let cases = v["cases"].as_array().unwrap();
+    let names: Vec<&str> = cases.iter().map(|c| c["case"].as_str().unwrap()).collect();
+    for want in [
+        "floor 64 B",
+        "ring",
+        "channel",
+        "routed",
+        "priority idle",
+        "priority LOW flood",
+        "fanout to 2",
+        "unix socket",
+        "crossbeam channel",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(names.iter().any(|n| n.starts_with("rate ")));
+    for c in cases {
+        if c["kind"] == "rtt" {
+            let (p50, p99, max) = (
+                c["p50"].as_u64().unwrap(),
+                c["p99"].as_u64().unwrap(),
+                c["max"].as_u64().unwrap(),
+            );
+            assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{c}");
+            assert!(c["count"].as_u64().unwrap() >= 300, "{c}");
+            assert!(c["ratio_p50_to_floor"].as_f64().unwrap() > 0.0, "{c}");
+        } else {
+            assert_eq!(c["kind"], "throughput");
+            assert!(c["msgs_per_s"].as_f64().unwrap() > 1000.0, "{c}");
+            assert!(c["bytes_per_s"].as_f64().unwrap() > 0.0, "{c}");
+        }
+    }
+    assert!(stdout.contains("p50/floor"), "{stdout}");
+    let hgrm = std::fs::read_to_string(dir.join("hgrm").join("routed.hgrm")).unwrap();
+    assert!(
+        hgrm.contains("Percentile") && hgrm.contains("#[Max"),
+        "{hgrm}"
+    );
+    let svg = std::fs::read_to_string(dir.join("plot.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("routed"),
+        "an SVG with the curves"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unknown_case_is_refused_with_the_list() {
+    let out = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["bench", "warp"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown case") && err.contains("routed"),
+        "{err}"
+    );
+}
