@@ -257,9 +257,13 @@ pub fn run_child(path: &str, args: &[String]) -> anyhow::Result<()> {
     let size: usize = size.parse()?;
     let total: u64 = total.parse()?;
     pin(core.parse()?)?;
-    if matches!(case.as_str(), "channel" | "uds") {
+    if matches!(case.as_str(), "channel" | "uds" | "iceoryx2") {
         return match case.as_str() {
             "channel" => crate::bus_cases::channel_child(&args[4..], size, total),
+            #[cfg(feature = "peers")]
+            "iceoryx2" => crate::iceoryx2_peer::iceoryx2_child(&args[4..]),
+            #[cfg(not(feature = "peers"))]
+            "iceoryx2" => bail!("this build has no iceoryx2: build with --features peers"),
             _ => crate::peers::uds_child(path, size, total),
         };
     }

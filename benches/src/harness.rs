@@ -14,7 +14,7 @@ use crate::report::{machine, print_table, Row};
 use crate::{bus_cases, peers};
 
 /// The cases `agentbus bench` knows.
-pub const CASES: [&str; 11] = [
+pub const CASES: [&str; 12] = [
     "floor",
     "ring",
     "channel",
@@ -25,6 +25,7 @@ pub const CASES: [&str; 11] = [
     "rate",
     "uds",
     "crossbeam",
+    "iceoryx2",
     "all",
 ];
 
@@ -164,6 +165,25 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
             rows.push(peers::crossbeam(cfg)?);
             Ok(())
         })?;
+    }
+    if want("iceoryx2") {
+        #[cfg(feature = "peers")]
+        step("iceoryx2", &mut || {
+            if cfg.size != crate::iceoryx2_peer::PAYLOAD {
+                eprintln!(
+                    "  iceoryx2 carries {} B payloads whatever --size says",
+                    crate::iceoryx2_peer::PAYLOAD
+                );
+            }
+            rows.push(crate::iceoryx2_peer::iceoryx2(cfg)?);
+            Ok(())
+        })?;
+        #[cfg(not(feature = "peers"))]
+        if !all {
+            bail!("this build has no iceoryx2 peer: build with `--features peers`");
+        } else {
+            println!("  (iceoryx2: not in this build; `--features peers` adds it)");
+        }
     }
     if want("throughput") {
         let count = opts.count.max(1000) * 4;

@@ -9,6 +9,8 @@ pub mod bus_cases;
 pub mod cases;
 pub mod child;
 pub mod harness;
+#[cfg(feature = "peers")]
+pub mod iceoryx2_peer;
 pub mod peers;
 pub mod plot;
 pub mod report;

@@ -29,13 +29,10 @@ pub fn draw(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
         .configure_mesh()
         .x_labels(6)
         .x_label_formatter(&|x| {
-            let p = 100.0 * (1.0 - 10f64.powf(-*x));
-            format!("{p:.3}%")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
-                + ""
+            let p = format!("{:.3}", 100.0 * (1.0 - 10f64.powf(-*x)));
+            format!("{}%", p.trim_end_matches('0').trim_end_matches('.'))
         })
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .y_desc("ns")
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
