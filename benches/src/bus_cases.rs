@@ -14,7 +14,7 @@ use agentbus_ipc::wait::{Park, Wait};
 use agentd::{Config as DaemonConfig, Daemon};
 use anyhow::{bail, Context};
 
-use crate::cases::{on_core, Config, POLLS_PER_CHECK};
+use crate::cases::{measure, on_core, Config, POLLS_PER_CHECK};
 use crate::child::{ParentWatch, Peer};
 use crate::report::{histogram, Row};
 
@@ -113,17 +113,11 @@ fn loopback(
             flood_low(&mut me, cfg.size)?;
         }
         let msg = raw(&me, cfg.size).priority(priority);
-        let mut hist = histogram();
-        for i in 1..=cfg.total() {
-            let t0 = monotonic_ns();
+        measure(&cfg, |_| {
             me.send("bench", &msg)?;
             spin_recv(&mut me, priority)?;
-            let t1 = monotonic_ns();
-            if i > cfg.warmup {
-                hist.record(t1.saturating_sub(t0).max(1))?;
-            }
-        }
-        Ok(hist)
+            Ok(())
+        })
     })?;
     drop(b.daemon);
     Ok(Row {
@@ -261,17 +255,11 @@ pub fn channel(cfg: Config) -> anyhow::Result<Row> {
     );
     let hist = on_core(cfg.cores.0, || {
         let mut alive = || peer.check_alive();
-        let mut hist = histogram();
-        for i in 1..=cfg.total() {
-            let t0 = monotonic_ns();
+        measure(&cfg, |_| {
             ch.send(&msg)?;
             spin_recv_channel(&mut ch, &mut alive)?;
-            let t1 = monotonic_ns();
-            if i > cfg.warmup {
-                hist.record(t1.saturating_sub(t0).max(1))?;
-            }
-        }
-        Ok(hist)
+            Ok(())
+        })
     })?;
     peer.finish()?;
     Ok(Row {

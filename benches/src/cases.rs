@@ -57,6 +57,24 @@ pub fn pin(core: usize) -> anyhow::Result<()> {
 /// Polls between liveness checks of the other process: about a millisecond of spinning.
 pub const POLLS_PER_CHECK: u32 = 1 << 20;
 
+/// Times `cfg.total()` round trips of `round_trip` (given each one's number, from 1) and
+/// records those after the warm-up. The clock is read twice per round trip, alike for every case.
+pub fn measure(
+    cfg: &Config,
+    mut round_trip: impl FnMut(u64) -> anyhow::Result<()>,
+) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    let mut hist = histogram();
+    for i in 1..=cfg.total() {
+        let t0 = monotonic_ns();
+        round_trip(i)?;
+        let t1 = monotonic_ns();
+        if i > cfg.warmup {
+            hist.record(t1.saturating_sub(t0).max(1))?;
+        }
+    }
+    Ok(hist)
+}
+
 /// Runs `f` on a scoped thread pinned to `core`, so the thread that starts child processes is
 /// never pinned (children inherit their parent thread's affinity).
 pub fn on_core<T: Send>(
@@ -89,19 +107,13 @@ pub fn floor(cfg: Config, name: &str) -> anyhow::Result<Row> {
     let payload = vec![0xA5u8; cfg.size];
     let mut back = vec![0u8; cfg.size];
     let hist = on_core(cfg.cores.0, || {
-        let mut hist = histogram();
-        for i in 1..=cfg.total() {
-            let t0 = monotonic_ns();
+        measure(&cfg, |i| {
             ping.send(i, &payload);
             while !pong.receive(i, &mut back, POLLS_PER_CHECK as u64) {
                 peer.check_alive()?;
             }
-            let t1 = monotonic_ns();
-            if i > cfg.warmup {
-                hist.record(t1.saturating_sub(t0).max(1))?;
-            }
-        }
-        Ok(hist)
+            Ok(())
+        })
     })?;
     peer.finish()?;
     Ok(Row {
@@ -181,17 +193,11 @@ pub fn ring_pingpong(cfg: Config, wait: Wait, name: &str) -> anyhow::Result<Row>
     let mut back = vec![0u8; cfg.size];
     let hist = on_core(cfg.cores.0, || {
         let mut alive = || peer.check_alive();
-        let mut hist = histogram();
-        for i in 1..=cfg.total() {
-            let t0 = monotonic_ns();
+        measure(&cfg, |_| {
             send(&mut tx, &payload)?;
             receive(&mut rx, &wait, &mut back, &mut alive)?;
-            let t1 = monotonic_ns();
-            if i > cfg.warmup {
-                hist.record(t1.saturating_sub(t0).max(1))?;
-            }
-        }
-        Ok(hist)
+            Ok(())
+        })
     })?;
     peer.finish()?;
     Ok(Row {

@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use agentbus_ipc::clock::monotonic_ns;
 use anyhow::{anyhow, bail};
 use iceoryx2::prelude::*;
 
-use crate::cases::{on_core, Config, POLLS_PER_CHECK};
+use crate::cases::{measure, on_core, Config, POLLS_PER_CHECK};
 use crate::child::{ParentWatch, Peer};
-use crate::report::{histogram, Row};
+use crate::report::Row;
 
 /// iceoryx2 payloads are sized at compile time: this peer always carries 64 bytes.
 pub const PAYLOAD: usize = 64;
@@ -70,10 +69,8 @@ pub fn iceoryx2(cfg: Config) -> anyhow::Result<Row> {
         }
         std::thread::sleep(Duration::from_millis(20));
         while subscriber.receive().map_err(err)?.is_some() {}
-        let mut hist = histogram();
         let payload = [0xA5u8; PAYLOAD];
-        for i in 1..=cfg.total() {
-            let t0 = monotonic_ns();
+        let hist = measure(&cfg, |_| {
             publisher
                 .loan_uninit()
                 .map_err(err)?
@@ -84,7 +81,7 @@ pub fn iceoryx2(cfg: Config) -> anyhow::Result<Row> {
             loop {
                 if let Some(sample) = subscriber.receive().map_err(err)? {
                     std::hint::black_box(sample.payload()[PAYLOAD - 1]);
-                    break;
+                    return Ok(());
                 }
                 std::hint::spin_loop();
                 polls = polls.wrapping_add(1);
@@ -92,11 +89,7 @@ pub fn iceoryx2(cfg: Config) -> anyhow::Result<Row> {
                     peer.check_alive()?;
                 }
             }
-            let t1 = monotonic_ns();
-            if i > cfg.warmup {
-                hist.record(t1.saturating_sub(t0).max(1))?;
-            }
-        }
+        })?;
         // The stop signal: a payload of 0xFF.
         publisher
             .loan_uninit()

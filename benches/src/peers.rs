@@ -5,12 +5,11 @@ use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::Duration;
 
-use agentbus_ipc::clock::monotonic_ns;
 use anyhow::Context;
 
-use crate::cases::{on_core, pin, Config};
+use crate::cases::{measure, on_core, pin, Config};
 use crate::child::Peer;
-use crate::report::{histogram, Row};
+use crate::report::Row;
 
 /// Unix-socket ping-pong between this process and a child.
 pub fn uds(cfg: Config) -> anyhow::Result<Row> {
@@ -25,17 +24,11 @@ pub fn uds(cfg: Config) -> anyhow::Result<Row> {
     let out = vec![0xA5u8; cfg.size.max(1)];
     let mut back = vec![0u8; cfg.size.max(1)];
     let hist = on_core(cfg.cores.0, || {
-        let mut hist = histogram();
-        for i in 1..=cfg.total() {
-            let t0 = monotonic_ns();
+        measure(&cfg, |_| {
             s.write_all(&out)?;
             s.read_exact(&mut back)?;
-            let t1 = monotonic_ns();
-            if i > cfg.warmup {
-                hist.record(t1.saturating_sub(t0).max(1))?;
-            }
-        }
-        Ok(hist)
+            Ok(())
+        })
     })?;
     peer.finish()?;
     Ok(Row {
@@ -70,18 +63,12 @@ pub fn crossbeam(cfg: Config) -> anyhow::Result<Row> {
         Ok(())
     });
     let hist = on_core(cfg.cores.0, || {
-        let mut hist = histogram();
         let mut buf = vec![0xA5u8; cfg.size];
-        for i in 1..=total {
-            let t0 = monotonic_ns();
-            to_tx.send(buf)?;
+        measure(&cfg, |_| {
+            to_tx.send(std::mem::take(&mut buf))?;
             buf = back_rx.recv_timeout(Duration::from_secs(30))?;
-            let t1 = monotonic_ns();
-            if i > cfg.warmup {
-                hist.record(t1.saturating_sub(t0).max(1))?;
-            }
-        }
-        Ok(hist)
+            Ok(())
+        })
     })?;
     echo.join()
         .map_err(|_| anyhow::anyhow!("the echo thread panicked"))??;

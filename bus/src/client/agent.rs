@@ -210,6 +210,29 @@ impl Agent {
         }
     }
 
+    /// Half the heartbeat interval: the longest this agent sleeps without beating.
+    fn beat_every(&self) -> Duration {
+        Duration::from_millis(self.info.heartbeat_interval_ms.max(2) as u64 / 2)
+    }
+
+    /// Waits (parking, spinning or backing off, as configured) until a message is waiting or
+    /// `until`, at most half a heartbeat interval, and beats if nothing came. Returns whether a
+    /// message is waiting.
+    pub(crate) fn idle(&mut self, until: Instant) -> bool {
+        let slice = until.min(Instant::now() + self.beat_every());
+        let inbound = &mut self.inbound;
+        let r: Result<(), WaitError<()>> =
+            self.options
+                .wait
+                .wait_for(Some(self.bell.bell()), Some(slice), || {
+                    Ok(Agent::ready_lane(inbound).map(|_| ()))
+                });
+        if r.is_err() {
+            self.beat();
+        }
+        r.is_ok()
+    }
+
     /// Reports how many tasks this agent holds (load-balanced routing prefers the least loaded).
     pub fn set_load(&mut self, load: u32) {
         self.control
@@ -516,49 +539,19 @@ impl Agent {
             return self.try_recv();
         }
         let deadline = Instant::now() + timeout;
-        let beat_every =
-            Duration::from_millis(self.info.heartbeat_interval_ms.max(1) as u64 / 2 + 1);
-        loop {
-            if Agent::ready_lane(&mut self.inbound).is_some() {
-                break;
-            }
-            let now = Instant::now();
-            if now >= deadline {
+        while Agent::ready_lane(&mut self.inbound).is_none() {
+            if Instant::now() >= deadline {
                 return Ok(None);
             }
-            let inbound = &mut self.inbound;
-            let r: Result<(), WaitError<()>> = self.options.wait.wait_for(
-                Some(self.bell.bell()),
-                Some(deadline.min(now + beat_every)),
-                || Ok(Agent::ready_lane(inbound).map(|_| ())),
-            );
-            if r.is_err() {
-                self.beat();
-            }
+            self.idle(deadline);
         }
         self.try_recv()
     }
 
     /// The next message, waiting as long as it takes.
     pub fn recv(&mut self) -> Result<Delivery<'_>, CommunicationError> {
-        loop {
-            if !self.queue.is_empty() {
-                break;
-            }
-            if Agent::ready_lane(&mut self.inbound).is_some() {
-                break;
-            }
-            let inbound = &mut self.inbound;
-            let beat_every =
-                Duration::from_millis(self.info.heartbeat_interval_ms.max(1) as u64 / 2 + 1);
-            let r: Result<(), WaitError<()>> = self.options.wait.wait_for(
-                Some(self.bell.bell()),
-                Some(Instant::now() + beat_every),
-                || Ok(Agent::ready_lane(inbound).map(|_| ())),
-            );
-            if r.is_err() {
-                self.beat();
-            }
+        while self.queue.is_empty() && Agent::ready_lane(&mut self.inbound).is_none() {
+            self.idle(Instant::now() + Duration::from_secs(3600));
         }
         self.try_recv()?
             .ok_or_else(|| CommunicationError::InvalidFormat {

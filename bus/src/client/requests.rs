@@ -2,8 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use agentbus_ipc::wait::{WaitError, WaitStrategy};
-
 use super::delivery::copy_frame;
 use super::handlers::{Listener, ListenerId, MessageFilter, RequestHandler, SubscriptionHandler};
 use super::{Agent, ClientError};
@@ -153,16 +151,7 @@ impl Agent {
         if !self.queue.is_empty() || Agent::ready_lane(&mut self.inbound).is_some() {
             return true;
         }
-        let deadline = Instant::now() + timeout;
-        let inbound = &mut self.inbound;
-        let r: Result<(), WaitError<()>> =
-            self.options
-                .wait
-                .wait_for(Some(self.bell.bell()), Some(deadline), || {
-                    Ok(Agent::ready_lane(inbound).map(|_| ()))
-                });
-        self.maybe_beat();
-        r.is_ok()
+        self.idle(Instant::now() + timeout)
     }
 
     /// Waits up to `timeout` for the reply to request `id`. Other messages that arrive
@@ -206,19 +195,7 @@ impl Agent {
                 });
             }
             if self.poll(64)? == 0 {
-                let slice = deadline.min(
-                    now + Duration::from_millis(self.info.heartbeat_interval_ms.max(2) as u64 / 2),
-                );
-                let inbound = &mut self.inbound;
-                let r: Result<(), WaitError<()>> =
-                    self.options
-                        .wait
-                        .wait_for(Some(self.bell.bell()), Some(slice), || {
-                            Ok(Agent::ready_lane(inbound).map(|_| ()))
-                        });
-                if r.is_err() {
-                    self.beat();
-                }
+                self.idle(deadline);
             }
         }
     }
@@ -476,19 +453,7 @@ impl Agent {
                 return Ok(());
             }
             if handled == 0 {
-                let slice = deadline.min(
-                    now + Duration::from_millis(self.info.heartbeat_interval_ms.max(2) as u64 / 2),
-                );
-                let inbound = &mut self.inbound;
-                let r: Result<(), WaitError<()>> =
-                    self.options
-                        .wait
-                        .wait_for(Some(self.bell.bell()), Some(slice), || {
-                            Ok(Agent::ready_lane(inbound).map(|_| ()))
-                        });
-                if r.is_err() {
-                    self.beat();
-                }
+                self.idle(deadline);
             }
         }
     }
