@@ -128,26 +128,22 @@ pub struct FrameHeader {
     pub trace: TraceContext,
 }
 
-fn u16_at(b: &[u8], at: usize) -> u16 {
+// Readers over the fixed-size header: constant offsets into a `[u8; HEADER_LEN]` need no
+// bounds checks at run time.
+fn u16_at(b: &[u8; HEADER_LEN], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
+fn u32_at(b: &[u8; HEADER_LEN], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
+fn u64_at(b: &[u8; HEADER_LEN], at: usize) -> u64 {
+    u64::from_le_bytes(std::array::from_fn(|i| b[at + i]))
 }
 
-fn u128_at(b: &[u8], at: usize) -> u128 {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[at..at + 16]);
-    u128::from_le_bytes(a)
+fn u128_at(b: &[u8; HEADER_LEN], at: usize) -> u128 {
+    u128::from_le_bytes(std::array::from_fn(|i| b[at + i]))
 }
 
 impl FrameHeader {
@@ -186,7 +182,9 @@ impl FrameHeader {
                 frame.len()
             )));
         }
-        let b = &frame[..HEADER_LEN];
+        let b: &[u8; HEADER_LEN] = frame[..HEADER_LEN]
+            .try_into()
+            .expect("the length was checked above");
         let magic = u16_at(b, 0);
         if magic != HEADER_MAGIC {
             return Err(DecodeError::new(format!("bad header magic {magic:#06x}")));
