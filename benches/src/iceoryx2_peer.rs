@@ -22,6 +22,23 @@ fn services(tag: &str) -> (String, String) {
     )
 }
 
+type Service =
+    iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, Payload, ()>;
+
+/// The node and the two services (ping, pong) of a ping-pong tagged `tag`, opened or created.
+fn open_services(tag: &str) -> anyhow::Result<(Node<ipc::Service>, Service, Service)> {
+    let (ping_name, pong_name) = services(tag);
+    let node = NodeBuilder::new().create::<ipc::Service>().map_err(err)?;
+    let open = |name: &str| -> anyhow::Result<Service> {
+        node.service_builder(&name.try_into().map_err(err)?)
+            .publish_subscribe::<Payload>()
+            .open_or_create()
+            .map_err(err)
+    };
+    let (ping, pong) = (open(&ping_name)?, open(&pong_name)?);
+    Ok((node, ping, pong))
+}
+
 fn err(e: impl std::fmt::Debug) -> anyhow::Error {
     anyhow!("iceoryx2: {e:?}")
 }
@@ -35,18 +52,7 @@ pub fn iceoryx2(cfg: Config) -> anyhow::Result<Row> {
     let mut peer = Peer::spawn_plain(&args)?;
     // iceoryx2's ports are not Send: everything lives on the measuring thread.
     let hist = on_core(cfg.cores.0, || {
-        let (ping_name, pong_name) = services(&tag);
-        let node = NodeBuilder::new().create::<ipc::Service>().map_err(err)?;
-        let ping = node
-            .service_builder(&ping_name.as_str().try_into().map_err(err)?)
-            .publish_subscribe::<Payload>()
-            .open_or_create()
-            .map_err(err)?;
-        let pong = node
-            .service_builder(&pong_name.as_str().try_into().map_err(err)?)
-            .publish_subscribe::<Payload>()
-            .open_or_create()
-            .map_err(err)?;
+        let (_node, ping, pong) = open_services(&tag)?;
         let publisher = ping.publisher_builder().create().map_err(err)?;
         let subscriber = pong.subscriber_builder().create().map_err(err)?;
         // Wait until the child's subscriber is there (its first pong says so).
@@ -111,18 +117,7 @@ pub fn iceoryx2_child(args: &[String]) -> anyhow::Result<()> {
     let tag = args
         .first()
         .ok_or_else(|| anyhow!("iceoryx2 child: no service tag"))?;
-    let (ping_name, pong_name) = services(tag);
-    let node = NodeBuilder::new().create::<ipc::Service>().map_err(err)?;
-    let ping = node
-        .service_builder(&ping_name.as_str().try_into().map_err(err)?)
-        .publish_subscribe::<Payload>()
-        .open_or_create()
-        .map_err(err)?;
-    let pong = node
-        .service_builder(&pong_name.as_str().try_into().map_err(err)?)
-        .publish_subscribe::<Payload>()
-        .open_or_create()
-        .map_err(err)?;
+    let (_node, ping, pong) = open_services(tag)?;
     let subscriber = ping.subscriber_builder().create().map_err(err)?;
     let publisher = pong.publisher_builder().create().map_err(err)?;
     let mut parent = ParentWatch::new();

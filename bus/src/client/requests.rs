@@ -168,22 +168,7 @@ impl Agent {
         loop {
             if let Some((_, bytes)) = self.responses.remove(&id) {
                 self.outstanding.remove(&id);
-                let m = decode(&bytes)?.to_message()?;
-                return match &m.body.payload {
-                    Payload::Error(e) if m.message_type == MessageType::Error => {
-                        Err(match e.kind {
-                            ErrorKind::AgentUnreachable => CommunicationError::AgentUnreachable {
-                                agent: String::new(),
-                                reason: e.details.clone(),
-                            },
-                            kind => CommunicationError::RequestFailed {
-                                kind,
-                                details: e.details.clone(),
-                            },
-                        })
-                    }
-                    _ => Ok(m),
-                };
+                return response_result(&bytes);
             }
             let now = Instant::now();
             if now >= deadline {
