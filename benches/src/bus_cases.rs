@@ -268,6 +268,92 @@ pub fn channel(cfg: Config) -> anyhow::Result<Row> {
     })
 }
 
+/// `throughput` over a direct channel: this process streams `count` messages to a child that
+/// counts them and answers once at the end; returns (messages/s, payload bytes/s).
+pub fn channel_throughput(cfg: Config, count: u64) -> anyhow::Result<(f64, f64)> {
+    let b = bus("chan-tput", None, Wait::Park(Park::default()))?;
+    let mut a = b.attach("bench-a", cfg.wait)?;
+    let mut args = Config {
+        iters: count,
+        warmup: 0,
+        ..cfg
+    }
+    .child_args("channel-sink");
+    args.extend([
+        b.name.clone(),
+        b.dir.display().to_string(),
+        cfg.wait.to_string(),
+    ]);
+    let mut peer = Peer::spawn_plain(&args)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ch = loop {
+        match a.channel("bench-b") {
+            Ok(ch) => break ch,
+            Err(_) if Instant::now() < deadline => {
+                peer.check_alive()?;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let msg = Message::raw(
+        ch.identity(),
+        MessageType::Notification,
+        vec![0xA5; cfg.size],
+    );
+    let secs = on_core(cfg.cores.0, || {
+        let start = Instant::now();
+        let mut sent = 0;
+        let mut full = 0u32;
+        while sent < count {
+            match ch.send(&msg) {
+                Ok(_) => sent += 1,
+                Err(CommunicationError::QueueFull { .. }) => {
+                    std::hint::spin_loop();
+                    full = full.wrapping_add(1);
+                    if full % POLLS_PER_CHECK == 0 {
+                        peer.check_alive()?;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut alive = || peer.check_alive();
+        spin_recv_channel(&mut ch, &mut alive)?; // the sink's "got them all"
+        Ok(start.elapsed().as_secs_f64())
+    })?;
+    peer.finish()?;
+    Ok((count as f64 / secs, (count * cfg.size as u64) as f64 / secs))
+}
+
+/// The child's half of channel throughput: count `total` messages, then answer once.
+pub fn channel_sink_child(args: &[String], size: usize, total: u64) -> anyhow::Result<()> {
+    let [bus, dir, wait, ..] = args else {
+        bail!("channel sink: expected bus, socket dir and wait, got {args:?}");
+    };
+    let wait: Wait = wait.parse().map_err(anyhow::Error::msg)?;
+    let mut me = Agent::attach(
+        AttachOptions::new(bus, "bench-b", "bench")
+            .socket_dir(dir)
+            .wait(wait),
+    )?;
+    let mut ch = me
+        .accept_channel(Duration::from_secs(30))?
+        .context("no channel was offered in 30 s")?;
+    let mut parent = ParentWatch::new();
+    let mut alive = || parent.check_alive();
+    for _ in 0..total {
+        spin_recv_channel(&mut ch, &mut alive)?;
+    }
+    let done = Message::raw(
+        ch.identity(),
+        MessageType::Notification,
+        vec![0; size.min(8)],
+    );
+    ch.send(&done)?;
+    Ok(())
+}
+
 /// The child's half of `channel`: attach, accept the channel, echo.
 pub fn channel_child(args: &[String], size: usize, total: u64) -> anyhow::Result<()> {
     let [bus, dir, wait, ..] = args else {

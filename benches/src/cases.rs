@@ -263,9 +263,13 @@ pub fn run_child(path: &str, args: &[String]) -> anyhow::Result<()> {
     let size: usize = size.parse()?;
     let total: u64 = total.parse()?;
     pin(core.parse()?)?;
-    if matches!(case.as_str(), "channel" | "uds" | "iceoryx2") {
+    if matches!(
+        case.as_str(),
+        "channel" | "channel-sink" | "uds" | "iceoryx2"
+    ) {
         return match case.as_str() {
             "channel" => crate::bus_cases::channel_child(&args[4..], size, total),
+            "channel-sink" => crate::bus_cases::channel_sink_child(&args[4..], size, total),
             #[cfg(feature = "peers")]
             "iceoryx2" => crate::iceoryx2_peer::iceoryx2_child(&args[4..]),
             #[cfg(not(feature = "peers"))]

@@ -203,6 +203,12 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
                     bytes_per_s: b,
                 });
             }
+            let (m, b) = bus_cases::channel_throughput(cfg, count)?;
+            tput.push(Throughput {
+                name: "channel (direct, one hop)".into(),
+                msgs_per_s: m,
+                bytes_per_s: b,
+            });
             let (m, b) = cases::throughput(cfg, count)?;
             tput.push(Throughput {
                 name: "bare ring, batches of 32".into(),
