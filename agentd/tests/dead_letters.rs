@@ -120,7 +120,11 @@ fn the_bus_counters_balance() {
         .unwrap()
         .is_some()
     {}
-    std::thread::sleep(Duration::from_millis(50)); // the router publishes counters every ms
+    // The router publishes its counters asynchronously: wait until they cover every frame.
+    eventually("the router counted every frame", || {
+        let s = sender.stats().unwrap();
+        s.frames_in == sent.len() as u64 && s.delivered + s.dead_lettered == s.frames_in
+    });
     let stats = sender.stats().unwrap();
     assert_eq!(stats.frames_in, sent.len() as u64, "{stats:?}");
     assert_eq!(

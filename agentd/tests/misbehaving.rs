@@ -85,7 +85,9 @@ fn garbage_in_an_outbound_lane_detaches_the_agent_and_nothing_else() {
     eprintln!("garbage frame to detach: {took:?}");
     let agents = good.list_agents().unwrap();
     assert!(agents.iter().all(|a| a.agent_id != "rogue"), "{agents:?}");
-    assert!(good.stats().unwrap().faulted >= 1);
+    eventually("the fault is counted", || {
+        good.stats().unwrap().faulted >= 1
+    });
     good.send("peer", &note(&good, 1)).unwrap();
     assert_eq!(recv_seqs(&mut peer, 1, Duration::from_secs(5)), vec![1]);
     others_still_talk(&bus);
@@ -120,6 +122,8 @@ fn an_impossible_head_in_an_inbound_lane_detaches_the_agent() {
         assert!(Instant::now() < deadline, "the rogue was never detached");
     }
     conn.set_nonblocking(false).unwrap();
-    assert!(sender.stats().unwrap().faulted >= 1);
+    eventually("the fault is counted", || {
+        sender.stats().unwrap().faulted >= 1
+    });
     others_still_talk(&bus);
 }

@@ -120,3 +120,46 @@ fn a_child_maps_a_passed_memfd_writes_it_and_cannot_resize_it() {
     assert_eq!(read_first(&segment.region()), vec![0xC3]);
     assert_eq!(segment.len(), LEN);
 }
+
+#[test]
+fn a_signal_during_a_blocked_receive_does_not_fail_it() {
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    // A handler (rather than the default disposition) makes blocking calls return EINTR.
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler = nix::sys::signal::SigHandler::Handler(noop);
+    extern "C" fn noop(_: i32) {}
+    let action = nix::sys::signal::SigAction::new(
+        handler,
+        nix::sys::signal::SaFlags::empty(), // no SA_RESTART: calls really are interrupted
+        nix::sys::signal::SigSet::empty(),
+    );
+    install(&action);
+    let (a, b) = UnixStream::pair().unwrap();
+    let segment = MemfdSegment::create("eintr", 4096).unwrap();
+    let me = nix::sys::pthread::pthread_self();
+    let f = Arc::clone(&flag);
+    let poker = std::thread::spawn(move || {
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(5));
+            let _ = nix::sys::pthread::pthread_kill(me, nix::sys::signal::Signal::SIGUSR1);
+        }
+        f.store(true, Ordering::Release);
+        agentbus_ipc::segment::fdpass::send_fds(&b, b"late", &[segment.fd()]).unwrap();
+    });
+    let mut buf = [0u8; 8];
+    let (n, fds) = agentbus_ipc::segment::fdpass::recv_fds(&a, &mut buf).unwrap();
+    assert!(
+        flag.load(Ordering::Acquire),
+        "returned only once the data came"
+    );
+    assert_eq!(&buf[..n], b"late");
+    assert_eq!(fds.len(), 1);
+    poker.join().unwrap();
+}
+
+fn install(action: &nix::sys::signal::SigAction) {
+    // SAFETY: the handler installed does nothing, so it is async-signal-safe.
+    unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGUSR1, action) }.unwrap();
+}

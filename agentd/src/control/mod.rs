@@ -233,6 +233,7 @@ impl Control {
                     );
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
                     return;

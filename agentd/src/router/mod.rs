@@ -211,6 +211,9 @@ impl Router {
                     std::hint::spin_loop();
                     return;
                 }
+                // Idle: make the counters current before sleeping, so readers of the bus
+                // header never see an idle router's numbers lag behind what it did.
+                self.publish_counters(monotonic_ns());
                 let bell = self.links.bell.clone();
                 let seq = bell.bell().prepare();
                 if self.has_work() {

@@ -81,3 +81,16 @@ pub fn assert_quiet(agent: &mut Agent, wait: Duration) {
         panic!("unexpected message: {:?}", d.to_message());
     }
 }
+
+/// Polls `cond` until it holds, failing after 5 s with `what`: for numbers agentd publishes
+/// asynchronously (counters, registry).
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

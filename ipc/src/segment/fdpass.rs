@@ -55,17 +55,23 @@ pub fn send_fds(
     let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let cmsg = [ControlMessage::ScmRights(&raw)];
     let iov = [IoSlice::new(data)];
-    let sent = sendmsg::<()>(
-        socket.as_fd().as_raw_fd(),
-        &iov,
-        &cmsg,
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
-    .map_err(|errno| FdPassError::Os {
-        call: "sendmsg",
-        errno,
-    })?;
+    let sent = loop {
+        match sendmsg::<()>(
+            socket.as_fd().as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Err(Errno::EINTR) => continue, // a signal arrived first: nothing was sent
+            other => {
+                break other.map_err(|errno| FdPassError::Os {
+                    call: "sendmsg",
+                    errno,
+                })?
+            }
+        }
+    };
     if sent != data.len() {
         return Err(FdPassError::Os {
             call: "sendmsg (short write)",
@@ -80,16 +86,22 @@ pub fn send_fds(
 pub fn recv_fds(socket: &UnixStream, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), FdPassError> {
     let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
     let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<()>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|errno| FdPassError::Os {
-        call: "recvmsg",
-        errno,
-    })?;
+    let msg = loop {
+        match recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue, // a signal arrived first: nothing was received
+            other => {
+                break other.map_err(|errno| FdPassError::Os {
+                    call: "recvmsg",
+                    errno,
+                })?
+            }
+        }
+    };
     let mut fds = Vec::new();
     for cmsg in msg.cmsgs().map_err(|errno| FdPassError::Os {
         call: "recvmsg (control data)",
@@ -152,6 +164,7 @@ impl Rendezvous {
                     stream.set_nonblocking(false)?;
                     return Ok(stream);
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if std::time::Instant::now() >= deadline {
                         return Err(std::io::Error::new(
