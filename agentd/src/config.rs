@@ -36,6 +36,9 @@ pub struct Config {
     pub allow_gids: Vec<u32>,
     /// Dead letters kept (the oldest are dropped, and counted, past this).
     pub dead_letter_capacity: usize,
+    /// Whether lanes have doorbells (agents and router may park). False for busy-spinning
+    /// deployments: publishing then skips a fence per batch, and nobody can sleep on a lane.
+    pub lane_parking: bool,
 }
 
 /// The most agents a bus can hold.
@@ -58,6 +61,7 @@ impl Config {
             allow_uids: Vec::new(),
             allow_gids: Vec::new(),
             dead_letter_capacity: 100_000,
+            lane_parking: true,
         }
     }
 
@@ -141,6 +145,9 @@ impl Config {
         if let Some(v) = f.dead_letter_capacity {
             self.dead_letter_capacity = v;
         }
+        if let Some(v) = f.lane_parking {
+            self.lane_parking = v;
+        }
         Ok(())
     }
 }
@@ -161,6 +168,7 @@ struct FileConfig {
     allow_uids: Option<Vec<u32>>,
     allow_gids: Option<Vec<u32>>,
     dead_letter_capacity: Option<usize>,
+    lane_parking: Option<bool>,
 }
 
 #[cfg(test)]
@@ -175,6 +183,9 @@ mod tests {
         assert_eq!(c.lane_capacity, 8192);
         assert_eq!(c.wait.to_string(), "spin");
         assert_eq!(c.allow_gids, vec![10]);
+        assert!(c.lane_parking, "doorbells on unless configured off");
+        c.apply_toml("lane_parking = false").unwrap();
+        assert!(!c.lane_parking);
         assert!(c.validate().is_ok());
         assert!(c
             .apply_toml("lane_size = 1")

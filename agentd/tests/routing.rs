@@ -224,3 +224,46 @@ fn a_message_to_nobody_comes_back_as_an_error_and_a_dead_letter() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_bus_without_lane_doorbells_routes_for_agents_that_do_not_park() {
+    let mut cfg = config("nobells");
+    cfg.lane_parking = false;
+    let bus = start_with(cfg);
+    let spin = agentbus_ipc::wait::Wait::Backoff(agentbus_ipc::wait::Backoff::default());
+    let mut a = agentbus::client::Agent::attach(bus.options("a", "x").wait(spin)).unwrap();
+    let mut b = agentbus::client::Agent::attach(bus.options("b", "x").wait(spin)).unwrap();
+    for seq in 0..50 {
+        a.send_blocking("b", &note(&a, seq), WAIT).unwrap();
+    }
+    assert_eq!(recv_seqs(&mut b, 50, WAIT), (0..50).collect::<Vec<_>>());
+    let mut ch = a.channel("b").unwrap();
+    let mut cb = b.accept_channel(WAIT).unwrap().unwrap();
+    ch.send(&Message::raw(
+        ch.identity(),
+        MessageType::Notification,
+        vec![1],
+    ))
+    .unwrap();
+    assert!(cb.recv_timeout(WAIT).unwrap().is_some());
+}
+
+#[test]
+fn a_parking_agent_on_a_bus_without_lane_doorbells_still_receives_promptly() {
+    let mut cfg = config("nobells-park");
+    cfg.lane_parking = false;
+    let bus = start_with(cfg);
+    let mut a = bus.attach("a", "x");
+    let mut b = bus.attach("b", "x"); // parks by default
+    let start = std::time::Instant::now();
+    for seq in 0..20 {
+        a.send("b", &note(&a, seq)).unwrap();
+        assert_eq!(recv_seqs(&mut b, 1, WAIT), vec![seq]);
+    }
+    // Polling in short sleeps, not waiting out a heartbeat slice per message.
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -26,6 +26,16 @@ struct Bus {
 }
 
 fn bus(tag: &str, router_core: Option<usize>, wait: Wait) -> anyhow::Result<Bus> {
+    bus_with(tag, router_core, wait, false)
+}
+
+/// As [`bus`]; `parking_agents`: some agents park, so lanes keep their doorbells.
+fn bus_with(
+    tag: &str,
+    router_core: Option<usize>,
+    wait: Wait,
+    parking_agents: bool,
+) -> anyhow::Result<Bus> {
     let tag: String = tag
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -39,6 +49,11 @@ fn bus(tag: &str, router_core: Option<usize>, wait: Wait) -> anyhow::Result<Bus>
     c.delivery_timeout = Duration::from_secs(600);
     c.heartbeat_timeout = Duration::from_secs(600);
     c.heartbeat_interval = Duration::from_secs(1);
+    // Lanes without doorbells when nobody parks: no fence per publish. Setting
+    // AGENTBUS_BENCH_PARKING_LANES keeps the doorbells, to measure what they cost.
+    c.lane_parking = parking_agents
+        || std::env::var_os("AGENTBUS_BENCH_PARKING_LANES").is_some()
+        || !matches!(wait, Wait::BusySpin(_));
     let dir = c.socket_dir.clone();
     let daemon = Daemon::start(c).context("starting the embedded agentd")?;
     Ok(Bus { daemon, name, dir })
@@ -381,7 +396,8 @@ pub fn channel_child(args: &[String], size: usize, total: u64) -> anyhow::Result
 /// `fanout`: one publisher, `n` subscribers (threads parking between messages); the latency
 /// of each message is until its last subscriber has it.
 pub fn fanout(cfg: Config, n: usize) -> anyhow::Result<Row> {
-    let b = bus("fan", Some(cfg.cores.0), cfg.wait)?;
+    // The subscribers park: their lanes need doorbells.
+    let b = bus_with("fan", Some(cfg.cores.0), cfg.wait, true)?;
     let received: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
     let at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
     let stop = Arc::new(AtomicBool::new(false));

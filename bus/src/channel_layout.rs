@@ -30,15 +30,16 @@ pub fn closed_by(word: u64) -> Option<&'static str> {
     }
 }
 
-/// Creates a channel segment with rings of `capacity` bytes (agentd's side).
-pub fn create(id: u64, capacity: usize) -> Result<MemfdSegment, CreateError> {
+/// Creates a channel segment with rings of `capacity` bytes (agentd's side); `parking` as for
+/// lanes ([`crate::lanes::create`]).
+pub fn create(id: u64, capacity: usize, parking: bool) -> Result<MemfdSegment, CreateError> {
     let ring = Ring::size_for(capacity);
     let seg = MemfdSegment::create(&format!("agentbus-channel-{id}"), CONTROL + 2 * ring)?;
     let region = seg.region();
     for i in 0..2 {
         Ring::create(
             region.sub(CONTROL + i * ring, ring).expect("sized above"),
-            RingOptions::new(capacity),
+            RingOptions::new(capacity).parking(parking),
         )
         .map_err(|_| CreateError::BadSize { size: capacity })?;
     }

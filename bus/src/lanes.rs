@@ -113,15 +113,22 @@ pub fn agent_bell(seg: &Region) -> SharedDoorbell {
     .expect("the doorbell offset is aligned")
 }
 
-/// Creates a lane segment for the agent in `slot` (agentd's side).
-pub fn create(layout: LaneLayout, slot: u32, epoch: u32) -> Result<MemfdSegment, CreateError> {
+/// Creates a lane segment for the agent in `slot` (agentd's side). With `parking` false the
+/// rings have no doorbells: nobody pays a fence per publish, and waiting sides must spin or
+/// back off (a parked side would only notice new frames at its sleep slice).
+pub fn create(
+    layout: LaneLayout,
+    slot: u32,
+    epoch: u32,
+    parking: bool,
+) -> Result<MemfdSegment, CreateError> {
     let seg = MemfdSegment::create(&format!("agentbus-lanes-{slot}"), layout.segment_len())?;
     let region = seg.region();
     for p in 0..PRIORITIES {
         for offset in [layout.outbound(p), layout.inbound(p)] {
             Ring::create(
                 layout.ring_region(&region, offset),
-                RingOptions::new(layout.capacity),
+                RingOptions::new(layout.capacity).parking(parking),
             )
             .map_err(|_| CreateError::BadSize {
                 size: layout.capacity,

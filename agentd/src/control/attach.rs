@@ -69,7 +69,7 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
     let layout = LaneLayout {
         capacity: ctl.config.lane_capacity,
     };
-    let segment = match lanes::create(layout, slot, epoch) {
+    let segment = match lanes::create(layout, slot, epoch, ctl.config.lane_parking) {
         Ok(s) => s,
         Err(e) => return refuse(Refusal::NoRoom, format!("cannot create lanes: {e}")),
     };

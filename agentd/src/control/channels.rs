@@ -43,10 +43,11 @@ pub(super) fn open(ctl: &mut Control, token: Token, peer: &str) -> Reply {
     let (my_id, peer_token) = (me.identity.agent_id.clone(), them.token);
     ctl.next_channel += 1;
     let id = ctl.next_channel;
-    let segment = match channel_layout::create(id, ctl.config.lane_capacity) {
-        Ok(s) => s,
-        Err(e) => return refuse(Refusal::NoRoom, format!("cannot create the channel: {e}")),
-    };
+    let segment =
+        match channel_layout::create(id, ctl.config.lane_capacity, ctl.config.lane_parking) {
+            Ok(s) => s,
+            Err(e) => return refuse(Refusal::NoRoom, format!("cannot create the channel: {e}")),
+        };
     let (Ok(mine), Ok(theirs)) = (
         segment.fd().try_clone_to_owned(),
         segment.fd().try_clone_to_owned(),

@@ -220,13 +220,13 @@ impl Agent {
     /// message is waiting.
     pub(crate) fn idle(&mut self, until: Instant) -> bool {
         let slice = until.min(Instant::now() + self.beat_every());
+        // Lanes without doorbells (agentd's `lane_parking = false`): nobody rings ours, so a
+        // parking wait must poll in short sleeps instead of sleeping on it.
+        let bell = self.inbound[0].parking().then(|| self.bell.bell());
         let inbound = &mut self.inbound;
-        let r: Result<(), WaitError<()>> =
-            self.options
-                .wait
-                .wait_for(Some(self.bell.bell()), Some(slice), || {
-                    Ok(Agent::ready_lane(inbound).map(|_| ()))
-                });
+        let r: Result<(), WaitError<()>> = self.options.wait.wait_for(bell, Some(slice), || {
+            Ok(Agent::ready_lane(inbound).map(|_| ()))
+        });
         if r.is_err() {
             self.beat();
         }

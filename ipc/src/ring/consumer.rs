@@ -94,6 +94,11 @@ impl Consumer {
         self.cursor.position()
     }
 
+    /// Whether the ring has doorbells (its producer wakes a parked consumer).
+    pub fn parking(&self) -> bool {
+        self.ring.parking()
+    }
+
     /// The next frame as a guard that reads it in place and, when dropped, pops it and releases
     /// it (one store). Use [`Consumer::peek`]/[`Consumer::pop`]/[`Consumer::release`] instead to
     /// release a batch at once.
