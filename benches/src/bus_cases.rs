@@ -241,19 +241,24 @@ pub fn throughput(cfg: Config, count: u64, batch: bool) -> anyhow::Result<(f64, 
     Ok((got as f64 / secs, (got * cfg.size as u64) as f64 / secs))
 }
 
-/// `channel`: ping-pong over a direct channel between two processes (one hop each way).
-pub fn channel(cfg: Config) -> anyhow::Result<Row> {
-    let b = bus("chan", None, Wait::Park(Park::default()))?;
-    let mut a = b.attach("bench-a", cfg.wait)?;
-    let mut args = cfg.child_args("channel");
+/// An embedded agentd, this process attached as `bench-a`, a child (case `case`, run with
+/// `child_cfg`) attached as `bench-b`, and a channel from here to it.
+fn open_bench_channel(
+    tag: &str,
+    child_cfg: Config,
+    case: &str,
+) -> anyhow::Result<(Bus, Agent, Peer, Channel)> {
+    let b = bus(tag, None, Wait::Park(Park::default()))?;
+    let mut a = b.attach("bench-a", child_cfg.wait)?;
+    let mut args = child_cfg.child_args(case);
     args.extend([
         b.name.clone(),
         b.dir.display().to_string(),
-        cfg.wait.to_string(),
+        child_cfg.wait.to_string(),
     ]);
     let mut peer = Peer::spawn_plain(&args)?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut ch = loop {
+    let ch = loop {
         match a.channel("bench-b") {
             Ok(ch) => break ch,
             Err(_) if Instant::now() < deadline => {
@@ -263,6 +268,29 @@ pub fn channel(cfg: Config) -> anyhow::Result<Row> {
             Err(e) => return Err(e.into()),
         }
     };
+    Ok((b, a, peer, ch))
+}
+
+/// The child's end of [`open_bench_channel`]: attach as `bench-b` and take the channel.
+fn accept_bench_channel(args: &[String]) -> anyhow::Result<(Agent, Channel)> {
+    let [bus, dir, wait, ..] = args else {
+        bail!("channel child: expected bus, socket dir and wait, got {args:?}");
+    };
+    let wait: Wait = wait.parse().map_err(anyhow::Error::msg)?;
+    let mut me = Agent::attach(
+        AttachOptions::new(bus, "bench-b", "bench")
+            .socket_dir(dir)
+            .wait(wait),
+    )?;
+    let ch = me
+        .accept_channel(Duration::from_secs(30))?
+        .context("no channel was offered in 30 s")?;
+    Ok((me, ch))
+}
+
+/// `channel`: ping-pong over a direct channel between two processes (one hop each way).
+pub fn channel(cfg: Config) -> anyhow::Result<Row> {
+    let (_bus, _a, mut peer, mut ch) = open_bench_channel("chan", cfg, "channel")?;
     let msg = Message::raw(
         ch.identity(),
         MessageType::Notification,
@@ -286,31 +314,12 @@ pub fn channel(cfg: Config) -> anyhow::Result<Row> {
 /// `throughput` over a direct channel: this process streams `count` messages to a child that
 /// counts them and answers once at the end; returns (messages/s, payload bytes/s).
 pub fn channel_throughput(cfg: Config, count: u64) -> anyhow::Result<(f64, f64)> {
-    let b = bus("chan-tput", None, Wait::Park(Park::default()))?;
-    let mut a = b.attach("bench-a", cfg.wait)?;
-    let mut args = Config {
+    let sink = Config {
         iters: count,
         warmup: 0,
         ..cfg
-    }
-    .child_args("channel-sink");
-    args.extend([
-        b.name.clone(),
-        b.dir.display().to_string(),
-        cfg.wait.to_string(),
-    ]);
-    let mut peer = Peer::spawn_plain(&args)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut ch = loop {
-        match a.channel("bench-b") {
-            Ok(ch) => break ch,
-            Err(_) if Instant::now() < deadline => {
-                peer.check_alive()?;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => return Err(e.into()),
-        }
     };
+    let (_bus, _a, mut peer, mut ch) = open_bench_channel("chan-tput", sink, "channel-sink")?;
     let msg = Message::raw(
         ch.identity(),
         MessageType::Notification,
@@ -343,18 +352,7 @@ pub fn channel_throughput(cfg: Config, count: u64) -> anyhow::Result<(f64, f64)>
 
 /// The child's half of channel throughput: count `total` messages, then answer once.
 pub fn channel_sink_child(args: &[String], size: usize, total: u64) -> anyhow::Result<()> {
-    let [bus, dir, wait, ..] = args else {
-        bail!("channel sink: expected bus, socket dir and wait, got {args:?}");
-    };
-    let wait: Wait = wait.parse().map_err(anyhow::Error::msg)?;
-    let mut me = Agent::attach(
-        AttachOptions::new(bus, "bench-b", "bench")
-            .socket_dir(dir)
-            .wait(wait),
-    )?;
-    let mut ch = me
-        .accept_channel(Duration::from_secs(30))?
-        .context("no channel was offered in 30 s")?;
+    let (_me, mut ch) = accept_bench_channel(args)?;
     let mut parent = ParentWatch::new();
     let mut alive = || parent.check_alive();
     for _ in 0..total {
@@ -371,18 +369,7 @@ pub fn channel_sink_child(args: &[String], size: usize, total: u64) -> anyhow::R
 
 /// The child's half of `channel`: attach, accept the channel, echo.
 pub fn channel_child(args: &[String], size: usize, total: u64) -> anyhow::Result<()> {
-    let [bus, dir, wait, ..] = args else {
-        bail!("channel child: expected bus, socket dir and wait, got {args:?}");
-    };
-    let wait: Wait = wait.parse().map_err(anyhow::Error::msg)?;
-    let mut me = Agent::attach(
-        AttachOptions::new(bus, "bench-b", "bench")
-            .socket_dir(dir)
-            .wait(wait),
-    )?;
-    let mut ch = me
-        .accept_channel(Duration::from_secs(30))?
-        .context("no channel was offered in 30 s")?;
+    let (_me, mut ch) = accept_bench_channel(args)?;
     let msg = Message::raw(ch.identity(), MessageType::Notification, vec![0x5A; size]);
     let mut parent = ParentWatch::new();
     let mut alive = || parent.check_alive();
