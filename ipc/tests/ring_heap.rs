@@ -7,7 +7,7 @@ use std::sync::Arc;
 use agentbus_ipc::ring::cursor::{self, ConsumerCursor, ProducerCursor};
 use agentbus_ipc::ring::{
     max_payload_for, ClaimError, Consumer, Producer, ReadError, Ring, RingOptions, Words,
-    FRAME_HEADER, RING_HEADER,
+    RING_HEADER,
 };
 
 fn ring(capacity: usize) -> (Producer, Consumer) {
@@ -342,12 +342,33 @@ fn garbage_in_every_header_word_never_panics_the_consumer() {
 
 #[test]
 fn a_real_consumer_reports_corruption_as_a_read_error() {
-    let (mut tx, mut rx) = ring(256);
+    // A ring in memory the test can also write, as a hostile producer would.
+    let region = agentbus_ipc::Region::whole(std::sync::Arc::new(
+        agentbus_ipc::Mapping::heap(Ring::size_for(256)).unwrap(),
+    ));
+    let (mut tx, mut rx) = Ring::create(region.clone(), RingOptions::new(256))
+        .unwrap()
+        .split();
     send(&mut tx, 0, 8).unwrap();
-    assert!(recv(&mut rx).is_some());
-    assert!(matches!(rx.peek(), Ok(None)));
-    let _: Option<ReadError> = None; // the type the real consumer returns, exercised above
-    assert_eq!(FRAME_HEADER, 16);
+    assert_eq!(recv(&mut rx).unwrap(), pattern(0, 8));
+    send(&mut tx, 1, 8).unwrap(); // committed at position 16 + 16 = 32
+    let words = agentbus_ipc::words::WordTable::new(region).unwrap();
+    let info_word = (RING_HEADER + 32 + 8) / 8; // the frame's kind/length word
+    words.store(info_word, 0xDEAD_BEEF, Ordering::Relaxed);
+    match rx.peek() {
+        Err(ReadError::Corrupt(c)) => {
+            assert_eq!(c.position, 32);
+            assert_eq!(c.value, 0xDEAD_BEEF);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // The length is still checked against the ring's bounds on the real path, too.
+    words.store(
+        info_word,
+        (0xAB5C << 48) | (1 << 32) | 4096,
+        Ordering::Relaxed,
+    );
+    assert!(matches!(rx.peek(), Err(ReadError::Corrupt(_))));
 }
 
 #[test]
