@@ -36,6 +36,13 @@ pub struct Config {
     pub allow_gids: Vec<u32>,
     /// Dead letters kept (the oldest are dropped, and counted, past this).
     pub dead_letter_capacity: usize,
+    /// Bytes of dead letters kept, frames included (the oldest are dropped, and counted, past
+    /// this).
+    pub dead_letter_bytes: usize,
+    /// Dead letters a second one agent may cause, sustained, before it is throttled.
+    pub dead_letter_rate: u64,
+    /// Dead letters one agent may cause at once before it is throttled.
+    pub dead_letter_burst: u64,
     /// Whether lanes have doorbells (agents and router may park). False for busy-spinning
     /// deployments: publishing then skips a fence per batch, and nobody can sleep on a lane.
     pub lane_parking: bool,
@@ -61,6 +68,9 @@ impl Config {
             allow_uids: Vec::new(),
             allow_gids: Vec::new(),
             dead_letter_capacity: 100_000,
+            dead_letter_bytes: 64 << 20,
+            dead_letter_rate: 1_000,
+            dead_letter_burst: 10_000,
             lane_parking: true,
         }
     }
@@ -88,6 +98,18 @@ impl Config {
         }
         if self.batch_limit == 0 {
             return Err("batch_limit must be at least 1".into());
+        }
+        if self.dead_letter_rate == 0 || self.dead_letter_burst == 0 {
+            return Err(
+                "dead_letter_rate and dead_letter_burst must be at least 1 (they bound how fast one agent can fill the dead-letter queue)"
+                    .into(),
+            );
+        }
+        if self.dead_letter_bytes < 4096 {
+            return Err(format!(
+                "dead_letter_bytes {} must be at least 4096",
+                self.dead_letter_bytes
+            ));
         }
         if self.heartbeat_timeout <= self.heartbeat_interval {
             return Err("heartbeat_timeout must be longer than heartbeat_interval".into());
@@ -145,6 +167,15 @@ impl Config {
         if let Some(v) = f.dead_letter_capacity {
             self.dead_letter_capacity = v;
         }
+        if let Some(v) = f.dead_letter_bytes {
+            self.dead_letter_bytes = v;
+        }
+        if let Some(v) = f.dead_letter_rate {
+            self.dead_letter_rate = v;
+        }
+        if let Some(v) = f.dead_letter_burst {
+            self.dead_letter_burst = v;
+        }
         if let Some(v) = f.lane_parking {
             self.lane_parking = v;
         }
@@ -168,6 +199,9 @@ struct FileConfig {
     allow_uids: Option<Vec<u32>>,
     allow_gids: Option<Vec<u32>>,
     dead_letter_capacity: Option<usize>,
+    dead_letter_bytes: Option<usize>,
+    dead_letter_rate: Option<u64>,
+    dead_letter_burst: Option<u64>,
     lane_parking: Option<bool>,
 }
 

@@ -17,7 +17,7 @@ use crate::bus_header::{self, BusHeader};
 use crate::config::Config;
 use crate::control::{Control, ControlParts, LISTENER, WAKER};
 use crate::dead_letters::DeadLetterQueue;
-use crate::router::{Router, RouterConfig, RouterLinks, SlotCounters};
+use crate::router::{DeadLetterLimit, Router, RouterConfig, RouterLinks, SlotCounters};
 
 /// Why a bus could not start.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +127,7 @@ impl Daemon {
         let (events_tx, events_rx) = mpsc::channel();
         let dead_letters = Arc::new(Mutex::new(DeadLetterQueue::new(
             config.dead_letter_capacity,
+            config.dead_letter_bytes,
         )));
         let shutdown = Arc::new(AtomicBool::new(false));
         let slot_counters = Arc::new(SlotCounters::new(config.max_agents));
@@ -139,6 +140,10 @@ impl Daemon {
                 core: config.router_core,
                 max_agents: config.max_agents,
                 sys_agents_topic: 0,
+                dead_letter_limit: DeadLetterLimit {
+                    rate: config.dead_letter_rate,
+                    burst: config.dead_letter_burst,
+                },
             },
             RouterLinks {
                 commands: commands_rx,

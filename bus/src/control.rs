@@ -16,7 +16,7 @@ use crate::kinds::{MessageType, RouteKind};
 use crate::payload::AgentStatus;
 
 /// The protocol version; both sides must speak the same.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The largest control message accepted.
 pub const MAX_CONTROL_MESSAGE: usize = 1 << 20;
 
@@ -63,13 +63,23 @@ pub enum Request {
     ListTopics,
     /// Bus counters.
     Stats,
-    /// The dead-letter queue.
-    DeadLetters,
+    /// A page of the dead-letter queue (agentd caps a page well under
+    /// [`MAX_CONTROL_MESSAGE`]).
+    DeadLetters(PageRequest),
     /// Opens a direct channel to the agent with this id: answered with `ChannelOpened` and
     /// the channel's segment; the peer is offered it (a `Push`).
     OpenChannel(String),
     /// Closes a channel (either side may; its peer sees it closed).
     CloseChannel(u64),
+}
+
+/// Which page of a listing is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct PageRequest {
+    /// The first sequence number wanted (0: from the oldest held).
+    pub from: u64,
+    /// The most entries wanted.
+    pub max: u32,
 }
 
 /// A direct channel, as each side learns of it.
@@ -134,6 +144,16 @@ pub struct AgentInfo {
     pub frames_dead: u64,
     /// Copies the router wrote into its inbound lanes.
     pub copies_received: u64,
+    /// Copies of its frames the router wrote into destinations' lanes.
+    pub copies_delivered: u64,
+    /// Copies of its frames dead-lettered at one destination.
+    pub copies_dead: u64,
+    /// Distinct destinations its finished frames were routed to, summed over frames. Once none
+    /// of its frames waits for a full lane, `copies_delivered + copies_dead = destinations`;
+    /// a copy written twice to one destination would break it.
+    pub destinations: u64,
+    /// Times it was throttled for causing dead letters faster than agentd allows.
+    pub throttled: u64,
 }
 
 /// One topic, as listed.
@@ -162,11 +182,19 @@ pub struct BusStats {
     pub faulted: u64,
     /// Agents attached now.
     pub agents: u32,
+    /// Dead letters held now.
+    pub dead_letters_held: u64,
+    /// Bytes they take.
+    pub dead_letter_bytes: u64,
+    /// Dead letters dropped, oldest first, to stay in the queue's bounds.
+    pub dead_letters_evicted: u64,
 }
 
 /// One dead letter, as listed.
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
 pub struct DeadLetterInfo {
+    /// Its place in the queue's history: 0 for the first letter agentd ever made.
+    pub sequence: u64,
     /// The message's id.
     pub message_id: u128,
     /// Its type.
@@ -183,6 +211,21 @@ pub struct DeadLetterInfo {
     pub at_ns: u64,
     /// Bytes of the frame (kept for replay).
     pub frame_len: u32,
+}
+
+/// A page of the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Default, Archive, Serialize, Deserialize)]
+pub struct DeadLetterPage {
+    /// Letters, oldest first.
+    pub letters: Vec<DeadLetterInfo>,
+    /// Where the next page starts (ask for `from: next`).
+    pub next: u64,
+    /// Whether letters past this page are held.
+    pub more: bool,
+    /// Letters ever made.
+    pub total: u64,
+    /// Letters dropped, oldest first, to keep the queue in its bounds.
+    pub evicted: u64,
 }
 
 /// Why agentd refused a request.
@@ -224,8 +267,8 @@ pub enum Response {
     Topics(Vec<TopicInfo>),
     /// Counters.
     Stats(BusStats),
-    /// Dead letters, oldest first.
-    DeadLetters(Vec<DeadLetterInfo>),
+    /// A page of dead letters, oldest first.
+    DeadLetters(DeadLetterPage),
     /// Refused, with what to do about it.
     Refused(Refused),
     /// A channel was opened; its segment comes with this message.

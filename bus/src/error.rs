@@ -61,6 +61,13 @@ pub enum CommunicationError {
         /// The serializer's complaint.
         reason: String,
     },
+    /// agentd is gone (it stopped or died): nothing is routed any more. `unsent` messages this
+    /// agent had sent were still in its outbound lanes, never routed, when that was found.
+    #[error("agentd is gone (its control connection closed): {unsent} messages this agent sent were never routed; restart agentd and attach again")]
+    Disconnected {
+        /// Messages accepted by `send` that agentd never took.
+        unsent: u64,
+    },
     /// The other side answered a request with an error.
     #[error("the request failed at its receiver ({kind:?}): {details}")]
     RequestFailed {
@@ -75,7 +82,8 @@ impl CommunicationError {
     /// The kind carried on the wire in an `Error` message.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            CommunicationError::AgentUnreachable { .. } => ErrorKind::AgentUnreachable,
+            CommunicationError::AgentUnreachable { .. }
+            | CommunicationError::Disconnected { .. } => ErrorKind::AgentUnreachable,
             CommunicationError::MessageTooLarge { .. } => ErrorKind::MessageTooLarge,
             CommunicationError::InvalidFormat { .. } => ErrorKind::InvalidFormat,
             CommunicationError::Unauthorized { .. } => ErrorKind::Unauthorized,

@@ -59,10 +59,17 @@ impl std::str::FromStr for MessageId {
 }
 
 /// Hands out ids: a random nonce and a counter. No allocation, no system call per id.
+///
+/// Plain ids ([`IdGenerator::next_id`]) are predictable once one has been seen: fine for
+/// naming messages, not for proving anything. Request ids ([`IdGenerator::next_secret_id`])
+/// carry a keyed hash of the counter instead, under a key drawn from the operating system's
+/// randomness that never leaves this process, so only an agent that was shown the request can
+/// name it in a reply.
 #[derive(Debug)]
 pub struct IdGenerator {
     nonce: u64,
     next: u64,
+    key: std::collections::hash_map::RandomState,
 }
 
 impl IdGenerator {
@@ -80,6 +87,7 @@ impl IdGenerator {
         IdGenerator {
             nonce: nonce.max(1),
             next: 1,
+            key: std::collections::hash_map::RandomState::new(),
         }
     }
 
@@ -88,6 +96,16 @@ impl IdGenerator {
         let id = MessageId((self.nonce as u128) << 64 | self.next as u128);
         self.next += 1;
         id
+    }
+
+    /// The next id, unguessable from every id seen before it: its low 64 bits are a keyed
+    /// SipHash of the counter (about 20 ns). Unique within the generator unless two hashes
+    /// collide (1 in 2^64 per pair).
+    pub fn next_secret_id(&mut self) -> MessageId {
+        let mut h = self.key.build_hasher();
+        h.write_u64(self.next);
+        self.next += 1;
+        MessageId((self.nonce as u128) << 64 | h.finish().max(1) as u128)
     }
 }
 
@@ -111,6 +129,19 @@ mod tests {
             assert!(seen.insert(b.next_id()));
         }
         assert!(!seen.contains(&MessageId::NONE));
+    }
+
+    #[test]
+    fn secret_ids_do_not_follow_the_ids_before_them() {
+        let mut g = IdGenerator::new();
+        let seen = g.next_id();
+        let secret = g.next_secret_id();
+        assert_eq!(secret.nonce(), seen.nonce());
+        assert_ne!(secret.sequence(), seen.sequence() + 1);
+        let mut all = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            assert!(all.insert(g.next_secret_id()));
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! | offset | what | written by |
 //! | --- | --- | --- |
 //! | 0 | control block words: magic, version, slot, epoch, lane capacity | agentd, at attach |
+//! | 64 | the router's heartbeat (realtime ns) | agentd |
 //! | 128 | the agent's heartbeat (monotonic ns) | the agent |
+//! | 192 | when the agent last sent (realtime ns) | the agent |
 //! | 256 | the agent's doorbell: it sleeps there, agentd rings it | both |
 //! | 384 | the agent's reported load | the agent |
 //! | 4096 | outbound rings, CRITICAL..LOW (agent -> router) | agent produces, router consumes |
@@ -35,10 +37,27 @@ pub mod word {
     pub const EPOCH: usize = 3;
     /// Bytes per lane.
     pub const CAPACITY: usize = 4;
+    /// The router's heartbeat, realtime ns since the epoch (agentd writes it about once a
+    /// millisecond while busy, and before each sleep while idle): a client whose router beat
+    /// stops checks whether agentd is gone.
+    pub const ROUTER_BEAT: usize = 8;
     /// The agent's last heartbeat, monotonic ns (the agent writes it).
     pub const HEARTBEAT: usize = 16;
+    /// When the agent last sent, realtime ns since the epoch (the agent writes it, from the
+    /// clock reading it stamps messages with, at most once per half heartbeat interval).
+    pub const LAST_SEND: usize = 24;
     /// The agent's reported load (the agent writes it).
     pub const LOAD: usize = 48;
+}
+
+/// Whether the agent whose control block is `cb` shows signs of life within `timeout_ns`: a
+/// heartbeat (stamped while it receives or idles) or a send (an agent that only sends is alive
+/// too). Its numbers are untrusted; a wrong one only misjudges that agent.
+pub fn alive(cb: &WordTable, now_mono: u64, now_rt: u64, timeout_ns: u64) -> bool {
+    // Acquire pairs with the agent's Release stores of its heartbeat and last send.
+    let beat = cb.load(word::HEARTBEAT, Ordering::Acquire);
+    let sent = cb.load(word::LAST_SEND, Ordering::Acquire);
+    now_mono.saturating_sub(beat) <= timeout_ns || now_rt.saturating_sub(sent) <= timeout_ns
 }
 
 /// Byte offset of the agent's doorbell in the control block.

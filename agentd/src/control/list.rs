@@ -11,6 +11,7 @@ use crate::router::slot_counter;
 
 pub(super) fn handle(ctl: &mut Control) -> Reply {
     let now = agentbus_ipc::clock::monotonic_ns();
+    let now_rt = agentbus_ipc::clock::realtime_ns();
     let timeout = ctl.config.heartbeat_timeout.as_nanos() as u64;
     let agents = ctl
         .registry
@@ -20,11 +21,10 @@ pub(super) fn handle(ctl: &mut Control) -> Reply {
         .filter_map(|(slot, a)| a.as_ref().map(|a| (slot as u32, a)))
         .map(|(slot, a)| {
             let cb = lanes::control_block(&a.lanes.region());
-            let beat = cb.load(word::HEARTBEAT, Ordering::Acquire);
             let load = cb.load(word::LOAD, Ordering::Relaxed).min(u32::MAX as u64) as u32;
             let status = if a.leaving {
                 AgentStatus::Dead
-            } else if now.saturating_sub(beat) > timeout {
+            } else if !lanes::alive(&cb, now, now_rt, timeout) {
                 AgentStatus::Unresponsive
             } else if load >= a.capacity {
                 AgentStatus::Busy
@@ -47,6 +47,10 @@ pub(super) fn handle(ctl: &mut Control) -> Reply {
                 frames_delivered: ctl.slot_counters.get(slot, slot_counter::DELIVERED),
                 frames_dead: ctl.slot_counters.get(slot, slot_counter::DEAD),
                 copies_received: ctl.slot_counters.get(slot, slot_counter::RECEIVED),
+                copies_delivered: ctl.slot_counters.get(slot, slot_counter::COPIES),
+                copies_dead: ctl.slot_counters.get(slot, slot_counter::COPIES_DEAD),
+                destinations: ctl.slot_counters.get(slot, slot_counter::DESTINATIONS),
+                throttled: ctl.slot_counters.get(slot, slot_counter::THROTTLED),
             }
         })
         .collect();

@@ -15,7 +15,7 @@ mod stats;
 mod subscribe;
 mod topics;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use agentbus::control::{
     decode_request, encode_frame, FrameReader, Refusal, Refused, Request, Response,
 };
-use agentbus_ipc::segment::fdpass::send_fds;
+use agentbus_ipc::segment::fdpass::{send_fds_partial, FdPassError};
 use agentbus_ipc::segment::MemfdSegment;
 use agentbus_ipc::words::{SharedDoorbell, WordTable};
 use mio::net::{UnixListener, UnixStream};
@@ -60,6 +60,53 @@ struct Conn {
     reader: FrameReader,
     peer: Peer,
     slot: Option<(u32, u32)>,
+    /// Replies and pushes not yet written: the socket was full. While any wait, the
+    /// connection's next requests wait too (so a peer that does not read cannot make agentd
+    /// buffer without bound), and the rest goes out as the socket drains.
+    outbox: VecDeque<Outgoing>,
+}
+
+/// A message being written, with the descriptors that go with its first byte.
+#[derive(Debug)]
+struct Outgoing {
+    bytes: Vec<u8>,
+    fds: Vec<OwnedFd>,
+    sent: usize,
+}
+
+impl Conn {
+    /// Writes what the socket takes now. `Err` when the connection is unusable.
+    fn flush(&mut self) -> std::io::Result<()> {
+        while let Some(out) = self.outbox.front_mut() {
+            let wrote = if out.sent == 0 && !out.fds.is_empty() {
+                let fds: Vec<_> = out.fds.iter().map(|f| f.as_fd()).collect();
+                match send_fds_partial(&self.stream, &out.bytes, &fds) {
+                    Ok(n) => Ok(n),
+                    Err(FdPassError::Os { errno, .. }) => {
+                        Err(std::io::Error::from_raw_os_error(errno as i32))
+                    }
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                }
+            } else {
+                self.stream.write(&out.bytes[out.sent..])
+            };
+            match wrote {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    // The descriptors went with the first byte; the peer holds its copies.
+                    out.fds.clear();
+                    out.sent += n;
+                    if out.sent == out.bytes.len() {
+                        self.outbox.pop_front();
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An answer and the descriptors that go with it.
@@ -182,7 +229,7 @@ impl Control {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => {}
-                    token => self.readable(token),
+                    token => self.ready(token),
                 }
             }
             self.router_events();
@@ -208,11 +255,11 @@ impl Control {
                     };
                     let token = Token(self.next_token);
                     self.next_token += 1;
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut stream, token, Interest::READABLE)
-                    {
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
                         tracing::warn!("cannot watch a new connection: {e}");
                         continue;
                     }
@@ -229,6 +276,7 @@ impl Control {
                             reader: FrameReader::default(),
                             peer,
                             slot: None,
+                            outbox: VecDeque::new(),
                         },
                     );
                 }
@@ -242,47 +290,55 @@ impl Control {
         }
     }
 
-    fn readable(&mut self, token: Token) {
-        let mut closed = false;
-        if let Some(conn) = self.conns.get_mut(&token) {
-            let mut buf = [0u8; 8192];
-            loop {
-                match conn.stream.read(&mut buf) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => conn.reader.push(&buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-        }
-        loop {
-            let frame = match self.conns.get_mut(&token).map(|c| c.reader.next_frame()) {
-                Some(Ok(Some(f))) => f,
-                Some(Ok(None)) | None => break,
-                Some(Err(e)) => {
-                    tracing::warn!("closing a connection that sent a bad frame: {e}");
-                    closed = true;
-                    break;
-                }
-            };
-            let reply = match decode_request(&frame) {
-                Ok(request) => self.handle(token, request),
-                Err(e) => refuse(Refusal::BadRequest, e),
-            };
-            if !self.reply(token, reply) {
-                closed = true;
-                break;
-            }
-        }
-        if closed {
+    /// Serves a connection that became readable or writable: writes what waits, then reads
+    /// and answers requests one at a time, each only once the answers before it are written.
+    fn ready(&mut self, token: Token) {
+        if self.serve(token).is_err() {
             self.close(token);
+        }
+    }
+
+    /// `Err` when the connection is finished (closed by the peer, broken, or misbehaving).
+    fn serve(&mut self, token: Token) -> Result<(), ()> {
+        let mut buf = [0u8; 8192];
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return Err(());
+            };
+            if let Err(e) = conn.flush() {
+                tracing::warn!(
+                    pid = conn.peer.pid,
+                    "closing a connection that cannot be written: {e}"
+                );
+                return Err(());
+            }
+            if !conn.outbox.is_empty() {
+                return Ok(()); // the rest waits for the socket to drain (a writable event)
+            }
+            match conn.reader.next_frame() {
+                Ok(Some(frame)) => {
+                    let reply = match decode_request(&frame) {
+                        Ok(request) => self.handle(token, request),
+                        Err(e) => refuse(Refusal::BadRequest, e),
+                    };
+                    if !self.reply(token, reply) {
+                        return Err(());
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!("closing a connection that sent a bad frame: {e}");
+                    return Err(());
+                }
+            }
+            match conn.stream.read(&mut buf) {
+                Ok(0) => return Err(()),
+                Ok(n) => conn.reader.push(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Err(()),
+            }
         }
     }
 
@@ -299,29 +355,30 @@ impl Control {
             Request::InternType(t) => intern::agent_type(self, &t),
             Request::ListAgents => list::handle(self),
             Request::Stats => stats::handle(self),
-            Request::DeadLetters => dead_letters::handle(self),
+            Request::DeadLetters(page) => dead_letters::handle(self, page.from, page.max),
             Request::OpenChannel(peer) => channels::open(self, token, &peer),
             Request::CloseChannel(id) => channels::close(self, token, id),
         }
     }
 
-    /// Writes a reply; false if the connection is unusable.
+    /// Queues a reply (or push) and writes what the socket takes now; false if the connection
+    /// is unusable. A reply of any size arrives: what does not fit waits for the socket to drain.
     fn reply(&mut self, token: Token, reply: Reply) -> bool {
         let Some(conn) = self.conns.get_mut(&token) else {
             return false;
         };
-        let bytes = encode_frame(&reply.response);
-        let sent = if reply.fds.is_empty() {
-            conn.stream.write_all(&bytes).map_err(|e| e.to_string())
-        } else {
-            let fds: Vec<_> = reply.fds.iter().map(|f| f.as_fd()).collect();
-            send_fds(&conn.stream, &bytes, &fds).map_err(|e| e.to_string())
-        };
-        match sent {
+        conn.outbox.push_back(Outgoing {
+            bytes: encode_frame(&reply.response),
+            fds: reply.fds,
+            sent: 0,
+        });
+        match conn.flush() {
             Ok(()) => true,
             Err(e) => {
-                // Replies are small; a peer whose socket buffer is full is not reading.
-                tracing::warn!("dropping a connection whose reply could not be written: {e}");
+                tracing::warn!(
+                    pid = conn.peer.pid,
+                    "dropping a connection whose reply could not be written: {e}"
+                );
                 false
             }
         }

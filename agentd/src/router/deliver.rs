@@ -82,6 +82,7 @@ pub fn dead_letter(
 ) {
     let letter = DeadLetter {
         info: DeadLetterInfo {
+            sequence: 0, // the queue numbers it
             message_id: header.message_id.0,
             message_type: header.message_type,
             route: header.route,

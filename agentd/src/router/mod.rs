@@ -8,6 +8,7 @@
 //! frame in its source lane until its ttl (or the delivery timeout) runs out; then, as for a
 //! frame with no destination at all, it becomes a dead letter. Nothing is dropped silently.
 
+mod budget;
 mod command;
 mod deliver;
 mod table;
@@ -23,9 +24,11 @@ use agentbus_ipc::ring::ReadError;
 use agentbus_ipc::wait::Wait;
 use agentbus_ipc::words::{SharedDoorbell, WordTable};
 
+pub use budget::DeadLetterLimit;
+use budget::{BudgetState, DeadLetterBudget};
 pub use command::{Command, NewAgent, RouterEvent};
 use deliver::Outcome;
-pub use table::{Entry, Partial, Routes, SlotSet, Unroutable, View};
+pub use table::{Entry, Now, Partial, Routes, SlotSet, Unroutable, View};
 
 use crate::bus_header::word;
 use crate::dead_letters::DeadLetterQueue;
@@ -60,11 +63,12 @@ pub struct RouterConfig {
     pub max_agents: usize,
     /// The topic id of `sys.agents`.
     pub sys_agents_topic: u64,
+    /// Dead letters one agent may cause before it is throttled.
+    pub dead_letter_limit: DeadLetterLimit,
 }
 
-/// Per-slot frame counters the router publishes for the control thread: for each slot, frames
-/// taken from its outbound lanes, of those delivered everywhere, of those dead-lettered, and
-/// copies written into its inbound lanes. Reset when a slot is given to a new agent.
+/// Per-slot counters the router publishes for the control thread (see [`slot_counter`]).
+/// Reset, and published at once, when a slot is given to a new agent.
 #[derive(Debug)]
 pub struct SlotCounters {
     words: Vec<std::sync::atomic::AtomicU64>,
@@ -78,10 +82,19 @@ pub mod slot_counter {
     pub const DELIVERED: usize = 1;
     /// Frames dead-lettered.
     pub const DEAD: usize = 2;
-    /// Copies received.
+    /// Copies written into its inbound lanes (from any sender).
     pub const RECEIVED: usize = 3;
+    /// Copies of its frames written into destinations' lanes.
+    pub const COPIES: usize = 4;
+    /// Copies of its frames dead-lettered at one destination (that lane failed).
+    pub const COPIES_DEAD: usize = 5;
+    /// Distinct destinations its finished frames reached or failed at, summed over frames:
+    /// `COPIES + COPIES_DEAD = DESTINATIONS` once no frame of it waits for a full lane.
+    pub const DESTINATIONS: usize = 6;
+    /// Times it was throttled for making too many dead letters.
+    pub const THROTTLED: usize = 7;
     /// Counters per slot.
-    pub const PER_SLOT: usize = 4;
+    pub const PER_SLOT: usize = 8;
 }
 
 impl SlotCounters {
@@ -248,8 +261,12 @@ impl Router {
     /// One pass; returns how many frames it handled.
     pub fn pass(&mut self) -> usize {
         self.apply_commands();
-        let now = monotonic_ns();
-        let now_rt = now.wrapping_add(self.rt_offset);
+        let mono = monotonic_ns();
+        let now = Now {
+            mono,
+            rt: mono.wrapping_add(self.rt_offset),
+        };
+        self.refill_budgets(now);
         let n = self.entries.len();
         let start = (self.counters.passes as usize) % n.max(1);
         let mut work = 0;
@@ -257,7 +274,7 @@ impl Router {
             for i in 0..n {
                 let s = ((start + i) % n) as u32;
                 if self.outbound[s as usize].is_some() {
-                    work += self.drain_lane(s, p, now, now_rt);
+                    work += self.drain_lane(s, p, now);
                 }
             }
         }
@@ -265,8 +282,8 @@ impl Router {
         self.handle_faults();
         self.finish_drained();
         self.counters.passes += 1;
-        if now.saturating_sub(self.last_publish) > 1_000_000 {
-            self.publish_counters(now);
+        if mono.saturating_sub(self.last_publish) > 1_000_000 {
+            self.publish_counters(mono);
         }
         work
     }
@@ -280,13 +297,25 @@ impl Router {
         h.store(word::DELIVERED, self.counters.delivered, Ordering::Relaxed);
         h.store(word::DEAD, self.counters.dead, Ordering::Relaxed);
         h.store(word::FAULTED, self.counters.faulted, Ordering::Relaxed);
-        for (slot, counters) in self.slots.iter().enumerate() {
-            for (i, v) in counters.iter().enumerate() {
-                self.links.slot_counters.words[slot * slot_counter::PER_SLOT + i]
-                    .store(*v, Ordering::Relaxed);
-            }
+        for slot in 0..self.slots.len() {
+            self.publish_slot(slot);
+        }
+        let rt = now.wrapping_add(self.rt_offset);
+        for e in self.entries.iter().flatten() {
+            // Release: pairs with the client's Acquire load when it checks agentd is there.
+            e.control
+                .store(agentbus::lanes::word::ROUTER_BEAT, rt, Ordering::Release);
         }
         self.last_publish = now;
+    }
+
+    fn publish_slot(&self, slot: usize) {
+        for (i, v) in self.slots[slot].iter().enumerate() {
+            // Relaxed: independent gauges; the attach ack (a channel send) orders the reset
+            // before the control thread's next read.
+            self.links.slot_counters.words[slot * slot_counter::PER_SLOT + i]
+                .store(*v, Ordering::Relaxed);
+        }
     }
 
     fn publish_touched(&mut self) {
@@ -299,17 +328,30 @@ impl Router {
     }
 
     /// Routes up to a batch of frames from lane `p` of agent `s`; returns how many it handled.
-    fn drain_lane(&mut self, s: u32, p: usize, now: u64, now_rt: u64) -> usize {
+    ///
+    /// The books: every frame taken is counted once as delivered or dead; every copy written is
+    /// counted, and when a frame is done the number of distinct destinations it reached (or
+    /// failed at) is added too, so `copies + copies dead = destinations` holds per sender, and a
+    /// copy written twice to one destination shows as a difference instead of hiding.
+    fn drain_lane(&mut self, s: u32, p: usize, now: Now) -> usize {
         let mut handled = 0;
         let hb_timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
         let delivery_timeout = self.cfg.delivery_timeout.as_nanos() as u64;
+        let su = s as usize;
         while handled < self.cfg.batch_limit {
-            let Some(lanes) = self.outbound[s as usize].as_mut() else {
+            if !self.entries[su]
+                .as_ref()
+                .is_some_and(|e| e.budget.affordable())
+            {
+                break; // throttled: its frames wait in its lanes
+            }
+            let Some(lanes) = self.outbound[su].as_mut() else {
                 break;
             };
-            let lane = &mut lanes[p];
-            let position = lane.position();
-            let frame = match lane.peek() {
+            // The position comes from the peek itself: `peek` steps over a padding frame, so a
+            // position read before it would name the padding, never match on the retry, and
+            // throw away the record of who already has this frame (duplicate copies).
+            let (position, frame) = match lanes[p].peek_with_position() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(ReadError::Corrupt(c)) => {
@@ -325,14 +367,23 @@ impl Router {
                 }
             };
             let frame = &frame[..agentbus::HEADER_LEN + header.body_len as usize];
-            let entry_epoch = self.entries[s as usize].as_ref().map_or(0, |e| e.epoch);
+            let entry_epoch = self.entries[su].as_ref().map_or(0, |e| e.epoch);
             let mut header = header;
             header.source_slot = s;
             header.source_epoch = entry_epoch;
             header.priority = MessagePriority::ALL[p];
+            // Who already has this frame, from an earlier pass that found a destination full.
+            let partial = self.entries[su]
+                .as_ref()
+                .and_then(|e| e.partial[p])
+                .filter(|pt| pt.position == position);
+            let mut done = partial.map_or(SlotSet::default(), |pt| pt.done);
             let mut frame_dead = false;
-            if expired(&header, now_rt, delivery_timeout) {
-                let partial = self.entries[s as usize].as_ref().and_then(|e| e.partial[p]);
+            let mut letters = 0u64;
+            let mut copies = 0u64;
+            let mut copies_dead = 0u64;
+            let mut fault = None;
+            if expired(&header, now.rt, delivery_timeout) {
                 deliver::dead_letter(
                     &self.links.dead_letters,
                     &header,
@@ -343,9 +394,9 @@ impl Router {
                     } else {
                         "ttl expired before delivery"
                     },
-                    now_rt,
+                    now.rt,
                 );
-                self.counters.dead += 1;
+                letters += 1;
                 frame_dead = true;
             } else {
                 let view = View {
@@ -361,11 +412,18 @@ impl Router {
                             frame,
                             None,
                             why.reason(),
-                            now_rt,
+                            now.rt,
                         );
-                        self.counters.dead += 1;
+                        letters += 1;
                         frame_dead = true;
-                        if header.message_type != agentbus::MessageType::Error {
+                        if why == Unroutable::Impossible {
+                            fault = Some(format!(
+                                "it sent a frame to an impossible destination ({:?} {:#x}; {} slots)",
+                                header.route,
+                                header.destination,
+                                self.entries.len()
+                            ));
+                        } else if header.message_type != agentbus::MessageType::Error {
                             deliver::error_back(
                                 &mut self.inbound,
                                 &mut self.touched,
@@ -374,17 +432,11 @@ impl Router {
                                 (s, entry_epoch, p),
                                 &header,
                                 why.reason(),
-                                now_rt,
+                                now.rt,
                             );
                         }
                     }
                     Ok(()) => {
-                        let done_before = self.entries[s as usize]
-                            .as_ref()
-                            .and_then(|e| e.partial[p])
-                            .filter(|pt| pt.position == position)
-                            .map_or(SlotSet::default(), |pt| pt.done);
-                        let mut done = done_before;
                         let mut blocked = false;
                         for &d in &self.scratch {
                             if done.contains(d) {
@@ -401,7 +453,7 @@ impl Router {
                             ) {
                                 Outcome::Delivered => {
                                     done.insert(d);
-                                    self.counters.delivered += 1;
+                                    copies += 1;
                                     self.slots[d as usize][slot_counter::RECEIVED] += 1;
                                 }
                                 Outcome::Full => blocked = true,
@@ -412,9 +464,10 @@ impl Router {
                                         frame,
                                         Some(d),
                                         &why,
-                                        now_rt,
+                                        now.rt,
                                     );
-                                    self.counters.dead += 1;
+                                    letters += 1;
+                                    copies_dead += 1;
                                     frame_dead = true;
                                     done.insert(d);
                                     if why.starts_with("ring corrupted") {
@@ -425,35 +478,90 @@ impl Router {
                         }
                         if blocked {
                             // Keep the frame; retry next pass; skip the slots that have it.
-                            if let Some(e) = self.entries[s as usize].as_mut() {
-                                e.partial[p] = Some(Partial { position, done });
+                            // Whether an earlier pass already dead-lettered a copy is kept too.
+                            let was_dead = partial.is_some_and(|pt| pt.dead);
+                            if let Some(e) = self.entries[su].as_mut() {
+                                e.partial[p] = Some(Partial {
+                                    position,
+                                    done,
+                                    dead: was_dead || frame_dead,
+                                });
                             }
+                            self.account_copies(s, copies, copies_dead, letters);
                             break;
                         }
                     }
                 }
             }
-            let partial_dead = self.entries[s as usize]
-                .as_mut()
-                .and_then(|e| e.partial[p].take())
-                .is_some_and(|pt| pt.position == position && frame_dead);
-            let counters = &mut self.slots[s as usize];
+            if let Some(e) = self.entries[su].as_mut() {
+                e.partial[p] = None;
+            }
+            let frame_dead = frame_dead || partial.is_some_and(|pt| pt.dead);
+            self.account_copies(s, copies, copies_dead, letters);
+            let counters = &mut self.slots[su];
             counters[slot_counter::SENT] += 1;
-            if frame_dead || partial_dead {
+            counters[slot_counter::DESTINATIONS] += done.len();
+            if frame_dead {
                 counters[slot_counter::DEAD] += 1;
             } else {
                 counters[slot_counter::DELIVERED] += 1;
             }
-            if let Some(lanes) = self.outbound[s as usize].as_mut() {
+            if let Some(lanes) = self.outbound[su].as_mut() {
                 lanes[p].pop();
             }
             self.counters.frames_in += 1;
             handled += 1;
+            if let Some(why) = fault {
+                self.faults.push((s, why));
+                break;
+            }
         }
-        if let Some(lanes) = self.outbound[s as usize].as_mut() {
+        if let Some(lanes) = self.outbound[su].as_mut() {
             lanes[p].release();
         }
         handled
+    }
+
+    /// Counts what routing one frame (or one pass over a blocked one) did for sender `s`, and
+    /// spends its dead-letter budget.
+    fn account_copies(&mut self, s: u32, copies: u64, copies_dead: u64, letters: u64) {
+        self.counters.delivered += copies;
+        self.counters.dead += letters;
+        let counters = &mut self.slots[s as usize];
+        counters[slot_counter::COPIES] += copies;
+        counters[slot_counter::COPIES_DEAD] += copies_dead;
+        if let Some(e) = self.entries[s as usize].as_mut() {
+            for _ in 0..letters {
+                e.budget.spend();
+            }
+        }
+    }
+
+    /// Refills every agent's dead-letter budget; says (once per episode) who is throttled.
+    fn refill_budgets(&mut self, now: Now) {
+        let limit = self.cfg.dead_letter_limit;
+        for (slot, entry) in self.entries.iter_mut().enumerate() {
+            let Some(e) = entry.as_mut() else { continue };
+            match e.budget.refill(limit, now.mono) {
+                BudgetState::Open | BudgetState::Throttled { started: false } => {}
+                BudgetState::Throttled { started: true } => {
+                    self.slots[slot][slot_counter::THROTTLED] += 1;
+                    tracing::warn!(
+                        slot,
+                        agent = %e.identity.agent_id,
+                        "throttling an agent that makes more than {} dead letters a second (burst {}): its lanes are read only as its budget refills",
+                        limit.rate,
+                        limit.burst
+                    );
+                }
+                BudgetState::Recovered { for_ns } => tracing::info!(
+                    slot,
+                    agent = %e.identity.agent_id,
+                    "no longer throttled, after {} ms",
+                    for_ns / 1_000_000
+                ),
+            }
+        }
     }
 
     fn apply_commands(&mut self) {
@@ -462,8 +570,18 @@ impl Router {
                 Command::AddAgent(a, ack) => {
                     let slot = a.slot as usize;
                     if slot < self.entries.len() {
+                        // The new occupant starts from zero, visibly at once: a listing made
+                        // right after its attach must not show the previous agent's numbers.
                         self.slots[slot] = [0; slot_counter::PER_SLOT];
+                        self.publish_slot(slot);
                         let identity = a.identity.clone();
+                        // Release: as in `publish_counters`; the agent sees a beat from its
+                        // first send on.
+                        a.control.store(
+                            agentbus::lanes::word::ROUTER_BEAT,
+                            realtime_ns(),
+                            Ordering::Release,
+                        );
                         self.outbound[slot] = Some(a.outbound);
                         self.inbound[slot] = Some(a.inbound);
                         self.entries[slot] = Some(Entry {
@@ -475,6 +593,10 @@ impl Router {
                             capacity: a.capacity,
                             draining: false,
                             partial: [None; 4],
+                            budget: DeadLetterBudget::new(
+                                self.cfg.dead_letter_limit,
+                                monotonic_ns(),
+                            ),
                         });
                         self.notify_sys_agents(a.slot, agentbus::AgentStatus::Active);
                     }

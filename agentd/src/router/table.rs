@@ -1,13 +1,13 @@
 //! The router's view of agents and routes; the router thread is its only writer.
 
-use std::sync::atomic::Ordering;
-
 use agentbus::control::AgentAddress;
-use agentbus::lanes::word;
+use agentbus::lanes;
 use agentbus::{AgentIdentifier, FrameHeader, RouteKind};
 use agentbus_ipc::ring::Producer;
 use agentbus_ipc::words::WordTable;
 use agentbus_ipc::Region;
+
+use super::budget::DeadLetterBudget;
 
 /// Up to 256 slots, as a bitset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,6 +23,16 @@ impl SlotSet {
     pub fn contains(&self, slot: u32) -> bool {
         self.0[(slot / 64) as usize % 4] & (1 << (slot % 64)) != 0
     }
+
+    /// How many slots are in.
+    pub fn len(&self) -> u64 {
+        self.0.iter().map(|w| w.count_ones() as u64).sum()
+    }
+
+    /// Whether no slot is in.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
 }
 
 /// A frame some destinations of which were full: who has it already.
@@ -30,8 +40,10 @@ impl SlotSet {
 pub struct Partial {
     /// The source lane position of the frame.
     pub position: u64,
-    /// Slots delivered to.
+    /// Slots delivered to (or dead-lettered for).
     pub done: SlotSet,
+    /// Whether a copy was dead-lettered already.
+    pub dead: bool,
 }
 
 /// One attached agent, as the router sees it.
@@ -53,6 +65,8 @@ pub struct Entry {
     pub draining: bool,
     /// Fan-out progress per outbound lane.
     pub partial: [Option<Partial>; 4],
+    /// Its dead-letter budget (an agent over it is throttled).
+    pub budget: DeadLetterBudget,
 }
 
 /// Routes by id: topic subscribers, capability-set candidates, type members.
@@ -104,6 +118,9 @@ pub enum Unroutable {
     NoAgentOfType,
     /// Nobody else is attached.
     NobodyElse,
+    /// A destination no agentd ever handed out (a slot past `max_agents`, a topic, capability
+    /// set or type id never issued): the sender is broken or hostile, and is detached.
+    Impossible,
 }
 
 impl Unroutable {
@@ -119,8 +136,20 @@ impl Unroutable {
             }
             Unroutable::NoAgentOfType => "no live agent of that type is under its capacity",
             Unroutable::NobodyElse => "no other agent is attached",
+            Unroutable::Impossible => {
+                "impossible destination: agentd never handed it out (protocol violation; the sender is detached)"
+            }
         }
     }
+}
+
+/// One pass's clock readings: monotonic (heartbeats) and realtime (message timestamps).
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// Monotonic ns.
+    pub mono: u64,
+    /// Realtime ns since the epoch.
+    pub rt: u64,
 }
 
 /// What resolution reads: the agents, the routes, and the inbound lanes (for backlog).
@@ -139,25 +168,26 @@ impl View<'_> {
         self.entries.get(slot as usize)?.as_ref()
     }
 
-    /// Whether `slot` may be given new work: attached, not leaving, beating, under capacity.
-    fn available(&self, slot: u32, now_mono: u64, heartbeat_timeout_ns: u64) -> Option<u64> {
+    /// Whether `slot` may be given new work: attached, not leaving, beating (or sending),
+    /// under capacity.
+    fn available(&self, slot: u32, now: Now, heartbeat_timeout_ns: u64) -> Option<u64> {
         let e = self.live(slot)?;
         if e.draining {
             return None;
         }
-        // Acquire pairs with the agent's Release store of its heartbeat.
-        let beat = e.control.load(word::HEARTBEAT, Ordering::Acquire);
-        if now_mono.saturating_sub(beat) > heartbeat_timeout_ns {
-            return None; // UNRESPONSIVE: avoided until it beats again
+        if !lanes::alive(&e.control, now.mono, now.rt, heartbeat_timeout_ns) {
+            return None; // UNRESPONSIVE: avoided until it beats (or sends) again
         }
-        let load = e.control.load(word::LOAD, Ordering::Relaxed);
+        let load = e
+            .control
+            .load(lanes::word::LOAD, std::sync::atomic::Ordering::Relaxed);
         (load < e.capacity as u64).then_some(load)
     }
 
-    fn least_loaded(&self, candidates: &[u32], now_mono: u64, hb_timeout: u64) -> Option<u32> {
+    fn least_loaded(&self, candidates: &[u32], now: Now, hb_timeout: u64) -> Option<u32> {
         let mut best: Option<(u64, u64, u32)> = None;
         for &slot in candidates {
-            if let Some(load) = self.available(slot, now_mono, hb_timeout) {
+            if let Some(load) = self.available(slot, now, hb_timeout) {
                 // Ties go to the agent with the least waiting in its inbound lanes.
                 let backlog = self
                     .inbound
@@ -177,20 +207,33 @@ impl View<'_> {
         &self,
         header: &FrameHeader,
         source: u32,
-        now_mono: u64,
+        now: Now,
         heartbeat_timeout_ns: u64,
         out: &mut Vec<u32>,
     ) -> Result<(), Unroutable> {
         out.clear();
+        // Every id below was issued (and its route sent here) before agentd answered the
+        // request that issued it, so an id past the end of its table was never issued.
+        let issued = |table: &[Vec<u32>]| {
+            if (header.destination as usize) < table.len() {
+                Ok(())
+            } else {
+                Err(Unroutable::Impossible)
+            }
+        };
         match header.route {
             RouteKind::Agent | RouteKind::Multicast => {
                 let a = AgentAddress::from_destination(header.destination);
+                if a.slot as usize >= self.entries.len() {
+                    return Err(Unroutable::Impossible);
+                }
                 match self.live(a.slot) {
                     Some(e) if e.epoch == a.epoch => out.push(a.slot),
                     _ => return Err(Unroutable::NoSuchAgent),
                 }
             }
             RouteKind::Topic => {
+                issued(&self.routes.topics)?;
                 let subs = self
                     .routes
                     .topics
@@ -202,24 +245,26 @@ impl View<'_> {
                 }
             }
             RouteKind::Capability => {
+                issued(&self.routes.capsets)?;
                 let c = self
                     .routes
                     .capsets
                     .get(header.destination as usize)
                     .map_or(&[][..], |v| v);
                 out.push(
-                    self.least_loaded(c, now_mono, heartbeat_timeout_ns)
+                    self.least_loaded(c, now, heartbeat_timeout_ns)
                         .ok_or(Unroutable::NoCapableAgent)?,
                 );
             }
             RouteKind::LoadBalanced => {
+                issued(&self.routes.types)?;
                 let c = self
                     .routes
                     .types
                     .get(header.destination as usize)
                     .map_or(&[][..], |v| v);
                 out.push(
-                    self.least_loaded(c, now_mono, heartbeat_timeout_ns)
+                    self.least_loaded(c, now, heartbeat_timeout_ns)
                         .ok_or(Unroutable::NoAgentOfType)?,
                 );
             }

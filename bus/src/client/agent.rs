@@ -1,6 +1,6 @@
 //! The agent handle every communication pattern uses.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,8 @@ use super::handlers::Handlers;
 use super::{AttachOptions, ClientError, Delivery};
 use crate::codec::{decode, encode, header_for, Route};
 use crate::control::{
-    AgentAddress, AgentInfo, AttachInfo, AttachRequest, BusStats, DeadLetterInfo, Refused, Request,
-    Response, TopicInfo, PROTOCOL_VERSION,
+    AgentAddress, AgentInfo, AttachInfo, AttachRequest, BusStats, DeadLetterInfo, DeadLetterPage,
+    Refused, Request, Response, TopicInfo, PROTOCOL_VERSION,
 };
 use crate::error::{CommunicationError, EncodeError};
 use crate::header::FrameHeader;
@@ -49,11 +49,11 @@ pub struct Agent {
     pub(crate) options: AttachOptions,
     pub(crate) conn: ControlConn,
     pub(crate) info: AttachInfo,
-    _lanes: MemfdSegment,
+    pub(crate) lanes: MemfdSegment,
     _router_bell: MemfdSegment,
     pub(crate) outbound: Vec<Producer>,
     pub(crate) inbound: Vec<Consumer>,
-    control: WordTable,
+    pub(crate) control: WordTable,
     pub(crate) bell: SharedDoorbell,
     pub(crate) ids: IdGenerator,
     agents: HashMap<String, AgentAddress>,
@@ -62,8 +62,12 @@ pub struct Agent {
     types: HashMap<String, u64>,
     recv_calls: u32,
     last_beat: u64,
+    /// When the last send was stamped into the control block (realtime ns).
+    last_send_beat: u64,
+    pub(crate) link: super::link::Link,
     pub(crate) queue: VecDeque<(FrameHeader, AlignedVec<16>)>,
-    pub(crate) outstanding: HashSet<MessageId>,
+    pub(crate) outstanding: HashMap<MessageId, super::requests::Replier>,
+    pub(crate) forged_replies: u64,
     pub(crate) responses: HashMap<MessageId, (FrameHeader, AlignedVec<16>)>,
     pub(crate) late_responses: u64,
     pub(crate) timed_out: super::requests::TimedOut,
@@ -133,7 +137,7 @@ impl Agent {
             options,
             conn,
             info,
-            _lanes: lanes_seg,
+            lanes: lanes_seg,
             _router_bell: router_bell_seg,
             outbound,
             inbound,
@@ -146,8 +150,11 @@ impl Agent {
             types: HashMap::new(),
             recv_calls: 0,
             last_beat: 0,
+            last_send_beat: 0,
+            link: Default::default(),
             queue: VecDeque::new(),
-            outstanding: HashSet::new(),
+            outstanding: HashMap::new(),
+            forged_replies: 0,
             responses: HashMap::new(),
             late_responses: 0,
             timed_out: Default::default(),
@@ -248,13 +255,30 @@ impl Agent {
         if header.message_id.is_none() {
             header.message_id = self.ids.next_id();
         }
-        header.timestamp_ns = realtime_ns();
+        // The one clock reading of a send: the timestamp, the liveness stamp and the check
+        // that agentd is still there all use it.
+        let now = realtime_ns();
+        self.check_link(now)?;
+        header.timestamp_ns = now;
         let lane = &mut self.outbound[message.priority as usize];
         encode(lane, &header, &message.body).map_err(encode_error)?;
+        self.stamp_send(now);
         Ok(header.message_id)
     }
 
-    fn address(&mut self, agent_id: &str) -> Result<AgentAddress, CommunicationError> {
+    /// Shows the router that this agent is alive when it only sends: a store into the control
+    /// block at most once per half heartbeat interval, from the send's own clock reading.
+    fn stamp_send(&mut self, now: u64) {
+        let every = self.info.heartbeat_interval_ms as u64 * 1_000_000 / 2;
+        if now.wrapping_sub(self.last_send_beat) > every {
+            // Release: pairs with agentd's Acquire load when it judges liveness.
+            self.control
+                .store(lanes::word::LAST_SEND, now, Ordering::Release);
+            self.last_send_beat = now;
+        }
+    }
+
+    pub(crate) fn address(&mut self, agent_id: &str) -> Result<AgentAddress, CommunicationError> {
         if let Some(a) = self.agents.get(agent_id) {
             return Ok(*a);
         }
@@ -540,6 +564,7 @@ impl Agent {
         }
         let deadline = Instant::now() + timeout;
         while Agent::ready_lane(&mut self.inbound).is_none() {
+            self.check_link_now()?;
             if Instant::now() >= deadline {
                 return Ok(None);
             }
@@ -551,6 +576,7 @@ impl Agent {
     /// The next message, waiting as long as it takes.
     pub fn recv(&mut self) -> Result<Delivery<'_>, CommunicationError> {
         while self.queue.is_empty() && Agent::ready_lane(&mut self.inbound).is_none() {
+            self.check_link_now()?;
             self.idle(Instant::now() + Duration::from_secs(3600));
         }
         self.try_recv()?
@@ -620,10 +646,29 @@ impl Agent {
         }
     }
 
-    /// The dead-letter queue, oldest first.
+    /// Every dead letter agentd holds, oldest first, fetched a page at a time (see
+    /// [`Agent::dead_letter_page`]); letters made while paging may be included or not.
     pub fn dead_letters(&mut self) -> Result<Vec<DeadLetterInfo>, ClientError> {
-        match self.control_call(Request::DeadLetters)? {
-            Response::DeadLetters(d) => Ok(d),
+        let mut all = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self.dead_letter_page(from, 1024)?;
+            all.extend(page.letters);
+            if !page.more || page.next <= from {
+                return Ok(all);
+            }
+            from = page.next;
+        }
+    }
+
+    /// One page of the dead-letter queue: up to `max` letters from sequence number `from` on
+    /// (agentd may return fewer, to keep a page small), and where the next page starts.
+    pub fn dead_letter_page(&mut self, from: u64, max: u32) -> Result<DeadLetterPage, ClientError> {
+        match self.control_call(Request::DeadLetters(crate::control::PageRequest {
+            from,
+            max,
+        }))? {
+            Response::DeadLetters(page) => Ok(page),
             other => Err(unexpected(other)),
         }
     }

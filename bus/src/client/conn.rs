@@ -114,6 +114,25 @@ impl ControlConn {
         }
     }
 
+    /// Whether agentd closed the connection (it stopped, died, or detached this agent), without
+    /// waiting: one non-blocking peek.
+    pub(crate) fn closed(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut b = [0u8; 1];
+        loop {
+            match nix::sys::socket::recv(
+                self.stream.as_raw_fd(),
+                &mut b,
+                nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(0) => return true,
+                Ok(_) | Err(Errno::EAGAIN) => return false,
+                Err(Errno::EINTR) => {}
+                Err(_) => return true,
+            }
+        }
+    }
+
     /// The next push from agentd, waiting up to `timeout`.
     pub(crate) fn next_push(
         &mut self,

@@ -60,6 +60,7 @@ impl From<ClientError> for CommunicationError {
                 agent: String::new(),
                 reason: message,
             },
+            ClientError::Disconnected => CommunicationError::Disconnected { unsent: 0 },
             ClientError::Timeout(after) => CommunicationError::Timeout {
                 what: "agentd".into(),
                 after,

@@ -9,6 +9,7 @@ mod conn;
 mod delivery;
 mod error;
 mod handlers;
+mod link;
 mod options;
 mod requests;
 

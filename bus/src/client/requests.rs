@@ -8,6 +8,7 @@ use super::{Agent, ClientError};
 use crate::body::Payload;
 use crate::codec::{decode, Envelope, Route};
 use crate::control::{AgentAddress, Request, Response};
+
 use crate::error::CommunicationError;
 use crate::header::{Flags, FrameHeader};
 use crate::ids::MessageId;
@@ -78,14 +79,66 @@ impl TimedOut {
     }
 }
 
+/// What a frame flagged as a reply is to this agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplyKind {
+    /// Not a reply to anything this agent asked: an ordinary message.
+    NotAwaited,
+    /// The reply to an outstanding request, from the agent it went to (or from agentd).
+    Awaited,
+    /// A reply to a request that timed out or was abandoned.
+    Late,
+    /// It names an outstanding request but comes from an agent the request did not go to.
+    Forged,
+}
+
+/// Who may answer an outstanding request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replier {
+    /// The agent at this address (the request was sent to it by id).
+    Agent(AgentAddress),
+    /// Whichever agent the router picked (capability or type routing): the request's
+    /// unguessable id is what only that agent knows.
+    Picked,
+}
+
+fn reply_kind_of(
+    outstanding: &std::collections::HashMap<MessageId, Replier>,
+    timed_out: &TimedOut,
+    h: &FrameHeader,
+) -> ReplyKind {
+    if !h.flags.contains(Flags::IS_REPLY) || h.correlation_id.is_none() {
+        return ReplyKind::NotAwaited;
+    }
+    match outstanding.get(&h.correlation_id) {
+        Some(_) if h.source_slot == AGENTD_SLOT => ReplyKind::Awaited,
+        Some(Replier::Agent(a)) if a.slot != h.source_slot || a.epoch != h.source_epoch => {
+            ReplyKind::Forged
+        }
+        Some(_) => ReplyKind::Awaited,
+        None if timed_out.contains(&h.correlation_id) => ReplyKind::Late,
+        None => ReplyKind::NotAwaited,
+    }
+}
+
 impl Agent {
-    /// Whether a frame is a reply this agent set aside rather than hand to `recv`: one for an
-    /// outstanding request, or a late one for a request that timed out.
+    /// What a frame is to this agent's requests. The source slot and epoch are the router's
+    /// stamp, so an agent cannot claim another's; the correlation id of a request is
+    /// unguessable ([`crate::IdGenerator::next_secret_id`]), so an agent it was not shown
+    /// cannot name it.
+    pub(crate) fn reply_kind(&self, h: &FrameHeader) -> ReplyKind {
+        reply_kind_of(&self.outstanding, &self.timed_out, h)
+    }
+
+    /// Whether a frame is a reply this agent takes aside rather than hand to `recv`.
     pub(crate) fn takes_aside(&self, h: &FrameHeader) -> bool {
-        h.flags.contains(Flags::IS_REPLY)
-            && !h.correlation_id.is_none()
-            && (self.outstanding.contains(&h.correlation_id)
-                || self.timed_out.contains(&h.correlation_id))
+        self.reply_kind(h) != ReplyKind::NotAwaited
+    }
+
+    /// Replies dropped because they named an outstanding request but came from an agent the
+    /// request was not sent to.
+    pub fn forged_replies(&self) -> u64 {
+        self.forged_replies
     }
 }
 
@@ -104,18 +157,24 @@ impl Agent {
     }
 
     /// Sends a request without waiting: its reply is collected by [`Agent::wait_response`]
-    /// (many may be outstanding at once).
+    /// (many may be outstanding at once). The request always gets a fresh, unguessable id (any
+    /// id set on `request` is replaced), and only a reply from the agent it was delivered to is
+    /// accepted: from the named agent for [`Destination::Agent`]; for capability and type
+    /// routes, from whichever agent can name the id, which only the one the router chose was
+    /// shown.
     pub fn start_request(
         &mut self,
         destination: Destination<'_>,
         request: &Message,
     ) -> Result<MessageId, CommunicationError> {
         let mut m = request.clone();
-        if m.id.is_none() {
-            m.id = self.ids.next_id();
-        }
+        m.id = self.ids.next_secret_id();
         m.flags |= Flags::EXPECTS_REPLY;
-        self.outstanding.insert(m.id);
+        let replier = match destination {
+            Destination::Agent(name) => Replier::Agent(self.address(name)?),
+            Destination::Capability(_) | Destination::Type(_) => Replier::Picked,
+        };
+        self.outstanding.insert(m.id, replier);
         match self.send_to(destination, &m) {
             Ok(id) => Ok(id),
             Err(e) => {
@@ -140,7 +199,7 @@ impl Agent {
 
     /// Gives up waiting for request `id`: a reply that still comes is counted late.
     pub fn abandon(&mut self, id: MessageId) {
-        if self.outstanding.remove(&id) {
+        if self.outstanding.remove(&id).is_some() {
             self.timed_out.remember(id);
         }
         self.responses.remove(&id);
@@ -180,6 +239,10 @@ impl Agent {
                 });
             }
             if self.poll(64)? == 0 {
+                if let Err(e) = self.check_link_now() {
+                    self.outstanding.remove(&id);
+                    return Err(e);
+                }
                 self.idle(deadline);
             }
         }
@@ -446,6 +509,13 @@ impl Agent {
     /// Takes the reply at the front of lane `p` aside for its waiting request, or counts it
     /// late.
     pub(crate) fn set_aside(&mut self, p: usize) {
+        let kind = match self.inbound[p].peek() {
+            Ok(Some(bytes)) => match FrameHeader::parse(bytes) {
+                Ok(h) => reply_kind_of(&self.outstanding, &self.timed_out, &h),
+                Err(_) => ReplyKind::NotAwaited,
+            },
+            _ => return,
+        };
         let Ok(Some(guard)) = self.inbound[p].read() else {
             return;
         };
@@ -453,13 +523,18 @@ impl Agent {
             return; // invalid: dropped with the guard
         };
         let id = env.header.correlation_id;
-        if self.outstanding.contains(&id) {
-            let header = env.header;
-            self.responses
-                .insert(id, (header, copy_frame(guard.bytes())));
-        } else {
-            self.timed_out.forget(id);
-            self.late_responses += 1;
+        match kind {
+            ReplyKind::Awaited => {
+                let header = env.header;
+                self.responses
+                    .insert(id, (header, copy_frame(guard.bytes())));
+            }
+            ReplyKind::Late => {
+                self.timed_out.forget(id);
+                self.late_responses += 1;
+            }
+            ReplyKind::Forged => self.forged_replies += 1, // dropped with the guard
+            ReplyKind::NotAwaited => {}
         }
     }
 }

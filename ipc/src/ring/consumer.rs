@@ -40,6 +40,20 @@ impl Consumer {
         }
     }
 
+    /// As [`Consumer::peek`], with the stream position of the frame returned (after any padding
+    /// `peek` stepped over): the position names this frame and no other, across laps, so a
+    /// reader that must remember something about a frame between peeks keys it with this.
+    pub fn peek_with_position(&mut self) -> Result<Option<(u64, &[u8])>, ReadError> {
+        match self.cursor.peek()? {
+            None => Ok(None),
+            // SAFETY: as in `peek`: the payload lies inside the frame area and stays unwritten
+            // until a release past it, which needs `&mut self`.
+            Some(f) => Ok(Some((self.cursor.position(), unsafe {
+                std::slice::from_raw_parts(self.ring.base().add(f.payload_offset), f.len)
+            }))),
+        }
+    }
+
     /// Moves past the frame the last `peek` returned. Its room returns to the producer at the
     /// next [`Consumer::release`].
     pub fn pop(&mut self) {

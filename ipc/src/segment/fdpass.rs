@@ -46,6 +46,24 @@ pub fn send_fds(
     data: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> Result<(), FdPassError> {
+    let sent = send_fds_partial(socket, data, fds)?;
+    if sent != data.len() {
+        return Err(FdPassError::Os {
+            call: "sendmsg (short write)",
+            errno: Errno::EMSGSIZE,
+        });
+    }
+    Ok(())
+}
+
+/// As [`send_fds`], for a non-blocking socket: returns how many bytes of `data` went (at least
+/// one, with every descriptor attached to the first), or `EAGAIN` when none could. The caller
+/// sends the rest as plain bytes.
+pub fn send_fds_partial(
+    socket: &impl AsFd,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<usize, FdPassError> {
     if fds.is_empty() || fds.len() > MAX_FDS || data.is_empty() {
         return Err(FdPassError::BadMessage {
             fds: fds.len(),
@@ -55,7 +73,7 @@ pub fn send_fds(
     let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let cmsg = [ControlMessage::ScmRights(&raw)];
     let iov = [IoSlice::new(data)];
-    let sent = loop {
+    loop {
         match sendmsg::<()>(
             socket.as_fd().as_raw_fd(),
             &iov,
@@ -65,20 +83,13 @@ pub fn send_fds(
         ) {
             Err(Errno::EINTR) => continue, // a signal arrived first: nothing was sent
             other => {
-                break other.map_err(|errno| FdPassError::Os {
+                return other.map_err(|errno| FdPassError::Os {
                     call: "sendmsg",
                     errno,
-                })?
+                })
             }
         }
-    };
-    if sent != data.len() {
-        return Err(FdPassError::Os {
-            call: "sendmsg (short write)",
-            errno: Errno::EMSGSIZE,
-        });
     }
-    Ok(())
 }
 
 /// Receives one message into `buf`, returning how many bytes arrived and the descriptors that
