@@ -46,6 +46,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
+        .with_writer(std::io::stderr)
         .init();
     let mut config = Config::new(&args.bus);
     if let Some(path) = &args.config {

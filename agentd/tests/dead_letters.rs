@@ -133,3 +133,112 @@ fn the_bus_counters_balance() {
         "{stats:?}"
     );
 }
+
+/// Makes `n` dead letters: publishes to a topic nobody subscribes to.
+fn make_dead_letters(agent: &mut Agent, n: u64) {
+    let m = note(agent, 0);
+    let mut made = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while made < n {
+        match agent.publish("nobody.listens", &m) {
+            Ok(_) => made += 1,
+            Err(CommunicationError::QueueFull { .. }) => {
+                assert!(std::time::Instant::now() < deadline);
+                // Its errors come back to its lanes: take them.
+                while agent.try_recv().unwrap().is_some() {}
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    eventually("every publish is a dead letter", || {
+        agent.stats().unwrap().dead_lettered >= n
+    });
+}
+
+fn unlimited_dead_letters(name: &str) -> TestBus {
+    let mut cfg = config(name);
+    cfg.dead_letter_rate = 10_000_000;
+    cfg.dead_letter_burst = 10_000_000;
+    start_with(cfg)
+}
+
+#[test]
+fn listing_twelve_thousand_dead_letters_keeps_the_caller_attached() {
+    let bus = unlimited_dead_letters("dl-many");
+    let mut agent = bus.attach("lister", "ops");
+    let mut peer = bus.attach("peer", "ops");
+    make_dead_letters(&mut agent, 12_000);
+    let letters = agent.dead_letters().unwrap();
+    assert!(letters.len() >= 12_000, "{} letters listed", letters.len());
+    let seqs: Vec<u64> = letters.iter().map(|l| l.sequence).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "pages neither skip nor repeat"
+    );
+    // Still attached: it sends, and it is listed.
+    agent.send("peer", &note(&agent, 5)).unwrap();
+    assert_eq!(recv_seqs(&mut peer, 1, Duration::from_secs(5)), vec![5]);
+    assert!(agent
+        .list_agents()
+        .unwrap()
+        .iter()
+        .any(|a| a.agent_id == "lister"));
+}
+
+#[test]
+fn a_control_peer_that_reads_slowly_gets_every_reply_and_stays_attached() {
+    use std::io::{Read, Write};
+
+    use agentbus::control::{
+        decode_response, encode_frame, FrameReader, PageRequest, Request, Response,
+    };
+
+    let bus = unlimited_dead_letters("dl-slow");
+    let mut agent = bus.attach("maker", "ops");
+    make_dead_letters(&mut agent, 5_000);
+    let (mut conn, _seg, _layout) = support::raw::raw_attach(&bus, "slow-reader");
+    // Thirty big pages asked for at once: megabytes of replies, far past the socket's buffer.
+    let asks = 30;
+    for _ in 0..asks {
+        conn.write_all(&encode_frame(&Request::DeadLetters(PageRequest {
+            from: 0,
+            max: 1024,
+        })))
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300)); // not reading
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = FrameReader::default();
+    let mut pages = 0;
+    let mut bytes = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    while pages < asks {
+        match reader.next_frame().unwrap() {
+            Some(frame) => match decode_response(&frame).unwrap() {
+                Response::DeadLetters(page) => {
+                    assert!(page.letters.len() > 500, "{} letters", page.letters.len());
+                    assert!(page.more, "5,000 letters do not fit one page");
+                    pages += 1;
+                    bytes += frame.len();
+                }
+                other => panic!("unexpected {other:?}"),
+            },
+            None => {
+                let n = conn.read(&mut buf).expect("agentd keeps the connection");
+                assert!(n > 0, "agentd closed the slow reader's connection");
+                reader.push(&buf[..n]);
+            }
+        }
+    }
+    assert!(
+        bytes > 2 << 20,
+        "{bytes} bytes of replies: more than a socket buffer"
+    );
+    assert!(agent
+        .list_agents()
+        .unwrap()
+        .iter()
+        .any(|a| a.agent_id == "slow-reader"));
+}

@@ -142,3 +142,96 @@ fn an_agent_whose_heartbeat_is_stale_is_avoided_until_it_beats_again() {
     strat.send_to_type("execution", &note(&strat, 2)).unwrap();
     assert_eq!(recv_seqs(&mut sleepy, 1, Duration::from_secs(5)), vec![2]);
 }
+
+fn status_of(observer: &mut Agent, id: &str) -> AgentStatus {
+    observer
+        .list_agents()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.agent_id == id)
+        .map(|a| a.status)
+        .unwrap_or_else(|| panic!("{id} is not listed"))
+}
+
+#[test]
+fn an_agent_that_only_sends_stays_active() {
+    let mut cfg = config("sendonly");
+    cfg.heartbeat_interval = Duration::from_millis(20);
+    cfg.heartbeat_timeout = Duration::from_millis(100);
+    let bus = start_with(cfg);
+    let mut feed =
+        Agent::attach(bus.options("feed", "market_data").capabilities(["ticks"])).unwrap();
+    let mut sink = bus.attach("sink", "strategy");
+    let mut quiet = bus.attach("quiet", "strategy");
+    // The feed sends every 10 ms for half a second and never receives (so never beats).
+    let until = Instant::now() + Duration::from_millis(500);
+    let mut seq = 0;
+    while Instant::now() < until {
+        feed.send("sink", &note(&feed, seq)).unwrap();
+        seq += 1;
+        while sink.try_recv().unwrap().is_some() {}
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(status_of(&mut sink, "feed"), AgentStatus::Active);
+    // Capability routing still picks it.
+    let m = note(&sink, 1);
+    sink.send_by_capability(&["ticks"], &m).unwrap();
+    assert_eq!(recv_seqs(&mut feed, 1, Duration::from_secs(5)), vec![1]);
+    // An agent that neither sends nor receives is found UNRESPONSIVE as before.
+    let _ = &mut quiet;
+    assert_eq!(status_of(&mut sink, "quiet"), AgentStatus::Unresponsive);
+}
+
+#[test]
+fn a_reused_slot_starts_from_zero_counters() {
+    let mut cfg = config("slotreuse");
+    // A router that never parks publishes its counters only every millisecond, so a listing
+    // right after an attach would see the old numbers unless the reset is published at once.
+    cfg.wait = "backoff".parse().unwrap();
+    let bus = start_with(cfg);
+    let mut observer = bus.attach("observer", "ops");
+    let old = bus.attach("old", "x");
+    let slot = old.slot();
+    let mut old = old;
+    for seq in 0..20 {
+        old.send("observer", &note(&old, seq)).unwrap();
+    }
+    assert_eq!(
+        recv_seqs(&mut observer, 20, Duration::from_secs(5)).len(),
+        20
+    );
+    eventually("the router counted the old agent's frames", || {
+        observer
+            .list_agents()
+            .unwrap()
+            .iter()
+            .any(|a| a.agent_id == "old" && a.frames_sent == 20)
+    });
+    old.detach().unwrap();
+    eventually("the old agent's slot is free", || {
+        observer
+            .list_agents()
+            .unwrap()
+            .iter()
+            .all(|a| a.agent_id != "old")
+    });
+    let new = bus.attach("new", "x");
+    assert_eq!(new.slot(), slot, "the slot is reused");
+    // At once, not after the router's next publication of its counters.
+    let listed = observer
+        .list_agents()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.agent_id == "new")
+        .unwrap();
+    assert_eq!(
+        (
+            listed.frames_sent,
+            listed.frames_delivered,
+            listed.copies_delivered,
+            listed.destinations
+        ),
+        (0, 0, 0, 0),
+        "{listed:?}"
+    );
+}

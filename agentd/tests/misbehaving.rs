@@ -1,49 +1,20 @@
-//! An agent that writes garbage into its outbound lane, or an impossible position into its
-//! inbound lane, is detached; the router goes on and the other agents' traffic continues.
+//! An agent that writes garbage into its outbound lane, an impossible position into its
+//! inbound lane, or frames for destinations agentd never handed out, is detached; the router
+//! goes on and the other agents' traffic continues.
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use agentbus::control::{
-    decode_response, encode_frame, AttachRequest, FrameReader, Request, Response, PROTOCOL_VERSION,
-};
-use agentbus::lanes::{self, LaneLayout};
-use agentbus::paths;
-use agentbus_ipc::segment::fdpass::recv_fds;
-use agentbus_ipc::segment::MemfdSegment;
+use agentbus::codec::{encode, header_for, Route};
+use agentbus::control::AgentAddress;
+use agentbus::{Message, RouteKind};
 use agentbus_ipc::words::WordTable;
+use support::raw::raw_attach;
 use support::*;
-
-/// Attaches by speaking the control protocol directly, keeping the raw lane segment.
-fn raw_attach(bus: &TestBus, id: &str) -> (UnixStream, MemfdSegment, LaneLayout) {
-    let mut s = UnixStream::connect(paths::socket_path(&bus.dir, &bus.bus)).unwrap();
-    s.write_all(&encode_frame(&Request::Attach(AttachRequest {
-        protocol: PROTOCOL_VERSION,
-        agent_id: id.into(),
-        agent_type: "rogue".into(),
-        instance_id: None,
-        capabilities: vec![],
-        max_capacity: 10,
-    })))
-    .unwrap();
-    let mut buf = [0u8; 4096];
-    let (n, mut fds) = recv_fds(&s, &mut buf).unwrap();
-    let mut reader = FrameReader::default();
-    reader.push(&buf[..n]);
-    let frame = reader.next_frame().unwrap().expect("one whole reply");
-    assert!(matches!(
-        decode_response(&frame).unwrap(),
-        Response::Attached(_)
-    ));
-    fds.truncate(1);
-    let seg = MemfdSegment::open(fds.pop().unwrap(), lanes::CONTROL_BLOCK).unwrap();
-    let layout = lanes::check(&seg.region()).unwrap();
-    (s, seg, layout)
-}
 
 /// Waits for agentd to close the rogue's connection.
 fn await_eof(s: &mut UnixStream) -> Duration {
@@ -126,4 +97,71 @@ fn an_impossible_head_in_an_inbound_lane_detaches_the_agent() {
         sender.stats().unwrap().faulted >= 1
     });
     others_still_talk(&bus);
+}
+
+/// A rogue fills its outbound lane with frames for `route`; agentd detaches it after the first
+/// and makes one dead letter of it, not one per frame.
+fn impossible_route_detaches(name: &str, route: Route) {
+    let bus = start(name);
+    let mut good = bus.attach("good", "x");
+    let (mut conn, seg, layout) = raw_attach(&bus, "rogue");
+    let mut lane = layout
+        .outbound_ring(&seg.region())
+        .next()
+        .unwrap()
+        .unwrap()
+        .into_producer();
+    let m = Message::raw(
+        good.identity(),
+        agentbus::MessageType::Notification,
+        vec![7; 30_000],
+    );
+    let header = header_for(&m, route, 0);
+    let mut written = 0;
+    while encode(&mut lane, &header, &m.body).is_ok() {
+        written += 1;
+    }
+    assert!(written > 0);
+    let took = await_eof(&mut conn);
+    eprintln!("{written} frames to an impossible {route:?}: detached in {took:?}");
+    let agents = good.list_agents().unwrap();
+    assert!(agents.iter().all(|a| a.agent_id != "rogue"), "{agents:?}");
+    let letters = good.dead_letters().unwrap();
+    assert_eq!(
+        letters.len(),
+        1,
+        "one dead letter, not one per frame: {letters:?}"
+    );
+    assert!(
+        letters[0].reason.contains("impossible"),
+        "{:?}",
+        letters[0].reason
+    );
+    others_still_talk(&bus);
+}
+
+#[test]
+fn frames_to_a_slot_past_max_agents_detach_the_sender() {
+    impossible_route_detaches(
+        "noslot",
+        Route {
+            kind: RouteKind::Agent,
+            destination: AgentAddress {
+                slot: 9999,
+                epoch: 1,
+            }
+            .destination(),
+        },
+    );
+}
+
+#[test]
+fn frames_to_a_topic_never_created_detach_the_sender() {
+    impossible_route_detaches(
+        "notopic",
+        Route {
+            kind: RouteKind::Topic,
+            destination: 1 << 40,
+        },
+    );
 }

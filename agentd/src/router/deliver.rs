@@ -144,7 +144,9 @@ pub fn error_back(
     h.timestamp_ns = now_rt;
     if let Some(lane) = lane(inbound, touched, touched_mask, sender, p) {
         if let Err(e) = encode(lane, &h, &msg.body) {
-            tracing::warn!(
+            // Its own lane is full: it is not reading its errors. The dead letter (logged,
+            // rate-limited) already records the failure; a line per lost error would not be.
+            tracing::debug!(
                 sender,
                 "could not tell the sender its message was unroutable: {e}"
             );

@@ -383,7 +383,16 @@ impl Router {
             let mut copies = 0u64;
             let mut copies_dead = 0u64;
             let mut fault = None;
-            if expired(&header, now.rt, delivery_timeout) {
+            let view = View {
+                entries: &self.entries,
+                routes: &self.routes,
+                inbound: &self.inbound,
+            };
+            // Resolved before the ttl is looked at: a frame for an impossible destination is a
+            // protocol violation whatever timestamp its sender wrote.
+            let resolved = view.resolve(&header, s, now, hb_timeout, &mut self.scratch);
+            if resolved != Err(Unroutable::Impossible) && expired(&header, now.rt, delivery_timeout)
+            {
                 deliver::dead_letter(
                     &self.links.dead_letters,
                     &header,
@@ -399,12 +408,7 @@ impl Router {
                 letters += 1;
                 frame_dead = true;
             } else {
-                let view = View {
-                    entries: &self.entries,
-                    routes: &self.routes,
-                    inbound: &self.inbound,
-                };
-                match view.resolve(&header, s, now, hb_timeout, &mut self.scratch) {
+                match resolved {
                     Err(why) => {
                         deliver::dead_letter(
                             &self.links.dead_letters,

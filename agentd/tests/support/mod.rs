@@ -8,6 +8,9 @@ use agentbus::client::{Agent, AttachOptions};
 use agentbus::*;
 use agentd::{Config, Daemon};
 
+pub mod process;
+pub mod raw;
+
 pub struct TestBus {
     pub daemon: Daemon,
     pub bus: String,

@@ -99,10 +99,18 @@ pub fn print_summary(
             us(h.max())
         );
     }
-    println!("\n== accounting per agent: sent = delivered + dead-lettered");
+    println!("\n== accounting per agent: sent = delivered + dead-lettered; copies = destinations");
     println!(
-        "  {:<12}{:>12}{:>10}{:>11}{:>15}{:>12}{:>12}  balance",
-        "agent", "sent", "routed", "delivered", "dead-lettered", "read", "received"
+        "  {:<12}{:>12}{:>10}{:>11}{:>15}{:>10}{:>14}{:>12}{:>12}  balance",
+        "agent",
+        "sent",
+        "routed",
+        "delivered",
+        "dead-lettered",
+        "copies",
+        "destinations",
+        "read",
+        "received"
     );
     let mut all = true;
     for (id, r) in finals {
@@ -113,26 +121,31 @@ pub fn print_summary(
             all = false;
             continue;
         };
-        let ok = sent == a.frames_sent && a.frames_sent == a.frames_delivered + a.frames_dead;
+        let copies = a.copies_delivered + a.copies_dead;
+        let ok = sent == a.frames_sent
+            && a.frames_sent == a.frames_delivered + a.frames_dead
+            && copies == a.destinations;
         all &= ok;
         println!(
-            "  {:<12}{:>12}{:>10}{:>11}{:>15}{:>12}{:>12}  {}",
+            "  {:<12}{:>12}{:>10}{:>11}{:>15}{:>10}{:>14}{:>12}{:>12}  {}",
             id,
             sent,
             a.frames_sent,
             a.frames_delivered,
             a.frames_dead,
+            copies,
+            a.destinations,
             read,
             a.copies_received,
             if ok { "ok" } else { "IMBALANCE" }
         );
     }
     println!(
-        "  (sent: counted by the agent; routed, delivered, dead-lettered, received: counted by agentd's router;\n   read: messages the agent read; the rest were still in its lanes when it stopped reading)"
+        "  (sent: counted by the agent; routed, delivered, dead-lettered, copies, destinations, received: counted by\n   agentd's router; copies: written or dead-lettered per destination, which a duplicate would push past\n   destinations; read: messages the agent read; the rest were still in its lanes when it stopped reading)"
     );
     println!("\ndead letters: {dead_letters}");
     if all {
-        println!("accounting: every agent balances (sent = delivered + dead-lettered)");
+        println!("accounting: every agent balances (sent = delivered + dead-lettered, copies = destinations)");
     } else {
         println!("accounting: IMBALANCE (see the rows above)");
     }

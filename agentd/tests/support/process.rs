@@ -1,0 +1,77 @@
+//! The real `agentd` binary as a child process, killed and cleaned up on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use agentbus::client::{Agent, AttachOptions};
+use agentbus::paths;
+
+/// A running `agentd` child on its own bus and socket directory.
+pub struct AgentdProcess {
+    pub child: Child,
+    pub bus: String,
+    pub dir: PathBuf,
+}
+
+impl AgentdProcess {
+    /// Starts `agentd --bus <name-pid> --socket-dir <tmp>` with `extra` arguments and waits
+    /// until an agent can attach.
+    pub fn start(name: &str, extra: &[&str]) -> AgentdProcess {
+        let cfg = super::config(name);
+        let child = Command::new(env!("CARGO_BIN_EXE_agentd"))
+            .args(["--bus", &cfg.bus, "--socket-dir"])
+            .arg(&cfg.socket_dir)
+            .args(["--log-level", "warn"])
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("agentd starts");
+        let p = AgentdProcess {
+            child,
+            bus: cfg.bus,
+            dir: cfg.socket_dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !paths::socket_path(&p.dir, &p.bus).exists() {
+            assert!(Instant::now() < deadline, "agentd did not come up");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        p
+    }
+
+    pub fn options(&self, id: &str, kind: &str) -> AttachOptions {
+        AttachOptions::new(&self.bus, id, kind).socket_dir(&self.dir)
+    }
+
+    /// Attaches, retrying while agentd finishes starting.
+    pub fn attach(&self, id: &str, kind: &str) -> Agent {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Agent::attach(self.options(id, kind)) {
+                Ok(a) => return a,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("attach {id}: {e}"),
+            }
+        }
+    }
+
+    /// SIGKILLs agentd and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentdProcess {
+    fn drop(&mut self) {
+        self.kill();
+        // A killed agentd leaves its socket and header: remove them.
+        let _ = std::fs::remove_file(paths::socket_path(&self.dir, &self.bus));
+        let _ = std::fs::remove_file(
+            PathBuf::from("/dev/shm").join(paths::header_segment_name(&self.bus)),
+        );
+    }
+}
