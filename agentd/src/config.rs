@@ -18,6 +18,10 @@ pub struct Config {
     pub router_core: Option<usize>,
     /// How the router waits when idle.
     pub wait: Wait,
+    /// With the parking wait: how long the router spins after its last frame before it
+    /// sleeps. Longer catches the next message sooner (no futex wake-up) at the price of a
+    /// core burning that long after every burst; see the README's table.
+    pub router_spin: Duration,
     /// Bytes per lane (a power of two, 4 KiB to 64 MiB).
     pub lane_capacity: usize,
     /// Most agents at once (1 to 256).
@@ -48,6 +52,9 @@ pub struct Config {
     pub lane_parking: bool,
 }
 
+/// The router's default spin before parking (measured: README, "Choosing the router's wait").
+pub const DEFAULT_ROUTER_SPIN: Duration = Duration::from_micros(20);
+
 /// The most agents a bus can hold.
 pub const MAX_AGENTS: usize = 256;
 
@@ -59,6 +66,7 @@ impl Config {
             socket_dir: paths::default_socket_dir(),
             router_core: None,
             wait: Wait::default(),
+            router_spin: DEFAULT_ROUTER_SPIN,
             lane_capacity: 1 << 16,
             max_agents: 64,
             batch_limit: 64,
@@ -140,6 +148,9 @@ impl Config {
         if let Some(v) = f.wait {
             self.wait = v.parse()?;
         }
+        if let Some(v) = f.router_spin_us {
+            self.router_spin = Duration::from_micros(v);
+        }
         if let Some(v) = f.lane_capacity {
             self.lane_capacity = v;
         }
@@ -190,6 +201,7 @@ struct FileConfig {
     socket_dir: Option<PathBuf>,
     router_core: Option<usize>,
     wait: Option<String>,
+    router_spin_us: Option<u64>,
     lane_capacity: Option<usize>,
     max_agents: Option<usize>,
     batch_limit: Option<usize>,

@@ -1,6 +1,6 @@
 //! Starting and stopping a bus: embedded in a process, or as `agentd`.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +46,13 @@ pub enum StartError {
     /// A shared-memory segment could not be made.
     #[error("creating shared memory: {0}")]
     Segment(#[from] CreateError),
+    /// The socket directory is not safe: another uid (or group or others) could replace the
+    /// control socket. The message says how to fix it.
+    #[error(transparent)]
+    UnsafeSocketDir(#[from] paths::SocketDirError),
+    /// The kernel refused to make this process non-dumpable.
+    #[error("making agentd non-dumpable (prctl PR_SET_DUMPABLE): {0}: without it, any process of this uid could open agents' lanes through /proc")]
+    NonDumpable(nix::errno::Errno),
 }
 
 /// A running bus: its control and router threads. Stops when dropped.
@@ -74,14 +81,38 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
+/// Creates `dir` with mode 0700 (its missing parents with the default mode) unless it exists.
+fn create_socket_dir(dir: &Path) -> Result<(), StartError> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(io("creating the socket directory's parent", parent))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io("creating the socket directory", dir)(e)),
+    }
+}
+
 impl Daemon {
     /// Starts serving `config.bus`: refuses if a live agentd serves it, replaces what a dead
     /// one left behind.
+    ///
+    /// The socket directory is created with mode 0700 if missing; an existing one must pass
+    /// [`paths::check_socket_dir`] (a directory owned by this uid, not writable by group or
+    /// others), else [`StartError::UnsafeSocketDir`].
+    ///
+    /// Before it makes any shared memory, this makes the **whole calling process**
+    /// non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`), for as long as it runs: agentd holds every
+    /// agent's lanes, and a dumpable process's descriptors can be opened by any process of its
+    /// uid through `/proc/<pid>/fd`. A process embedding agentd thus writes no core dumps, and
+    /// debuggers of its uid (not root) cannot attach to it.
     pub fn start(config: Config) -> Result<Daemon, StartError> {
         config.validate().map_err(StartError::InvalidConfig)?;
         let dir = config.socket_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(io("creating the socket directory", &dir))?;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750));
+        create_socket_dir(&dir)?;
+        paths::check_socket_dir(&dir)?;
+        nix::sys::prctl::set_dumpable(false).map_err(StartError::NonDumpable)?;
         let socket = paths::socket_path(&dir, &config.bus);
         let header_name = paths::header_segment_name(&config.bus);
         if socket.exists() {
@@ -137,6 +168,7 @@ impl Daemon {
                 heartbeat_timeout: config.heartbeat_timeout,
                 delivery_timeout: config.delivery_timeout,
                 wait: config.wait,
+                spin: config.router_spin,
                 core: config.router_core,
                 max_agents: config.max_agents,
                 sys_agents_topic: 0,

@@ -93,6 +93,7 @@ impl Agent {
             .clone()
             .unwrap_or_else(paths::default_socket_dir);
         let path = paths::socket_path(&dir, &options.bus);
+        options.prepare_to_connect(&dir, &path)?;
         let mut conn = ControlConn::connect(&path, &options.bus, options.control_timeout)?;
         let (response, mut fds) = conn.call(&Request::Attach(AttachRequest {
             protocol: PROTOCOL_VERSION,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::control::Refusal;
 use crate::error::CommunicationError;
+use crate::paths::SocketDirError;
 
 /// Why a control-plane operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,14 @@ pub enum ClientError {
     /// The lane segment agentd handed over is unusable.
     #[error("the lanes agentd handed over are unusable: {0}")]
     BadLanes(String),
+    /// Another uid (or group or others) could replace the bus socket in the socket directory,
+    /// or it is not a real directory: see [`crate::paths::check_socket_dir`]. Nothing was sent.
+    #[error(transparent)]
+    UnsafeSocketDir(#[from] SocketDirError),
+    /// [`AttachOptions::non_dumpable`](crate::client::AttachOptions::non_dumpable) was asked
+    /// for and the kernel refused it; nothing was sent.
+    #[error("could not make this process non-dumpable (prctl PR_SET_DUMPABLE): {0}")]
+    NonDumpable(std::io::Error),
 }
 
 impl From<ClientError> for CommunicationError {

@@ -1,9 +1,12 @@
 //! What an agent attaches with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agentbus_ipc::wait::Wait;
+
+use super::ClientError;
+use crate::paths::{self, SocketDirError};
 
 /// How to attach: which bus, who this agent is, how it waits.
 #[derive(Debug, Clone)]
@@ -26,6 +29,9 @@ pub struct AttachOptions {
     pub wait: Wait,
     /// How long a control request (attach, subscribe, ...) may take.
     pub control_timeout: Duration,
+    /// Make this process non-dumpable before attaching (`false`): see
+    /// [`AttachOptions::non_dumpable`].
+    pub non_dumpable: bool,
 }
 
 impl AttachOptions {
@@ -41,6 +47,7 @@ impl AttachOptions {
             socket_dir: None,
             wait: Wait::default(),
             control_timeout: Duration::from_secs(10),
+            non_dumpable: false,
         }
     }
 
@@ -66,5 +73,46 @@ impl AttachOptions {
     pub fn wait(mut self, wait: Wait) -> Self {
         self.wait = wait;
         self
+    }
+
+    /// Makes the attaching process non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`) before it
+    /// connects, so that other processes of the same uid cannot open its lanes through
+    /// `/proc/<pid>/fd`, read its memory through `/proc/<pid>/mem`, or `ptrace` it.
+    ///
+    /// Without it, any process of the agent's uid can read and write the agent's lanes: the
+    /// bus isolates agents of different uids only. The setting is for the whole process and
+    /// stays after the agent detaches; it also stops core dumps, and debuggers and profilers
+    /// running as the same uid can no longer attach. Root (`CAP_SYS_PTRACE`) can still read
+    /// everything. An `execve` of a new program resets it.
+    ///
+    /// ```no_run
+    /// use agentbus::client::{Agent, AttachOptions};
+    ///
+    /// let agent = Agent::attach(AttachOptions::new("demo", "vault", "secrets").non_dumpable(true));
+    /// ```
+    pub fn non_dumpable(mut self, yes: bool) -> Self {
+        self.non_dumpable = yes;
+        self
+    }
+
+    /// What `Agent::attach` does before it connects: checks the socket directory
+    /// ([`crate::paths::check_socket_dir`]; a missing one means no agentd runs), then applies
+    /// the settings that concern the whole process (today: [`Self::non_dumpable`]).
+    pub(crate) fn prepare_to_connect(&self, dir: &Path, socket: &Path) -> Result<(), ClientError> {
+        match paths::check_socket_dir(dir) {
+            Ok(()) => {}
+            Err(SocketDirError::Missing { .. }) => {
+                return Err(ClientError::BusNotRunning {
+                    bus: self.bus.clone(),
+                    path: socket.into(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if self.non_dumpable {
+            nix::sys::prctl::set_dumpable(false)
+                .map_err(|e| ClientError::NonDumpable(std::io::Error::from(e)))?;
+        }
+        Ok(())
     }
 }
