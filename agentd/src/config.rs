@@ -53,7 +53,7 @@ pub struct Config {
 }
 
 /// The router's default spin before parking (measured: README, "Choosing the router's wait").
-pub const DEFAULT_ROUTER_SPIN: Duration = Duration::from_micros(20);
+pub const DEFAULT_ROUTER_SPIN: Duration = Duration::from_micros(5);
 
 /// The most agents a bus can hold.
 pub const MAX_AGENTS: usize = 256;

@@ -29,8 +29,8 @@ struct Args {
     #[arg(long)]
     wait: Option<String>,
     /// With `--wait park`: microseconds the router spins after its last frame before it
-    /// sleeps (default 20; 0 sleeps at once, saving CPU at the cost of a futex wake-up per
-    /// message at low rates).
+    /// sleeps (default 5; 0 sleeps at once; longer catches bursts sooner, at a core burning that
+    /// long after every message: see the README, "Choosing the router's wait").
     #[arg(long)]
     router_spin_us: Option<u64>,
     /// Bytes per lane (a power of two).

@@ -19,10 +19,10 @@ use crate::child::{ParentWatch, Peer};
 use crate::report::{histogram, Row};
 
 /// An embedded agentd for one case.
-struct Bus {
-    daemon: Daemon,
-    name: String,
-    dir: PathBuf,
+pub(crate) struct Bus {
+    pub(crate) daemon: Daemon,
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
 }
 
 fn bus(tag: &str, router_core: Option<usize>, wait: Wait) -> anyhow::Result<Bus> {
@@ -35,6 +35,17 @@ fn bus_with(
     router_core: Option<usize>,
     wait: Wait,
     parking_agents: bool,
+) -> anyhow::Result<Bus> {
+    bus_tuned(tag, router_core, wait, parking_agents, |_| {})
+}
+
+/// As [`bus_with`], with `tune` applied last to the daemon's configuration.
+pub(crate) fn bus_tuned(
+    tag: &str,
+    router_core: Option<usize>,
+    wait: Wait,
+    parking_agents: bool,
+    tune: impl FnOnce(&mut DaemonConfig),
 ) -> anyhow::Result<Bus> {
     let tag: String = tag
         .chars()
@@ -54,13 +65,15 @@ fn bus_with(
     c.lane_parking = parking_agents
         || std::env::var_os("AGENTBUS_BENCH_PARKING_LANES").is_some()
         || !matches!(wait, Wait::BusySpin(_));
+    tune(&mut c);
     let dir = c.socket_dir.clone();
     let daemon = Daemon::start(c).context("starting the embedded agentd")?;
     Ok(Bus { daemon, name, dir })
 }
 
 impl Bus {
-    fn attach(&self, id: &str, wait: Wait) -> anyhow::Result<Agent> {
+    /// Attaches agent `id` to this bus, waiting as `wait` says.
+    pub(crate) fn attach(&self, id: &str, wait: Wait) -> anyhow::Result<Agent> {
         Ok(Agent::attach(
             AttachOptions::new(&self.name, id, "bench")
                 .socket_dir(&self.dir)

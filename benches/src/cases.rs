@@ -265,9 +265,12 @@ pub fn run_child(path: &str, args: &[String]) -> anyhow::Result<()> {
     pin(core.parse()?)?;
     if matches!(
         case.as_str(),
-        "channel" | "channel-sink" | "uds" | "iceoryx2"
+        "channel" | "channel-sink" | "uds" | "iceoryx2" | crate::router_wait::SENDER_CASE
     ) {
         return match case.as_str() {
+            crate::router_wait::SENDER_CASE => {
+                crate::router_wait::sender_child(&args[4..], size, total)
+            }
             "channel" => crate::bus_cases::channel_child(&args[4..], size, total),
             "channel-sink" => crate::bus_cases::channel_sink_child(&args[4..], size, total),
             #[cfg(feature = "peers")]

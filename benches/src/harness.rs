@@ -13,8 +13,9 @@ use crate::cases::{self, Config};
 use crate::report::{machine, print_table, Row};
 use crate::{bus_cases, peers};
 
-/// The cases `agentbus bench` knows.
-pub const CASES: [&str; 12] = [
+/// The cases `agentbus bench` knows (`all` runs every one but `router-wait` and
+/// `route-changes`, which take about a minute and half a minute).
+pub const CASES: [&str; 14] = [
     "floor",
     "ring",
     "channel",
@@ -26,6 +27,8 @@ pub const CASES: [&str; 12] = [
     "uds",
     "crossbeam",
     "iceoryx2",
+    "router-wait",
+    "route-changes",
     "all",
 ];
 
@@ -52,6 +55,8 @@ pub struct BenchOptions {
     pub hgrm: Option<PathBuf>,
     /// Where to draw latency-by-percentile curves (SVG).
     pub plot: Option<PathBuf>,
+    /// Seconds measured per cell of `router-wait`.
+    pub seconds: f64,
 }
 
 /// A throughput result.
@@ -79,6 +84,9 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         );
     }
     let (ncores, cpu) = machine();
+    if opts.case == "router-wait" || opts.case == "route-changes" {
+        return control_cases(opts, ncores, &cpu);
+    }
     let cfg = Config {
         iters: opts.count,
         warmup: (opts.count / 20).max(100),
@@ -249,6 +257,55 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     if let Some(path) = &opts.plot {
         crate::plot::draw(path, &rows)?;
         println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `router-wait` and `route-changes`: their own tables (no floor), and JSON in the same shape.
+fn control_cases(opts: &BenchOptions, ncores: usize, cpu: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (table, cases) = if opts.case == "router-wait" {
+        let cfg = Config {
+            iters: 0,
+            warmup: 0,
+            size: opts.size.max(16),
+            cores: opts.cores,
+            wait: opts.wait,
+        };
+        println!(
+            "agentbus bench router-wait: {} B messages, sender (child process) and receiver on core {}, router on core {}, both agents parking, {} s per cell; machine: {ncores} cores, {cpu}",
+            cfg.size, cfg.cores.1, cfg.cores.0, opts.seconds
+        );
+        let pass = crate::router_wait::empty_pass_ns(cfg)?;
+        let cells = crate::router_wait::router_wait(cfg, opts.seconds)?;
+        let mut table = crate::router_wait::table(&cells);
+        let _ = write!(
+            table,
+            "one empty router pass (2 agents, max_agents 64, busy-spinning): {pass:.0} ns; the old fixed spin of 256 passes: about {:.0} us",
+            pass * 256.0 / 1000.0
+        );
+        (table, crate::router_wait::json_cases(&cells))
+    } else {
+        println!("agentbus bench route-changes: latency of one routing change by topics on the bus; machine: {ncores} cores, {cpu}");
+        let steps = crate::control_churn::route_changes()?;
+        let table = crate::control_churn::table(&steps);
+        (table, crate::control_churn::json_cases(&steps))
+    };
+    eprintln!(
+        "  {}: done in {:.1} s",
+        opts.case,
+        started.elapsed().as_secs_f64()
+    );
+    println!();
+    println!("{table}");
+    if let Some(path) = &opts.json {
+        let text = format!(
+            "{{\"machine\": {{\"cores\": {ncores}, \"cpu\": \"{}\"}}, \"cases\": [\n  {}\n]}}\n",
+            escape(cpu),
+            cases.join(",\n  ")
+        );
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("\nwrote {}", path.display());
     }
     Ok(())
 }

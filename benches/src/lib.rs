@@ -8,9 +8,11 @@
 pub mod bus_cases;
 pub mod cases;
 pub mod child;
+pub mod control_churn;
 pub mod harness;
 #[cfg(feature = "peers")]
 pub mod iceoryx2_peer;
 pub mod peers;
 pub mod plot;
 pub mod report;
+pub mod router_wait;

@@ -8,7 +8,9 @@ use anyhow::Context;
 /// Options of `agentbus bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// floor, ring, channel, routed, throughput, fanout, priority, rate, uds, crossbeam, or all.
+    /// floor, ring, channel, routed, throughput, fanout, priority, rate, uds, crossbeam, all
+    /// (all of those), or router-wait or route-changes (each on its own: about a minute and half
+    /// a minute).
     pub case: String,
     /// Two cores: the measuring side (the router, for routed cases) and the other side.
     #[arg(long, default_value = "0,1")]
@@ -37,6 +39,9 @@ pub struct BenchArgs {
     /// Draw latency-by-percentile curves into this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Seconds measured per cell of router-wait (a spin setting at a rate).
+    #[arg(long, default_value_t = 2.0)]
+    pub seconds: f64,
 }
 
 /// Runs the benchmark.
@@ -63,5 +68,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         json: args.json,
         hgrm: args.hgrm,
         plot: args.plot,
+        seconds: args.seconds.clamp(0.01, 600.0),
     })
 }

@@ -35,6 +35,10 @@ pub struct DemoArgs {
     /// Ticks per second the feed publishes, in all.
     #[arg(long, default_value_t = 2000)]
     pub rate: u64,
+    /// Microseconds agentd's router spins after its last message before it sleeps (agentd's
+    /// `--router-spin-us`; default: agentd's).
+    #[arg(long)]
+    pub router_spin_us: Option<u64>,
 }
 
 const AGENTS: [(&str, &str); 6] = [
@@ -132,6 +136,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = agentd::Config::new(&bus);
     config.socket_dir = std::env::temp_dir().join(format!("agentbus-demo-{}", std::process::id()));
     config.lane_capacity = 1 << 18;
+    if let Some(us) = args.router_spin_us {
+        config.router_spin = std::time::Duration::from_micros(us);
+    }
     let socket_dir = config.socket_dir.clone();
     let mut daemon = agentd::Daemon::start(config).context("starting the embedded agentd")?;
     println!(

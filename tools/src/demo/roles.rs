@@ -350,8 +350,10 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut orders: Vec<(MessageId, Instant)> = Vec::new();
     let mut seen = 0i64;
     loop {
-        let idle = checks.is_empty() && orders.is_empty();
-        for item in step(ctx, idle)? {
+        // Everything a strategy acts on arrives as a message (ticks, answers), so it waits for
+        // one even with requests outstanding: polling for answers in a loop would keep a core
+        // busy and delay the very processes (the router, risk) that produce them.
+        for item in step(ctx, true)? {
             if item.header.route == RouteKind::Topic && item.event.as_deref() == Some("tick") {
                 seen += 1;
                 ctx.count("ticks");
