@@ -77,12 +77,7 @@ fn a_dead_letter_flood_is_throttled_and_bounded_in_bytes() {
         stats.dead_lettered
     );
     assert!(stats.dead_letter_bytes <= 2 << 20, "{stats:?}");
-    let me = client
-        .list_agents()
-        .unwrap()
-        .into_iter()
-        .find(|a| a.agent_id == "flooder")
-        .expect("throttled, not detached");
+    let me = agent_info(&mut client, "flooder"); // throttled, not detached
     assert!(me.throttled >= 1, "{me:?}");
     drop(flooder);
     drop(served);

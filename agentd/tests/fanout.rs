@@ -84,20 +84,10 @@ fn every_subscriber_sees_each_message_once_through_full_lanes() {
     }
     // The books: every copy counted, and the copies match the destinations they were for.
     eventually("the router's counters cover every frame", || {
-        let me = publisher
-            .list_agents()
-            .unwrap()
-            .into_iter()
-            .find(|a| a.agent_id == "publisher")
-            .unwrap();
+        let me = agent_info(&mut publisher, "publisher");
         me.frames_sent == N as u64 && me.destinations == 3 * N as u64
     });
-    let me = publisher
-        .list_agents()
-        .unwrap()
-        .into_iter()
-        .find(|a| a.agent_id == "publisher")
-        .unwrap();
+    let me = agent_info(&mut publisher, "publisher");
     assert_eq!(me.frames_delivered, N as u64, "{me:?}");
     assert_eq!(me.copies_delivered, 3 * N as u64, "{me:?}");
     assert_eq!(me.copies_dead, 0, "{me:?}");

@@ -144,13 +144,7 @@ fn an_agent_whose_heartbeat_is_stale_is_avoided_until_it_beats_again() {
 }
 
 fn status_of(observer: &mut Agent, id: &str) -> AgentStatus {
-    observer
-        .list_agents()
-        .unwrap()
-        .into_iter()
-        .find(|a| a.agent_id == id)
-        .map(|a| a.status)
-        .unwrap_or_else(|| panic!("{id} is not listed"))
+    agent_info(observer, id).status
 }
 
 #[test]
@@ -218,12 +212,7 @@ fn a_reused_slot_starts_from_zero_counters() {
     let new = bus.attach("new", "x");
     assert_eq!(new.slot(), slot, "the slot is reused");
     // At once, not after the router's next publication of its counters.
-    let listed = observer
-        .list_agents()
-        .unwrap()
-        .into_iter()
-        .find(|a| a.agent_id == "new")
-        .unwrap();
+    let listed = agent_info(&mut observer, "new");
     assert_eq!(
         (
             listed.frames_sent,

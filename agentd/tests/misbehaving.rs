@@ -30,6 +30,19 @@ fn await_eof(s: &mut UnixStream) -> Duration {
     }
 }
 
+/// The rogue's CRITICAL outbound lane, to write into as it likes.
+fn critical_outbound(
+    seg: &agentbus_ipc::segment::MemfdSegment,
+    layout: &agentbus::lanes::LaneLayout,
+) -> agentbus_ipc::ring::Producer {
+    layout
+        .outbound_ring(&seg.region())
+        .next()
+        .unwrap()
+        .unwrap()
+        .into_producer()
+}
+
 fn others_still_talk(bus: &TestBus) {
     let mut a = bus.attach("after-a", "x");
     let mut b = bus.attach("after-b", "x");
@@ -43,12 +56,7 @@ fn garbage_in_an_outbound_lane_detaches_the_agent_and_nothing_else() {
     let mut good = bus.attach("good", "x");
     let mut peer = bus.attach("peer", "x");
     let (mut conn, seg, layout) = raw_attach(&bus, "rogue");
-    let mut lane = layout
-        .outbound_ring(&seg.region())
-        .next()
-        .unwrap()
-        .unwrap()
-        .into_producer();
+    let mut lane = critical_outbound(&seg, &layout);
     let mut claim = lane.try_claim(300).unwrap();
     claim.payload().fill(0xEE); // no valid routing header
     claim.commit(300);
@@ -105,12 +113,7 @@ fn impossible_route_detaches(name: &str, route: Route) {
     let bus = start(name);
     let mut good = bus.attach("good", "x");
     let (mut conn, seg, layout) = raw_attach(&bus, "rogue");
-    let mut lane = layout
-        .outbound_ring(&seg.region())
-        .next()
-        .unwrap()
-        .unwrap()
-        .into_producer();
+    let mut lane = critical_outbound(&seg, &layout);
     let m = Message::raw(
         good.identity(),
         agentbus::MessageType::Notification,

@@ -119,18 +119,26 @@ fn cast(name: &str) -> Cast {
     }
 }
 
+impl Cast {
+    /// The victim asks `to`; the forger floods guessed replies, and with `exact`, one naming
+    /// the request's id exactly (as if it had leaked). Returns the request's id.
+    fn flooded_request(&mut self, to: Destination<'_>, exact: bool) -> MessageId {
+        let req = Message::task_request(self.victim.identity(), TaskRequest::default());
+        let id = self.victim.start_request(to, &req).unwrap();
+        flood_guesses(&mut self.forger, &mut self.victim, id, self.seen);
+        if exact {
+            let m = forged_reply(&self.forger, id);
+            forge(&mut self.forger, &mut self.victim, id, &m);
+        }
+        id
+    }
+}
+
 #[test]
 fn guessed_replies_never_complete_a_request_to_an_agent() {
     let mut c = cast("spoof-agent");
-    let req = Message::task_request(c.victim.identity(), TaskRequest::default());
-    let id = c
-        .victim
-        .start_request(Destination::Agent("risk"), &req)
-        .unwrap();
-    flood_guesses(&mut c.forger, &mut c.victim, id, c.seen);
-    // Even knowing the id exactly (leaked somehow), the forger is not the agent asked.
-    let exact = forged_reply(&c.forger, id);
-    forge(&mut c.forger, &mut c.victim, id, &exact);
+    // Even knowing the id exactly, the forger is not the agent asked.
+    let id = c.flooded_request(Destination::Agent("risk"), true);
     std::thread::sleep(Duration::from_millis(50));
     assert!(
         c.victim.try_response(id).is_none(),
@@ -149,12 +157,7 @@ fn guessed_replies_never_complete_a_request_to_an_agent() {
 #[test]
 fn guessed_replies_never_complete_a_capability_routed_request() {
     let mut c = cast("spoof-cap");
-    let req = Message::task_request(c.victim.identity(), TaskRequest::default());
-    let id = c
-        .victim
-        .start_request(Destination::Capability(&["risk_check"]), &req)
-        .unwrap();
-    flood_guesses(&mut c.forger, &mut c.victim, id, c.seen);
+    let id = c.flooded_request(Destination::Capability(&["risk_check"]), false);
     respond(&mut c.responder);
     let reply = c.victim.wait_response(id, Duration::from_secs(5)).unwrap();
     assert_eq!(task_id(&reply), "real");
@@ -163,14 +166,7 @@ fn guessed_replies_never_complete_a_capability_routed_request() {
 #[test]
 fn a_request_nobody_answers_times_out_however_many_forgeries_arrive() {
     let mut c = cast("spoof-timeout");
-    let req = Message::task_request(c.victim.identity(), TaskRequest::default());
-    let id = c
-        .victim
-        .start_request(Destination::Agent("risk"), &req)
-        .unwrap();
-    flood_guesses(&mut c.forger, &mut c.victim, id, c.seen);
-    let exact = forged_reply(&c.forger, id);
-    forge(&mut c.forger, &mut c.victim, id, &exact);
+    let id = c.flooded_request(Destination::Agent("risk"), true);
     match c.victim.wait_response(id, Duration::from_millis(300)) {
         Err(CommunicationError::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),

@@ -97,3 +97,13 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// How agentd lists agent `id` now (asked through `observer`); panics if it is not attached.
+pub fn agent_info(observer: &mut Agent, id: &str) -> agentbus::control::AgentInfo {
+    observer
+        .list_agents()
+        .expect("list agents")
+        .into_iter()
+        .find(|a| a.agent_id == id)
+        .unwrap_or_else(|| panic!("{id} is not listed"))
+}
