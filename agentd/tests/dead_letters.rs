@@ -12,7 +12,7 @@ use support::*;
 
 /// Sends notes to `to` until `n` were accepted or the sender's lane stays full for 50 ms (the
 /// receiver's lane is full too, so the router holds frames back); returns the ids.
-fn flood(from: &mut Agent, to: &str, n: i64, ttl: Option<Duration>) -> Vec<u128> {
+fn flood(from: &mut Agent, to: &str, n: i64, ttl: Option<Duration>) -> Vec<u64> {
     let mut ids = Vec::new();
     'sending: for seq in 0..n {
         let mut m = note(from, seq);
@@ -38,12 +38,12 @@ fn flood(from: &mut Agent, to: &str, n: i64, ttl: Option<Duration>) -> Vec<u128>
     ids
 }
 
-fn account(receiver: &mut Agent, observer: &mut Agent, sent: &[u128], reason: &str) {
+fn account(receiver: &mut Agent, observer: &mut Agent, sent: &[u64], reason: &str) {
     let mut received = HashSet::new();
     while let Some(d) = receiver.recv_timeout(Duration::from_millis(300)).unwrap() {
         received.insert(d.header().message_id.0);
     }
-    let dead: HashSet<u128> = observer
+    let dead: HashSet<u64> = observer
         .dead_letters()
         .unwrap()
         .into_iter()

@@ -78,7 +78,7 @@ fn a_killed_agent_is_dead_at_once_and_its_slot_is_reused() {
         .find(|a| a.agent_id == "victim")
         .expect("listed")
         .slot;
-    let unread: Vec<u128> = (0..3)
+    let unread: Vec<u64> = (0..3)
         .map(|i| watcher.send("victim", &note(&watcher, i)).unwrap().0)
         .collect();
     std::thread::sleep(Duration::from_millis(50));

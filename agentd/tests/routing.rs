@@ -267,3 +267,34 @@ fn a_parking_agent_on_a_bus_without_lane_doorbells_still_receives_promptly() {
         start.elapsed()
     );
 }
+
+#[test]
+fn a_traced_message_keeps_its_trace_and_ids_through_the_router() {
+    let bus = start("trace");
+    let mut a = bus.attach("a", "x");
+    let mut b = bus.attach("b", "x");
+    let m = note(&a, 9)
+        .trace([7; 16], [9; 8])
+        .correlation(MessageId(0xC0FFEE));
+    let id = a.send("b", &m).unwrap();
+    let d = b
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("delivered");
+    let h = *d.header();
+    assert_eq!(h.trace.trace_id, [7; 16]);
+    assert_eq!(h.trace.span_id, [9; 8]);
+    assert_eq!(h.message_id, id);
+    assert_eq!(h.correlation_id, MessageId(0xC0FFEE));
+    assert_eq!(h.source_slot, a.slot());
+    assert_eq!(seq_of(&d), 9);
+    // Untraced messages carry no extension block.
+    drop(d);
+    a.send("b", &note(&a, 10)).unwrap();
+    let d = b
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("delivered");
+    assert!(d.header().trace.is_empty());
+    assert_eq!(d.header().prefix_len(), agentbus::HEADER_LEN);
+}

@@ -51,7 +51,7 @@ fn forge(forger: &mut Agent, victim: &mut Agent, id: MessageId, m: &Message) {
 /// (the ids the victim would hand out next, were they predictable); the victim's request `id`
 /// never completes.
 fn flood_guesses(forger: &mut Agent, victim: &mut Agent, id: MessageId, seen: MessageId) {
-    for k in 1..=300u128 {
+    for k in 1..=300u64 {
         for guess in [MessageId(seen.0 + k), MessageId(seen.0.wrapping_sub(k))] {
             forge(forger, victim, id, &forged_reply(forger, guess));
         }

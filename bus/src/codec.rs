@@ -10,7 +10,7 @@ use rkyv::ser::writer::Buffer;
 
 use crate::body::{ArchivedBody, Body};
 use crate::error::{DecodeError, EncodeError};
-use crate::header::{FrameHeader, HEADER_LEN};
+use crate::header::FrameHeader;
 use crate::ids::MessageId;
 use crate::kinds::RouteKind;
 use crate::message::Message;
@@ -41,7 +41,6 @@ pub fn header_for(message: &Message, route: Route, source_slot: u32) -> FrameHea
         destination: route.destination,
         message_id: message.id,
         correlation_id: message.correlation_id,
-        reply_to: 0,
         timestamp_ns: message.timestamp_ns,
         ttl_ms: message
             .ttl
@@ -67,23 +66,21 @@ pub fn encode(
     body: &Body,
 ) -> Result<(), EncodeError> {
     let max = producer.max_payload();
-    if max < HEADER_LEN {
-        return Err(EncodeError::TooLarge {
-            size: HEADER_LEN,
-            max,
-        });
+    let prefix = header.prefix_len();
+    if max < prefix {
+        return Err(EncodeError::TooLarge { size: prefix, max });
     }
     let first = FIRST_CLAIM.min(max);
     for claim_len in [first, max] {
         let mut claim = producer.try_claim(claim_len).map_err(claim_error)?;
-        let (head, rest) = claim.payload().split_at_mut(HEADER_LEN);
+        let (head, rest) = claim.payload().split_at_mut(prefix);
         let written = rkyv::api::high::to_bytes_in::<_, rancor::Error>(body, Buffer::from(rest))
             .map(|w| w.len());
         if let Ok(body_len) = written {
             let mut h = *header;
             h.body_len = body_len as u32;
             h.write(head);
-            claim.commit(HEADER_LEN + body_len);
+            claim.commit(prefix + body_len);
             return Ok(());
         }
         // Dropping the claim abandons it: nothing is committed.
@@ -91,7 +88,7 @@ pub fn encode(
     // It did not fit in the largest frame: measure it (off the hot path) to say by how much.
     match rkyv::to_bytes::<rancor::Error>(body) {
         Ok(bytes) => Err(EncodeError::TooLarge {
-            size: HEADER_LEN + bytes.len(),
+            size: prefix + bytes.len(),
             max,
         }),
         Err(e) => Err(EncodeError::Serialization(e.to_string())),
@@ -144,7 +141,7 @@ fn check_type(header: &FrameHeader, body: &ArchivedBody) -> Result<(), DecodeErr
 
 fn split(frame: &[u8]) -> Result<(FrameHeader, &[u8]), DecodeError> {
     let header = FrameHeader::parse(frame)?;
-    let body = &frame[HEADER_LEN..HEADER_LEN + header.body_len as usize];
+    let body = &frame[header.prefix_len()..header.frame_len()];
     Ok((header, body))
 }
 

@@ -16,7 +16,7 @@ use crate::kinds::{MessageType, RouteKind};
 use crate::payload::AgentStatus;
 
 /// The protocol version; both sides must speak the same.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The largest control message accepted.
 pub const MAX_CONTROL_MESSAGE: usize = 1 << 20;
 
@@ -196,7 +196,7 @@ pub struct DeadLetterInfo {
     /// Its place in the queue's history: 0 for the first letter agentd ever made.
     pub sequence: u64,
     /// The message's id.
-    pub message_id: u128,
+    pub message_id: u64,
     /// Its type.
     pub message_type: MessageType,
     /// Its route.

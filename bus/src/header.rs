@@ -1,36 +1,48 @@
-//! The fixed routing header in front of every message body.
+//! The compact routing header in front of every message body.
 //!
 //! It carries what the router needs and nothing else, at fixed offsets, little-endian, so the
-//! router reads a frame's route without touching its body. Wire layout (112 bytes, a multiple of
-//! 16 so the body after it stays 16-byte aligned):
+//! router reads a frame's route without touching its body. With the ring's 16-byte frame header
+//! in front of it, a frame's first 64 bytes (one cache line) hold everything routing reads.
+//! Wire layout (48 bytes, a multiple of 16 so what follows stays 16-byte aligned):
 //!
 //! | offset | field | | offset | field |
 //! | --- | --- | --- | --- | --- |
-//! | 0 | magic `u16` | | 40 | correlation id `u128` (0: none) |
-//! | 2 | version `u8` | | 56 | reply-to id `u64` (0: none) |
-//! | 3 | message type `u8` | | 64 | timestamp, ns since the epoch `u64` |
-//! | 4 | priority `u8` | | 72 | ttl, ms `u32` (0: none) |
-//! | 5 | route kind `u8` | | 76 | source epoch `u32` (stamped by the router) |
-//! | 6 | flags `u16` | | 80 | trace id `[u8; 16]` |
-//! | 8 | body length `u32` | | 96 | span id `[u8; 8]` |
-//! | 12 | source slot `u32` (stamped by the router) | | 104 | reserved `[u8; 8]` (zero) |
-//! | 16 | destination id `u64` | | | |
-//! | 24 | message id `u128` | | | |
+//! | 0 | message type `u8` | | 12 | ttl, ms `u32` (0: none) |
+//! | 1 | priority `u8` | | 16 | destination id `u64` |
+//! | 2 | route kind `u8` | | 24 | message id `u64` |
+//! | 3 | flags `u8` | | 32 | correlation id `u64` (0: none) |
+//! | 4 | bytes after the header `u32` (extension block + body) | | 40 | timestamp, ns since the epoch `u64` |
+//! | 8 | source slot `u16` (stamped by the router) | | | |
+//! | 10 | source epoch `u16` (stamped by the router) | | | |
+//!
+//! Anything optional travels in an **extension block** right after the header, present only
+//! when [`Flags::EXTENDED`] is set: a `u16` block length (a multiple of 16, the block included),
+//! then items of a `u8` tag, a `u8` length and that many bytes, zero-padded to the block's end.
+//! Today one item exists: the trace context (tag 1, 24 bytes), so a traced frame carries a
+//! 32-byte block and an untraced one none. The router copies the block as it is.
+//!
+//! No magic or version: frames live in lanes only agentd and attached clients of the same
+//! protocol version write (checked at attach), and every field is validated on read.
 
 use crate::error::DecodeError;
 use crate::ids::MessageId;
 use crate::kinds::{MessagePriority, MessageType, RouteKind};
 
-/// Bytes of the header on the wire.
-pub const HEADER_LEN: usize = 112;
-/// First two bytes of every header.
-pub const HEADER_MAGIC: u16 = 0xA6B5;
-/// The layout version this build writes and reads.
-pub const HEADER_VERSION: u8 = 1;
+/// Bytes of the fixed header on the wire.
+pub const HEADER_LEN: usize = 48;
+/// The source slot agentd writes from (errors back, `sys.agents`): no agent ever has it.
+pub const AGENTD_SLOT: u32 = 0xFFFF;
+/// Extension item: the trace context (16-byte trace id, 8-byte span id).
+const EXT_TRACE: u8 = 1;
+/// Bytes of the trace item's data.
+const TRACE_LEN: usize = 24;
+/// Bytes of an extension block carrying the trace item: 2 (length) + 2 (tag, length) + 24,
+/// padded to 16.
+const TRACE_BLOCK: usize = 32;
 
 /// Header flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct Flags(u16);
+pub struct Flags(u8);
 
 impl Flags {
     /// The receiver's client acks after its handler returns (at-least-once delivery).
@@ -41,8 +53,10 @@ impl Flags {
     pub const IS_ACK: Flags = Flags(4);
     /// The sender waits for a reply correlated to this message's id (request/response).
     pub const EXPECTS_REPLY: Flags = Flags(8);
+    /// An extension block follows the header (set by the header's writer, from its content).
+    pub const EXTENDED: Flags = Flags(16);
     /// Every flag this version knows.
-    pub const ALL: Flags = Flags(15);
+    pub const ALL: Flags = Flags(31);
 
     /// No flags.
     pub const fn empty() -> Flags {
@@ -50,17 +64,22 @@ impl Flags {
     }
 
     /// The wire bits.
-    pub const fn bits(self) -> u16 {
+    pub const fn bits(self) -> u8 {
         self.0
     }
 
     /// Flags from wire bits, or `None` if an unknown bit is set.
-    pub const fn from_bits(bits: u16) -> Option<Flags> {
+    pub const fn from_bits(bits: u8) -> Option<Flags> {
         if bits & !Flags::ALL.0 == 0 {
             Some(Flags(bits))
         } else {
             None
         }
+    }
+
+    /// These flags without those of `other`.
+    pub const fn without(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
     }
 
     /// Whether every flag of `other` is set.
@@ -82,7 +101,8 @@ impl std::ops::BitOrAssign for Flags {
     }
 }
 
-/// W3C trace-context sized ids, set by the sender; all zeros means "not traced".
+/// W3C trace-context sized ids, set by the sender; all zeros means "not traced" (and costs no
+/// bytes on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct TraceContext {
     /// 16-byte trace id.
@@ -91,8 +111,8 @@ pub struct TraceContext {
     pub span_id: [u8; 8],
 }
 
-/// The routing header, decoded. `#[repr(C)]` with fixed-size fields; its wire form is the
-/// explicit little-endian layout above, written by [`FrameHeader::write`] and checked by
+/// The routing header, decoded, with its extension block's items. Its wire form is the explicit
+/// little-endian layout above, written by [`FrameHeader::write`] and checked by
 /// [`FrameHeader::parse`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,26 +125,25 @@ pub struct FrameHeader {
     pub route: RouteKind,
     /// Flags.
     pub flags: Flags,
-    /// Bytes of archived body after the header.
+    /// Bytes of body after the header and its extension block.
     pub body_len: u32,
-    /// The sender's slot, stamped by the router from the lane it read (so it cannot be forged).
+    /// The sender's slot, stamped by the router from the lane it read (so it cannot be forged);
+    /// [`AGENTD_SLOT`] for what agentd itself sends. Below 2^16 on the wire.
     pub source_slot: u32,
     /// The epoch of the sender's slot, stamped by the router: with the slot, the address a
-    /// reply goes to.
+    /// reply goes to. Below 2^16 on the wire (agentd's epochs cycle through 1..=65535).
     pub source_epoch: u32,
     /// Agent slot, topic id, type id or capability-set id, by route kind.
     pub destination: u64,
-    /// The message's id.
+    /// The message's id: unique on the bus together with the source slot and epoch.
     pub message_id: MessageId,
     /// The id of the message this one answers or follows.
     pub correlation_id: MessageId,
-    /// Interned id of where replies go (0: to the sender).
-    pub reply_to: u64,
     /// When it was sent, ns since the Unix epoch.
     pub timestamp_ns: u64,
     /// Milliseconds it may wait for delivery before it is dead-lettered (0: the bus default).
     pub ttl_ms: u32,
-    /// Trace context.
+    /// Trace context (in the extension block when set).
     pub trace: TraceContext,
 }
 
@@ -142,39 +161,75 @@ fn u64_at(b: &[u8; HEADER_LEN], at: usize) -> u64 {
     u64::from_le_bytes(std::array::from_fn(|i| b[at + i]))
 }
 
-fn u128_at(b: &[u8; HEADER_LEN], at: usize) -> u128 {
-    u128::from_le_bytes(std::array::from_fn(|i| b[at + i]))
+impl TraceContext {
+    /// Whether nothing is traced.
+    pub fn is_empty(&self) -> bool {
+        self.trace_id == [0; 16] && self.span_id == [0; 8]
+    }
 }
 
 impl FrameHeader {
-    /// Writes the wire form into the first [`HEADER_LEN`] bytes of `out`.
-    ///
-    /// # Panics
-    /// If `out` is shorter than [`HEADER_LEN`] (a caller bug: frames are claimed with room).
-    pub fn write(&self, out: &mut [u8]) {
-        let b = &mut out[..HEADER_LEN];
-        b[0..2].copy_from_slice(&HEADER_MAGIC.to_le_bytes());
-        b[2] = HEADER_VERSION;
-        b[3] = self.message_type as u8;
-        b[4] = self.priority as u8;
-        b[5] = self.route as u8;
-        b[6..8].copy_from_slice(&self.flags.bits().to_le_bytes());
-        b[8..12].copy_from_slice(&self.body_len.to_le_bytes());
-        b[12..16].copy_from_slice(&self.source_slot.to_le_bytes());
-        b[16..24].copy_from_slice(&self.destination.to_le_bytes());
-        b[24..40].copy_from_slice(&self.message_id.0.to_le_bytes());
-        b[40..56].copy_from_slice(&self.correlation_id.0.to_le_bytes());
-        b[56..64].copy_from_slice(&self.reply_to.to_le_bytes());
-        b[64..72].copy_from_slice(&self.timestamp_ns.to_le_bytes());
-        b[72..76].copy_from_slice(&self.ttl_ms.to_le_bytes());
-        b[76..80].copy_from_slice(&self.source_epoch.to_le_bytes());
-        b[80..96].copy_from_slice(&self.trace.trace_id);
-        b[96..104].copy_from_slice(&self.trace.span_id);
-        b[104..112].fill(0);
+    /// Bytes of the extension block this header writes (0 when nothing optional is set).
+    pub fn extension_len(&self) -> usize {
+        if self.trace.is_empty() {
+            0
+        } else {
+            TRACE_BLOCK
+        }
     }
 
-    /// Reads and checks a header at the start of `frame`: magic, version, every enum and flag,
-    /// and that the body it announces fits in `frame`.
+    /// Bytes before the body: the header and its extension block.
+    pub fn prefix_len(&self) -> usize {
+        HEADER_LEN + self.extension_len()
+    }
+
+    /// Bytes of the whole message: header, extension block and body.
+    pub fn frame_len(&self) -> usize {
+        self.prefix_len() + self.body_len as usize
+    }
+
+    /// Writes the wire form (header and extension block) into the first
+    /// [`FrameHeader::prefix_len`] bytes of `out`. [`Flags::EXTENDED`] is set from the content,
+    /// whatever `flags` says.
+    ///
+    /// # Panics
+    /// If `out` is shorter than [`FrameHeader::prefix_len`] (a caller bug: frames are claimed
+    /// with room), or a router-stamped field is past its wire width (slot or epoch >= 2^16).
+    pub fn write(&self, out: &mut [u8]) {
+        let ext = self.extension_len();
+        let (b, rest) = out.split_at_mut(HEADER_LEN);
+        let flags = if ext > 0 {
+            self.flags | Flags::EXTENDED
+        } else {
+            self.flags.without(Flags::EXTENDED)
+        };
+        b[0] = self.message_type as u8;
+        b[1] = self.priority as u8;
+        b[2] = self.route as u8;
+        b[3] = flags.bits();
+        b[4..8].copy_from_slice(&(ext as u32 + self.body_len).to_le_bytes());
+        let slot = u16::try_from(self.source_slot).expect("source slots fit 16 bits");
+        let epoch = u16::try_from(self.source_epoch).expect("source epochs fit 16 bits");
+        b[8..10].copy_from_slice(&slot.to_le_bytes());
+        b[10..12].copy_from_slice(&epoch.to_le_bytes());
+        b[12..16].copy_from_slice(&self.ttl_ms.to_le_bytes());
+        b[16..24].copy_from_slice(&self.destination.to_le_bytes());
+        b[24..32].copy_from_slice(&self.message_id.0.to_le_bytes());
+        b[32..40].copy_from_slice(&self.correlation_id.0.to_le_bytes());
+        b[40..48].copy_from_slice(&self.timestamp_ns.to_le_bytes());
+        if ext > 0 {
+            let e = &mut rest[..TRACE_BLOCK];
+            e[0..2].copy_from_slice(&(TRACE_BLOCK as u16).to_le_bytes());
+            e[2] = EXT_TRACE;
+            e[3] = TRACE_LEN as u8;
+            e[4..20].copy_from_slice(&self.trace.trace_id);
+            e[20..28].copy_from_slice(&self.trace.span_id);
+            e[28..].fill(0);
+        }
+    }
+
+    /// Reads and checks a header (and its extension block) at the start of `frame`: every
+    /// enum and flag, the block's items, and that the body it announces fits in `frame`.
     pub fn parse(frame: &[u8]) -> Result<FrameHeader, DecodeError> {
         if frame.len() < HEADER_LEN {
             return Err(DecodeError::new(format!(
@@ -185,51 +240,82 @@ impl FrameHeader {
         let b: &[u8; HEADER_LEN] = frame[..HEADER_LEN]
             .try_into()
             .expect("the length was checked above");
-        let magic = u16_at(b, 0);
-        if magic != HEADER_MAGIC {
-            return Err(DecodeError::new(format!("bad header magic {magic:#06x}")));
-        }
-        if b[2] != HEADER_VERSION {
+        let message_type = MessageType::from_u8(b[0])
+            .ok_or_else(|| DecodeError::new(format!("unknown message type {}", b[0])))?;
+        let priority = MessagePriority::from_u8(b[1])
+            .ok_or_else(|| DecodeError::new(format!("unknown priority {}", b[1])))?;
+        let route = RouteKind::from_u8(b[2])
+            .ok_or_else(|| DecodeError::new(format!("unknown route kind {}", b[2])))?;
+        let flags = Flags::from_bits(b[3])
+            .ok_or_else(|| DecodeError::new(format!("unknown flags {:#04x}", b[3])))?;
+        let after = u32_at(b, 4) as usize;
+        let present = frame.len() - HEADER_LEN;
+        if after > present {
             return Err(DecodeError::new(format!(
-                "header version {} (this build reads {HEADER_VERSION})",
-                b[2]
-            )));
-        }
-        let message_type = MessageType::from_u8(b[3])
-            .ok_or_else(|| DecodeError::new(format!("unknown message type {}", b[3])))?;
-        let priority = MessagePriority::from_u8(b[4])
-            .ok_or_else(|| DecodeError::new(format!("unknown priority {}", b[4])))?;
-        let route = RouteKind::from_u8(b[5])
-            .ok_or_else(|| DecodeError::new(format!("unknown route kind {}", b[5])))?;
-        let flags = Flags::from_bits(u16_at(b, 6))
-            .ok_or_else(|| DecodeError::new(format!("unknown flags {:#06x}", u16_at(b, 6))))?;
-        let body_len = u32_at(b, 8);
-        if body_len as usize > frame.len() - HEADER_LEN {
-            return Err(DecodeError::new(format!(
-                "body of {body_len} bytes announced, {} present",
-                frame.len() - HEADER_LEN
+                "body of {after} bytes announced, {present} present"
             )));
         }
         let mut trace = TraceContext::default();
-        trace.trace_id.copy_from_slice(&b[80..96]);
-        trace.span_id.copy_from_slice(&b[96..104]);
+        let ext = if flags.contains(Flags::EXTENDED) {
+            parse_extension(&frame[HEADER_LEN..HEADER_LEN + after], &mut trace)?
+        } else {
+            0
+        };
         Ok(FrameHeader {
             message_type,
             priority,
             route,
-            flags,
-            body_len,
-            source_slot: u32_at(b, 12),
-            source_epoch: u32_at(b, 76),
+            flags: flags.without(Flags::EXTENDED),
+            body_len: (after - ext) as u32,
+            source_slot: u16_at(b, 8) as u32,
+            source_epoch: u16_at(b, 10) as u32,
             destination: u64_at(b, 16),
-            message_id: MessageId(u128_at(b, 24)),
-            correlation_id: MessageId(u128_at(b, 40)),
-            reply_to: u64_at(b, 56),
-            timestamp_ns: u64_at(b, 64),
-            ttl_ms: u32_at(b, 72),
+            message_id: MessageId(u64_at(b, 24)),
+            correlation_id: MessageId(u64_at(b, 32)),
+            timestamp_ns: u64_at(b, 40),
+            ttl_ms: u32_at(b, 12),
             trace,
         })
     }
+}
+
+/// Reads an extension block from the start of `after` (the bytes after the header); returns
+/// its length.
+fn parse_extension(after: &[u8], trace: &mut TraceContext) -> Result<usize, DecodeError> {
+    let bad = |why: String| Err(DecodeError::new(format!("extension block: {why}")));
+    if after.len() < 16 {
+        return bad(format!("{} bytes, less than a block", after.len()));
+    }
+    let len = u16::from_le_bytes([after[0], after[1]]) as usize;
+    if len < 16 || len % 16 != 0 || len > after.len() {
+        return bad(format!(
+            "length {len} (a multiple of 16 up to {})",
+            after.len()
+        ));
+    }
+    let block = &after[..len];
+    let mut at = 2;
+    while at + 2 <= len && block[at] != 0 {
+        let (tag, n) = (block[at], block[at + 1] as usize);
+        let Some(data) = block.get(at + 2..at + 2 + n) else {
+            return bad(format!("item {tag} of {n} bytes runs past the block"));
+        };
+        match (tag, n) {
+            (EXT_TRACE, TRACE_LEN) => {
+                trace.trace_id.copy_from_slice(&data[..16]);
+                trace.span_id.copy_from_slice(&data[16..]);
+            }
+            _ => return bad(format!("unknown item {tag} of {n} bytes")),
+        }
+        at += 2 + n;
+    }
+    // One canonical form, the one `write` makes: the router rewrites headers from what it
+    // parsed, so a block it would write differently must not pass.
+    let expected = if trace.is_empty() { 0 } else { TRACE_BLOCK };
+    if len != expected {
+        return bad(format!("{len} bytes where its items take {expected}"));
+    }
+    Ok(len)
 }
 
 #[cfg(test)]
@@ -246,9 +332,8 @@ mod tests {
             source_slot: 7,
             source_epoch: 3,
             destination: 0xDEAD_BEEF,
-            message_id: MessageId(u128::MAX - 1),
+            message_id: MessageId(u64::MAX - 1),
             correlation_id: MessageId(42),
-            reply_to: 9,
             timestamp_ns: 1_700_000_000_000_000_000,
             ttl_ms: 250,
             trace: TraceContext {
@@ -260,23 +345,35 @@ mod tests {
 
     #[test]
     fn a_header_round_trips_through_its_wire_form() {
-        let mut buf = [0u8; HEADER_LEN + 3];
+        let mut buf = [0u8; HEADER_LEN + TRACE_BLOCK + 3];
         sample().write(&mut buf);
         assert_eq!(FrameHeader::parse(&buf).unwrap(), sample());
+        assert_eq!(sample().prefix_len(), HEADER_LEN + TRACE_BLOCK);
+        // Untraced: no extension block at all.
+        let plain = FrameHeader {
+            trace: TraceContext::default(),
+            ..sample()
+        };
+        let mut buf = [0u8; HEADER_LEN + 3];
+        plain.write(&mut buf);
+        assert_eq!(buf[3] & Flags::EXTENDED.bits(), 0);
+        assert_eq!(FrameHeader::parse(&buf).unwrap(), plain);
+        assert_eq!(plain.frame_len(), HEADER_LEN + 3);
     }
 
     #[test]
     fn every_bad_field_is_refused_with_its_reason() {
-        let mut good = [0u8; HEADER_LEN + 3];
+        let mut good = [0u8; HEADER_LEN + TRACE_BLOCK + 3];
         sample().write(&mut good);
         let cases: &[(usize, u8, &str)] = &[
-            (0, 0, "magic"),
-            (2, 9, "version"),
-            (3, 10, "message type"),
-            (4, 4, "priority"),
-            (5, 6, "route kind"),
-            (7, 0x80, "flags"),
-            (8, 4, "body"),
+            (0, 10, "message type"),
+            (1, 4, "priority"),
+            (2, 6, "route kind"),
+            (3, 0x80, "flags"),
+            (4, 40, "body"),
+            (HEADER_LEN, 17, "extension block"),
+            (HEADER_LEN + 2, 9, "unknown item"),
+            (HEADER_LEN + 3, 200, "runs past"),
         ];
         for &(at, v, what) in cases {
             let mut b = good;

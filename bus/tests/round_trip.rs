@@ -29,7 +29,11 @@ fn every_message_type_round_trips_through_a_ring_with_every_field() {
         assert_eq!(env.header.source_slot, 5);
         assert_eq!(env.header.flags, Flags::ACK_REQUESTED);
         assert_eq!(env.header.ttl_ms, 1500);
-        assert_eq!(env.header.body_len as usize, frame.len() - HEADER_LEN);
+        assert_eq!(env.header.frame_len(), frame.len());
+        assert_eq!(
+            env.header.prefix_len(),
+            HEADER_LEN + if m.trace.is_empty() { 0 } else { 32 }
+        );
         // The owned copy equals the original in every field, header and body.
         assert_eq!(&env.to_message().unwrap(), m);
         // And the in-place view reads the same without copying.

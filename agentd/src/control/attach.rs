@@ -64,7 +64,8 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
             ),
         );
     };
-    let epoch = ctl.registry.epochs[slot as usize].wrapping_add(1);
+    // Epochs cycle through 1..=65535: they travel in 16 bits, and 0 never names an agent.
+    let epoch = ctl.registry.epochs[slot as usize] % 0xFFFF + 1;
     ctl.registry.epochs[slot as usize] = epoch;
     let layout = LaneLayout {
         capacity: ctl.config.lane_capacity,

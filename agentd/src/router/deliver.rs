@@ -6,12 +6,12 @@ use agentbus::codec::header_for;
 use agentbus::control::{AgentAddress, DeadLetterInfo};
 use agentbus::{
     encode, AgentIdentifier, AgentStatus, ErrorKind, ErrorPayload, Flags, FrameHeader, IdGenerator,
-    Message, MessagePriority, Route, RouteKind, StatusUpdate, HEADER_LEN,
+    Message, MessagePriority, Route, RouteKind, StatusUpdate,
 };
 use agentbus_ipc::ring::{ClaimError, Producer};
 
-use super::AGENTD_SLOT;
 use crate::dead_letters::{DeadLetter, DeadLetterQueue};
+use agentbus::header::AGENTD_SLOT;
 
 /// How a copy into an inbound lane went.
 #[derive(Debug)]
@@ -60,8 +60,9 @@ pub fn copy(
     match lane.try_claim(frame.len()) {
         Ok(mut claim) => {
             let buf = claim.payload();
-            header.write(&mut buf[..HEADER_LEN]);
-            buf[HEADER_LEN..frame.len()].copy_from_slice(&frame[HEADER_LEN..]);
+            let prefix = header.prefix_len();
+            header.write(&mut buf[..prefix]);
+            buf[prefix..frame.len()].copy_from_slice(&frame[prefix..]);
             claim.commit(frame.len());
             Outcome::Delivered
         }

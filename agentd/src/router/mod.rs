@@ -33,8 +33,7 @@ pub use table::{Entry, Now, Partial, Routes, SlotSet, Unroutable, View};
 use crate::bus_header::word;
 use crate::dead_letters::DeadLetterQueue;
 
-/// The slot agentd itself sends from (errors back, `sys.agents` notifications).
-pub const AGENTD_SLOT: u32 = u32::MAX;
+pub use agentbus::header::AGENTD_SLOT;
 
 /// Whether a frame has waited past its ttl (or, without one, the delivery timeout).
 fn expired(header: &FrameHeader, now_rt: u64, delivery_timeout_ns: u64) -> bool {
@@ -384,7 +383,7 @@ impl Router {
                     break;
                 }
             };
-            let frame = &frame[..agentbus::HEADER_LEN + header.body_len as usize];
+            let frame = &frame[..header.frame_len()];
             let entry_epoch = self.entries[su].as_ref().map_or(0, |e| e.epoch);
             let mut header = header;
             header.source_slot = s;
@@ -707,7 +706,7 @@ impl Router {
                     break;
                 };
                 if let Ok(h) = FrameHeader::parse(frame) {
-                    let end = (agentbus::HEADER_LEN + h.body_len as usize).min(frame.len());
+                    let end = h.frame_len().min(frame.len());
                     deliver::dead_letter(
                         &self.links.dead_letters,
                         &h,

@@ -16,8 +16,7 @@ use crate::kinds::{MessageType, RouteKind};
 use crate::message::Message;
 use crate::payload::{ErrorKind, ErrorPayload};
 
-/// The slot agentd sends from (errors back, notifications); nothing replies to it.
-const AGENTD_SLOT: u32 = u32::MAX;
+use crate::header::AGENTD_SLOT;
 /// Topic prefix for events.
 pub const EVENT_PREFIX: &str = "evt.";
 

@@ -129,8 +129,8 @@ pub fn full_message(payload: Payload, seq: u64) -> Message {
         .reply_to("replies.sender")
         .trace([7; 16], [9; 8])
         .flags(Flags::ACK_REQUESTED);
-    m.id = IdGenerator::with_nonce(0xABCD).next_id();
-    m.id = MessageId(m.id.0 + seq as u128);
+    m.id = IdGenerator::new().next_id();
+    m.id = MessageId(m.id.0 + seq);
     m.timestamp_ns = 1_700_000_000_123_456_789;
     m
 }

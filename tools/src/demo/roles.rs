@@ -443,7 +443,6 @@ fn header_of(m: &Message, route: RouteKind) -> FrameHeader {
         destination: 0,
         message_id: m.id,
         correlation_id: m.correlation_id,
-        reply_to: 0,
         timestamp_ns: m.timestamp_ns,
         ttl_ms: 0,
         trace: m.trace,
