@@ -18,6 +18,17 @@ use crate::cases::{measure, on_core, Config, POLLS_PER_CHECK};
 use crate::child::{ParentWatch, Peer};
 use crate::report::{histogram, Row};
 
+/// Where this process's embedded agentds put their sockets.
+fn socket_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("agentbus-bench-{}", std::process::id()))
+}
+
+/// Removes [`socket_dir`] once every case is done (only if empty: a daemon still running keeps
+/// its socket).
+pub fn remove_socket_dir() {
+    let _ = std::fs::remove_dir(socket_dir());
+}
+
 /// An embedded agentd for one case.
 pub(crate) struct Bus {
     pub(crate) daemon: Daemon,
@@ -53,7 +64,7 @@ pub(crate) fn bus_tuned(
         .collect();
     let name = format!("bench-{tag}-{}", std::process::id());
     let mut c = DaemonConfig::new(&name);
-    c.socket_dir = std::env::temp_dir().join(format!("agentbus-bench-{}", std::process::id()));
+    c.socket_dir = socket_dir();
     c.router_core = router_core;
     c.wait = wait;
     c.lane_capacity = 1 << 20;
@@ -127,9 +138,10 @@ fn spin_recv_channel(
 }
 
 /// Round trips agent -> router -> the same agent (the loop-back form: router and agent each
-/// have a core), at `priority`.
+/// have a core), at `priority`; the row is `id`, `name`.
 fn loopback(
     cfg: Config,
+    id: &str,
     name: &str,
     priority: MessagePriority,
     flood: bool,
@@ -149,6 +161,7 @@ fn loopback(
     })?;
     drop(b.daemon);
     Ok(Row {
+        id: id.into(),
         name: name.into(),
         hist,
     })
@@ -178,13 +191,25 @@ fn flood_low(me: &mut Agent, size: usize) -> anyhow::Result<()> {
 
 /// `routed`: agent -> router -> agent, loop-back form.
 pub fn routed(cfg: Config) -> anyhow::Result<Row> {
-    loopback(cfg, "routed", MessagePriority::Normal, false)
+    loopback(cfg, "routed", "routed", MessagePriority::Normal, false)
 }
 
 /// `priority`: CRITICAL loop-back round trips, idle and with the LOW lanes kept full.
 pub fn priority(cfg: Config) -> anyhow::Result<(Row, Row)> {
-    let idle = loopback(cfg, "priority idle", MessagePriority::Critical, false)?;
-    let flood = loopback(cfg, "priority LOW flood", MessagePriority::Critical, true)?;
+    let idle = loopback(
+        cfg,
+        "priority-idle",
+        "priority idle",
+        MessagePriority::Critical,
+        false,
+    )?;
+    let flood = loopback(
+        cfg,
+        "priority-flood",
+        "priority LOW flood",
+        MessagePriority::Critical,
+        true,
+    )?;
     Ok((idle, flood))
 }
 
@@ -213,6 +238,7 @@ pub fn rate(cfg: Config, per_second: u64) -> anyhow::Result<Row> {
         Ok(hist)
     })?;
     Ok(Row {
+        id: "rate".into(),
         name: format!("rate {per_second}/s"),
         hist,
     })
@@ -319,6 +345,7 @@ pub fn channel(cfg: Config) -> anyhow::Result<Row> {
     })?;
     peer.finish()?;
     Ok(Row {
+        id: "channel".into(),
         name: "channel".into(),
         hist,
     })
@@ -450,6 +477,7 @@ pub fn fanout(cfg: Config, n: usize) -> anyhow::Result<Row> {
             .map_err(|_| anyhow::anyhow!("a subscriber panicked"))??;
     }
     Ok(Row {
+        id: "fanout".into(),
         name: format!("fanout to {n}"),
         hist: hist?,
     })

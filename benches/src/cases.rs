@@ -59,19 +59,27 @@ pub const POLLS_PER_CHECK: u32 = 1 << 20;
 
 /// Times `cfg.total()` round trips of `round_trip` (given each one's number, from 1) and
 /// records those after the warm-up. The clock is read twice per round trip, alike for every case.
+/// While `tail` watches, the kernel's counts are read around the loop
+/// and the slow round trips noted ([`crate::tail::Window`]).
 pub fn measure(
     cfg: &Config,
     mut round_trip: impl FnMut(u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
     let mut hist = histogram();
+    let mut window = crate::tail::Window::start();
     for i in 1..=cfg.total() {
         let t0 = monotonic_ns();
         round_trip(i)?;
         let t1 = monotonic_ns();
         if i > cfg.warmup {
-            hist.record(t1.saturating_sub(t0).max(1))?;
+            let ns = t1.saturating_sub(t0).max(1);
+            hist.record(ns)?;
+            if let Some(w) = &mut window {
+                w.round_trip(t0, ns);
+            }
         }
     }
+    crate::tail::Window::end(window);
     Ok(hist)
 }
 
@@ -91,8 +99,8 @@ pub fn on_core<T: Send>(
     })
 }
 
-/// The floor: the payload carried in two bare mailboxes, one each way.
-pub fn floor(cfg: Config, name: &str) -> anyhow::Result<Row> {
+/// The floor: the payload carried in two bare mailboxes, one each way; the row is `id`, `name`.
+pub fn floor(cfg: Config, id: &str, name: &str) -> anyhow::Result<Row> {
     let slot = Mailbox::size_for(cfg.size);
     let segment = MemfdSegment::create("agentbus-bench-floor", 2 * slot)?;
     segment.region().mapping().prefault();
@@ -117,6 +125,7 @@ pub fn floor(cfg: Config, name: &str) -> anyhow::Result<Row> {
     })?;
     peer.finish()?;
     Ok(Row {
+        id: id.into(),
         name: name.into(),
         hist,
     })
@@ -181,8 +190,8 @@ fn receive(
     Ok(())
 }
 
-/// Ping-pong over two frame rings with `wait` on both sides.
-pub fn ring_pingpong(cfg: Config, wait: Wait, name: &str) -> anyhow::Result<Row> {
+/// Ping-pong over two frame rings with `wait` on both sides; the row is `id`, `name`.
+pub fn ring_pingpong(cfg: Config, wait: Wait, id: &str, name: &str) -> anyhow::Result<Row> {
     let parking = matches!(wait, Wait::Park(_));
     let segment = two_rings(parking)?;
     let case = if parking { "ring-park" } else { "ring-spin" };
@@ -201,6 +210,7 @@ pub fn ring_pingpong(cfg: Config, wait: Wait, name: &str) -> anyhow::Result<Row>
     })?;
     peer.finish()?;
     Ok(Row {
+        id: id.into(),
         name: name.into(),
         hist,
     })

@@ -154,7 +154,9 @@ pub fn json_cases(steps: &[Step]) -> Vec<String> {
             ("attach", &s.attach),
         ] {
             cases.push(format!(
-                "{{\"case\": \"route-changes {op} at {} topics\", \"unit\": \"ns\", \"kind\": \"control\", \"op\": \"{op}\", \"topics\": {}, \"count\": {}, \"p50\": {}, \"max\": {}}}",
+                "{{\"id\": \"route-changes-{}-{}\", \"case\": \"route-changes {op} at {} topics\", \"unit\": \"ns\", \"kind\": \"control\", \"op\": \"{op}\", \"topics\": {}, \"count\": {}, \"p50\": {}, \"max\": {}}}",
+                op.replace('_', "-"),
+                s.topics,
                 s.topics,
                 s.topics,
                 h.len(),

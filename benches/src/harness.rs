@@ -13,9 +13,9 @@ use crate::cases::{self, Config};
 use crate::report::{machine, print_table, Row};
 use crate::{bus_cases, peers};
 
-/// The cases `agentbus bench` knows (`all` runs every one but `router-wait` and
-/// `route-changes`, which take about a minute and half a minute).
-pub const CASES: [&str; 14] = [
+/// The cases `agentbus bench` knows (`all` runs every one but `router-wait`, `route-changes`
+/// and `tail`, which take about a minute, half a minute and half a minute).
+pub const CASES: [&str; 15] = [
     "floor",
     "ring",
     "channel",
@@ -29,6 +29,7 @@ pub const CASES: [&str; 14] = [
     "iceoryx2",
     "router-wait",
     "route-changes",
+    "tail",
     "all",
 ];
 
@@ -55,14 +56,16 @@ pub struct BenchOptions {
     pub hgrm: Option<PathBuf>,
     /// Where to draw latency-by-percentile curves (SVG).
     pub plot: Option<PathBuf>,
-    /// Seconds measured per cell of `router-wait`.
+    /// Seconds measured per cell of `router-wait`, and per clock loop of `tail`.
     pub seconds: f64,
 }
 
 /// A throughput result.
 #[derive(Debug, Clone)]
 pub struct Throughput {
-    /// What was measured.
+    /// A stable machine name for the JSON (kebab-case, unique in a run).
+    pub id: String,
+    /// What was measured, for people.
     pub name: String,
     /// Messages per second.
     pub msgs_per_s: f64,
@@ -76,12 +79,22 @@ fn progress(name: &str, started: Instant) {
 
 /// Runs the cases `opts.case` names and reports them.
 pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
+    let result = run_cases(opts);
+    bus_cases::remove_socket_dir();
+    result
+}
+
+fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
     if !CASES.contains(&opts.case.as_str()) {
         bail!(
             "unknown case {:?}: use one of {}",
             opts.case,
             CASES.join(", ")
         );
+    }
+    let tail = opts.case == "tail";
+    if tail && (opts.json.is_some() || opts.hgrm.is_some() || opts.plot.is_some()) {
+        bail!("tail prints its tables only: --json, --hgrm and --plot are for the other cases");
     }
     let (ncores, cpu) = machine();
     if opts.case == "router-wait" || opts.case == "route-changes" {
@@ -98,6 +111,9 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         "agentbus bench {}: {} B payloads, {} measured round trips per case (+{} warm-up), cores {} and {} of {ncores}, wait {}; machine: {cpu}",
         opts.case, cfg.size, cfg.iters, cfg.warmup, cfg.cores.0, cfg.cores.1, cfg.wait
     );
+    if tail {
+        return crate::tail::run(cfg, opts.seconds);
+    }
     if ncores < 3 {
         println!("  routed, throughput, priority and rate use the loop-back form (one agent sends to itself through the router): {ncores} cores leave no third for a second agent");
         println!("  priority: the LOW lanes are kept full (an agent flooding LOW traffic), not flooded live");
@@ -115,18 +131,26 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     };
     // The floor is always measured: every row is a ratio to it.
     step("floor", &mut || {
-        rows.push(cases::floor(cfg, &format!("floor {} B", cfg.size))?);
+        rows.push(cases::floor(
+            cfg,
+            "floor",
+            &format!("floor {} B", cfg.size),
+        )?);
         Ok(())
     })?;
     if want("floor") {
         step("floor 8 B signal", &mut || {
-            rows.push(cases::floor(Config { size: 0, ..cfg }, "floor 8 B signal")?);
+            rows.push(cases::floor(
+                Config { size: 0, ..cfg },
+                "floor-signal",
+                "floor 8 B signal",
+            )?);
             Ok(())
         })?;
     }
     if want("ring") {
         step("ring", &mut || {
-            rows.push(cases::ring_pingpong(cfg, cfg.wait, "ring")?);
+            rows.push(cases::ring_pingpong(cfg, cfg.wait, "ring", "ring")?);
             Ok(())
         })?;
     }
@@ -199,6 +223,12 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
             for batch in [false, true] {
                 let (m, b) = bus_cases::throughput(cfg, count, batch)?;
                 tput.push(Throughput {
+                    id: if batch {
+                        "throughput-routed-batched"
+                    } else {
+                        "throughput-routed"
+                    }
+                    .into(),
                     name: format!(
                         "routed, {}",
                         if batch {
@@ -213,12 +243,14 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
             }
             let (m, b) = bus_cases::channel_throughput(cfg, count)?;
             tput.push(Throughput {
+                id: "throughput-channel".into(),
                 name: "channel (direct, one hop)".into(),
                 msgs_per_s: m,
                 bytes_per_s: b,
             });
             let (m, b) = cases::throughput(cfg, count)?;
             tput.push(Throughput {
+                id: "throughput-ring".into(),
                 name: "bare ring, batches of 32".into(),
                 msgs_per_s: m,
                 bytes_per_s: b,
@@ -335,7 +367,8 @@ pub fn json(rows: &[Row], tput: &[Throughput], cores: usize, cpu: &str) -> Strin
     for r in rows {
         let h = &r.hist;
         cases.push(format!(
-            "{{\"case\": \"{}\", \"unit\": \"ns\", \"kind\": \"rtt\", \"count\": {}, \"p50\": {}, \"p90\": {}, \"p99\": {}, \"p999\": {}, \"p9999\": {}, \"max\": {}, \"ratio_p50_to_floor\": {:.3}}}",
+            "{{\"id\": \"{}\", \"case\": \"{}\", \"unit\": \"ns\", \"kind\": \"rtt\", \"count\": {}, \"p50\": {}, \"p90\": {}, \"p99\": {}, \"p999\": {}, \"p9999\": {}, \"max\": {}, \"ratio_p50_to_floor\": {:.3}}}",
+            escape(&r.id),
             escape(&r.name),
             h.len(),
             h.value_at_quantile(0.5),
@@ -349,7 +382,8 @@ pub fn json(rows: &[Row], tput: &[Throughput], cores: usize, cpu: &str) -> Strin
     }
     for t in tput {
         cases.push(format!(
-            "{{\"case\": \"{}\", \"unit\": \"msgs\", \"kind\": \"throughput\", \"msgs_per_s\": {:.0}, \"bytes_per_s\": {:.0}}}",
+            "{{\"id\": \"{}\", \"case\": \"{}\", \"unit\": \"msgs\", \"kind\": \"throughput\", \"msgs_per_s\": {:.0}, \"bytes_per_s\": {:.0}}}",
+            escape(&t.id),
             escape(&t.name),
             t.msgs_per_s,
             t.bytes_per_s

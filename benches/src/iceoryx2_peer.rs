@@ -107,6 +107,7 @@ pub fn iceoryx2(cfg: Config) -> anyhow::Result<Row> {
     })?;
     peer.finish()?;
     Ok(Row {
+        id: "iceoryx2".into(),
         name: "iceoryx2".into(),
         hist,
     })

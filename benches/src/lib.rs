@@ -16,3 +16,4 @@ pub mod peers;
 pub mod plot;
 pub mod report;
 pub mod router_wait;
+pub mod tail;

@@ -32,6 +32,7 @@ pub fn uds(cfg: Config) -> anyhow::Result<Row> {
     })?;
     peer.finish()?;
     Ok(Row {
+        id: "uds".into(),
         name: "unix socket".into(),
         hist,
     })
@@ -73,6 +74,7 @@ pub fn crossbeam(cfg: Config) -> anyhow::Result<Row> {
     echo.join()
         .map_err(|_| anyhow::anyhow!("the echo thread panicked"))??;
     Ok(Row {
+        id: "crossbeam".into(),
         name: "crossbeam channel".into(),
         hist,
     })

@@ -5,7 +5,9 @@ use hdrhistogram::Histogram;
 /// One measured case.
 #[derive(Debug)]
 pub struct Row {
-    /// What was measured.
+    /// A stable machine name for the JSON (kebab-case, unique in a run): `floor`, `channel`, ...
+    pub id: String,
+    /// What was measured, for people.
     pub name: String,
     /// Round-trip times in nanoseconds.
     pub hist: Histogram<u64>,

@@ -310,7 +310,9 @@ pub fn json_cases(cells: &[Cell]) -> Vec<String> {
         .map(|c| {
             let h = &c.hist;
             format!(
-                "{{\"case\": \"router-wait spin {} at {}/s\", \"unit\": \"ns\", \"kind\": \"one-way\", \"router_spin_ns\": {}, \"rate\": {}, \"router_cpu_pct\": {:.2}, \"count\": {}, \"p50\": {}, \"p99\": {}, \"p999\": {}, \"max\": {}}}",
+                "{{\"id\": \"router-wait-{}-{}\", \"case\": \"router-wait spin {} at {}/s\", \"unit\": \"ns\", \"kind\": \"one-way\", \"router_spin_ns\": {}, \"rate\": {}, \"router_cpu_pct\": {:.2}, \"count\": {}, \"p50\": {}, \"p99\": {}, \"p999\": {}, \"max\": {}}}",
+                c.spin_label().replace(' ', ""),
+                c.rate,
                 c.spin_label(),
                 c.rate,
                 c.spin.map_or("null".into(), |d| d.as_nanos().to_string()),

@@ -9,8 +9,8 @@ use anyhow::Context;
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// floor, ring, channel, routed, throughput, fanout, priority, rate, uds, crossbeam, all
-    /// (all of those), or router-wait or route-changes (each on its own: about a minute and half
-    /// a minute).
+    /// (all of those), or router-wait, route-changes or tail (each on its own: about a minute,
+    /// half a minute and half a minute; tail: is the round trips' tail ours or the machine's?).
     pub case: String,
     /// Two cores: the measuring side (the router, for routed cases) and the other side.
     #[arg(long, default_value = "0,1")]
@@ -18,9 +18,9 @@ pub struct BenchArgs {
     /// Payload bytes.
     #[arg(long, default_value_t = 64)]
     pub size: usize,
-    /// Measured round trips per case.
-    #[arg(long, default_value_t = 200_000)]
-    pub count: u64,
+    /// Measured round trips per case (default 200000; tail: 2000000).
+    #[arg(long)]
+    pub count: Option<u64>,
     /// How each side waits: spin, backoff or park.
     #[arg(long, default_value = "spin")]
     pub wait: String,
@@ -39,9 +39,10 @@ pub struct BenchArgs {
     /// Draw latency-by-percentile curves into this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Seconds measured per cell of router-wait (a spin setting at a rate).
-    #[arg(long, default_value_t = 2.0)]
-    pub seconds: f64,
+    /// Seconds measured per cell of router-wait (a spin setting at a rate; default 2), and per
+    /// clock loop of tail (default 10).
+    #[arg(long)]
+    pub seconds: Option<f64>,
 }
 
 /// Runs the benchmark.
@@ -54,20 +55,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         a.trim().parse().context("--cores: not a core number")?,
         b.trim().parse().context("--cores: not a core number")?,
     );
-    if args.count < 10 {
+    let tail = args.case == "tail";
+    let count = args.count.unwrap_or(if tail { 2_000_000 } else { 200_000 });
+    if count < 10 {
         anyhow::bail!("--count must be at least 10");
     }
+    let seconds = args.seconds.unwrap_or(if tail { 10.0 } else { 2.0 });
     harness::run(&BenchOptions {
         case: args.case,
         cores,
         size: args.size,
-        count: args.count,
+        count,
         wait: args.wait.parse().map_err(anyhow::Error::msg)?,
         subscribers: args.subscribers.max(1),
         rate: args.rate.max(1),
         json: args.json,
         hgrm: args.hgrm,
         plot: args.plot,
-        seconds: args.seconds.clamp(0.01, 600.0),
+        seconds: seconds.clamp(0.01, 600.0),
     })
 }

@@ -47,6 +47,33 @@ fn bench_all_runs_every_case_and_writes_sane_json_hgrm_and_svg() {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     assert!(names.iter().any(|n| n.starts_with("rate ")));
+    let ids: Vec<&str> = cases
+        .iter()
+        .map(|c| c["id"].as_str().unwrap_or_else(|| panic!("no id: {c}")))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert!(
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "ids are non-empty kebab-case: {id:?}"
+        );
+        assert!(!ids[..i].contains(id), "id {id:?} twice in {ids:?}");
+    }
+    for want in [
+        "floor",
+        "floor-signal",
+        "ring",
+        "channel",
+        "routed",
+        "throughput-routed",
+        "throughput-routed-batched",
+        "throughput-channel",
+        "throughput-ring",
+    ] {
+        assert!(ids.contains(&want), "{want} missing from {ids:?}");
+    }
     for c in cases {
         if c["kind"] == "rtt" {
             let (p50, p99, max) = (
@@ -90,4 +117,33 @@ fn an_unknown_case_is_refused_with_the_list() {
         err.contains("unknown case") && err.contains("routed"),
         "{err}"
     );
+}
+
+#[test]
+fn bench_tail_prints_its_four_tables() {
+    let out = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["bench", "tail", "--count", "300", "--seconds", "0.2"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "(a) the machine",
+        "(b) the round trips",
+        "(c) the model",
+        "(d) when",
+    ] {
+        assert!(stdout.contains(want), "{want} missing: {stdout}");
+    }
+    for path in ["floor", "ring", "channel", "routed"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(path)),
+            "{path}: {stdout}"
+        );
+    }
 }

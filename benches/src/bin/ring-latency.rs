@@ -52,11 +52,16 @@ fn main() -> anyhow::Result<()> {
         "ring-latency: {} round trips (+{} warm-up) of {} B between cores {} and {}; machine: {ncores} cores, {cpu}",
         cfg.iters, cfg.warmup, cfg.size, cfg.cores.0, cfg.cores.1
     );
-    let bare = cases::floor(Config { size: 0, ..cfg }, "floor 8 B signal")?;
-    let floor = cases::floor(cfg, &format!("floor {} B", cfg.size))?;
+    let bare = cases::floor(
+        Config { size: 0, ..cfg },
+        "floor-signal",
+        "floor 8 B signal",
+    )?;
+    let floor = cases::floor(cfg, "floor", &format!("floor {} B", cfg.size))?;
     let spin = cases::ring_pingpong(
         cfg,
         Wait::BusySpin(BusySpin),
+        "ring-spin",
         &format!("ring {} B spin", cfg.size),
     )?;
     let park_cfg = Config {
@@ -67,6 +72,7 @@ fn main() -> anyhow::Result<()> {
     let park = cases::ring_pingpong(
         park_cfg,
         Wait::Park(Park::default()),
+        "ring-park",
         &format!("ring {} B park", cfg.size),
     )?;
     println!();
