@@ -169,6 +169,11 @@ impl Daemon {
                 delivery_timeout: config.delivery_timeout,
                 wait: config.wait,
                 spin: config.router_spin,
+                idle_slice: if config.lane_parking {
+                    crate::router::IDLE_SLICE
+                } else {
+                    crate::router::UNRUNG_IDLE_SLICE
+                },
                 core: config.router_core,
                 max_agents: config.max_agents,
                 sys_agents_topic: 0,

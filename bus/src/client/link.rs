@@ -2,12 +2,12 @@
 //! socket's end-of-file, checked only when the beat has stopped.
 //!
 //! The router stamps its beat (realtime ns) into every agent's control block about once a
-//! millisecond while busy and before each sleep while idle (it sleeps at most 10 ms). A send
+//! millisecond while busy and before each sleep while idle (it sleeps at most 100 ms). A send
 //! compares the beat with the clock reading it stamps the message with anyway, so the check
 //! costs one load and a compare, no system call. Only when the beat is older than
 //! [`ROUTER_SILENT_NS`] does the client ask the kernel (one non-blocking peek, at most every
 //! [`RECHECK_NS`]): end-of-file means agentd is gone; anything else means the router is only
-//! slow (a loaded machine), and the send goes ahead.
+//! slow (a loaded machine) or asleep on an idle bus, and the send goes ahead (ringing it).
 
 use std::sync::atomic::Ordering;
 
