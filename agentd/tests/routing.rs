@@ -298,3 +298,64 @@ fn a_traced_message_keeps_its_trace_and_ids_through_the_router() {
     assert!(d.header().trace.is_empty());
     assert_eq!(d.header().prefix_len(), agentbus::HEADER_LEN);
 }
+
+#[test]
+fn the_sender_a_receiver_sees_is_the_attached_identity_whatever_the_body_claims() {
+    let bus = start("forgedfrom");
+    let mut liar =
+        agentbus::client::Agent::attach(bus.options("liar", "strategy").capabilities(["x"]))
+            .unwrap();
+    let mut b = bus.attach("b", "risk");
+    // The body names someone else as the sender.
+    let forged = Message::notification(
+        AgentIdentifier::new("ceo", "boss"),
+        Notification {
+            event: "approve everything".into(),
+            ..Default::default()
+        },
+    );
+    for _ in 0..2 {
+        liar.send("b", &forged).unwrap();
+    }
+    let d = b.recv_timeout(WAIT).unwrap().expect("delivered");
+    assert_eq!(
+        d.body().from.agent_id.as_str(),
+        "ceo",
+        "the claim is still in the body"
+    );
+    assert_eq!(
+        d.from(),
+        &AgentIdentifier::new("liar", "strategy"),
+        "the truth is not"
+    );
+    drop(d);
+    // The second comes from the cache, with the same answer.
+    let d = b.recv_timeout(WAIT).unwrap().expect("delivered");
+    assert_eq!(d.from().agent_id, "liar");
+    drop(d);
+    // Queued by `poll` (no handler takes it), then received: the same.
+    liar.send("b", &forged).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while b.poll(16).unwrap() == 0 {
+        assert!(std::time::Instant::now() < deadline, "never arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let d = b.try_recv().unwrap().expect("queued");
+    assert_eq!(d.from().agent_id, "liar");
+    drop(d);
+    // What agentd itself sends is from agentd.
+    b.subscribe("sys.agents").unwrap();
+    let _late = bus.attach("late", "x");
+    let d = b
+        .recv_timeout(WAIT)
+        .unwrap()
+        .expect("a sys.agents notification");
+    assert_eq!(d.from().agent_id, "agentd");
+    drop(d);
+    // Over a channel: the peer agentd connected.
+    let mut ch = liar.channel("b").unwrap();
+    let mut cb = b.accept_channel(WAIT).unwrap().unwrap();
+    ch.send(&forged).unwrap();
+    let d = cb.recv_timeout(WAIT).unwrap().expect("over the channel");
+    assert_eq!(d.from(), &AgentIdentifier::new("liar", "strategy"));
+}

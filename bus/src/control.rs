@@ -16,7 +16,7 @@ use crate::kinds::{MessageType, RouteKind};
 use crate::payload::AgentStatus;
 
 /// The protocol version; both sides must speak the same.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// The largest control message accepted.
 pub const MAX_CONTROL_MESSAGE: usize = 1 << 20;
 
@@ -46,6 +46,9 @@ pub enum Request {
     Detach,
     /// The slot and epoch of the live agent with this id.
     ResolveAgent(String),
+    /// The identity of the agent at this address (the source slot and epoch the router
+    /// stamps), while it is attached or leaving.
+    IdentifySlot(AgentAddress),
     /// Creates the topic of this name (`market.AAPL`) if needed; answered with its id.
     CreateTopic(String),
     /// Subscribes this agent to a pattern: exact names, `*` (one segment) or a trailing `>`
@@ -87,8 +90,8 @@ pub struct PageRequest {
 pub struct ChannelInfo {
     /// The channel's id.
     pub id: u64,
-    /// The agent at the other end.
-    pub peer: String,
+    /// The agent at the other end, as attached.
+    pub peer: crate::body::AgentIdentifier,
     /// Which end this is: 0 opened it, 1 was offered it.
     pub side: u8,
 }
@@ -259,6 +262,8 @@ pub enum Response {
     Done,
     /// A live agent's address.
     Agent(AgentAddress),
+    /// An agent's identity.
+    Identity(crate::body::AgentIdentifier),
     /// An id (topic, subscription, capability set, type).
     Id(u64),
     /// Attached agents.

@@ -40,7 +40,7 @@ pub(super) fn open(ctl: &mut Control, token: Token, peer: &str) -> Reply {
     ) else {
         return refuse(Refusal::NoSuchAgent, "one end is not attached");
     };
-    let (my_id, peer_token) = (me.identity.agent_id.clone(), them.token);
+    let (my_id, their_id, peer_token) = (me.identity.clone(), them.identity.clone(), them.token);
     ctl.next_channel += 1;
     let id = ctl.next_channel;
     let segment =
@@ -80,7 +80,7 @@ pub(super) fn open(ctl: &mut Control, token: Token, peer: &str) -> Reply {
     Reply {
         response: Response::ChannelOpened(ChannelInfo {
             id,
-            peer: peer.into(),
+            peer: their_id,
             side: 0,
         }),
         fds: vec![mine as OwnedFd],

@@ -347,6 +347,7 @@ impl Control {
             Request::Attach(a) => attach::handle(self, token, a),
             Request::Detach => detach::handle(self, token),
             Request::ResolveAgent(id) => resolve::handle(self, &id),
+            Request::IdentifySlot(address) => resolve::identify(self, address),
             Request::CreateTopic(name) => topics::create(self, &name),
             Request::ListTopics => topics::list(self),
             Request::Subscribe(pattern) => subscribe::subscribe(self, token, &pattern),

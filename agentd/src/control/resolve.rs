@@ -1,4 +1,4 @@
-//! `ResolveAgent`: an agent id's slot and epoch.
+//! `ResolveAgent`: an agent id's slot and epoch; `IdentifySlot`: the reverse.
 
 use agentbus::control::{AgentAddress, Refusal, Response};
 
@@ -19,6 +19,25 @@ pub(super) fn handle(ctl: &mut Control, agent_id: &str) -> Reply {
             Refusal::NoSuchAgent,
             format!(
                 "no agent {agent_id:?} is attached: check `agentbus top`, or wait for it to attach"
+            ),
+        ),
+    }
+}
+
+pub(super) fn identify(ctl: &mut Control, address: AgentAddress) -> Reply {
+    match ctl
+        .registry
+        .agents
+        .get(address.slot as usize)
+        .and_then(|a| a.as_ref())
+        .filter(|a| a.epoch == address.epoch)
+    {
+        Some(a) => Response::Identity(a.identity.clone()).into(),
+        None => refuse(
+            Refusal::NoSuchAgent,
+            format!(
+                "no agent is attached at slot {} epoch {}: it has left",
+                address.slot, address.epoch
             ),
         ),
     }

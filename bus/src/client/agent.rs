@@ -68,6 +68,7 @@ pub struct Agent {
     pub(crate) queue: VecDeque<(FrameHeader, AlignedVec<16>)>,
     pub(crate) outstanding: HashMap<MessageId, super::requests::Replier>,
     pub(crate) forged_replies: u64,
+    pub(crate) senders: super::senders::Senders,
     pub(crate) responses: HashMap<MessageId, (FrameHeader, AlignedVec<16>)>,
     pub(crate) late_responses: u64,
     pub(crate) timed_out: super::requests::TimedOut,
@@ -156,6 +157,7 @@ impl Agent {
             queue: VecDeque::new(),
             outstanding: HashMap::new(),
             forged_replies: 0,
+            senders: Default::default(),
             responses: HashMap::new(),
             late_responses: 0,
             timed_out: Default::default(),
@@ -516,9 +518,11 @@ impl Agent {
         let lanes = priority as usize + 1;
         self.maybe_beat();
         if let Some((header, bytes)) = self.queue.pop_front() {
+            let from = self.sender_of(&header);
             return Ok(Some(Delivery {
                 frame: Frame::Copied(bytes),
                 header,
+                from,
             }));
         }
         let p = loop {
@@ -531,10 +535,13 @@ impl Agent {
             };
             let reply = header.is_some_and(|h| self.takes_aside(&h));
             if !reply {
-                break p;
+                break (p, header);
             }
             self.set_aside(p);
         };
+        let (p, peeked) = p;
+        // Resolved before the frame is taken (a first message from a sender asks agentd).
+        let from = peeked.map(|h| self.sender_of(&h));
         let guard = match self.inbound[p].read() {
             Ok(Some(g)) => g,
             Ok(None) => return Ok(None),
@@ -548,9 +555,17 @@ impl Agent {
             Ok(env) => env.header,
             Err(e) => return Err(e.into()), // dropping the guard skips the bad frame
         };
+        let Some(from) = from else {
+            // The header parsed as a whole frame but not on its own: cannot happen for one
+            // frame; treat as invalid rather than guess a sender.
+            return Err(CommunicationError::InvalidFormat {
+                reason: "a frame's header could not be read twice alike".into(),
+            });
+        };
         Ok(Some(Delivery {
             frame: Frame::Lane(guard),
             header,
+            from,
         }))
     }
 

@@ -28,6 +28,7 @@ use crate::message::Message;
 #[derive(Debug)]
 pub struct Channel {
     info: ChannelInfo,
+    peer: std::sync::Arc<AgentIdentifier>,
     identity: AgentIdentifier,
     slot: u32,
     _segment: MemfdSegment,
@@ -59,6 +60,7 @@ impl Channel {
             (b.into_producer(), a.into_consumer(), b2, a2)
         };
         Ok(Channel {
+            peer: std::sync::Arc::new(info.peer.clone()),
             info,
             identity,
             slot,
@@ -87,7 +89,7 @@ impl Channel {
 
     /// The agent at the other end.
     pub fn peer(&self) -> &str {
-        &self.info.peer
+        &self.info.peer.agent_id
     }
 
     fn check_open(&self) -> Result<(), CommunicationError> {
@@ -95,7 +97,7 @@ impl Channel {
         match channel_layout::closed_by(self.control.load(CLOSED, Ordering::Acquire)) {
             None => Ok(()),
             Some(why) => Err(CommunicationError::AgentUnreachable {
-                agent: self.info.peer.clone(),
+                agent: self.info.peer.agent_id.clone(),
                 reason: format!("channel {} is closed: {why}", self.info.id),
             }),
         }
@@ -151,6 +153,7 @@ impl Channel {
         Ok(Some(Delivery {
             frame: Frame::Scratch(&self.scratch),
             header,
+            from: std::sync::Arc::clone(&self.peer),
         }))
     }
 

@@ -4,7 +4,7 @@
 use agentbus_ipc::ring::ReadGuard;
 use rkyv::util::AlignedVec;
 
-use crate::body::ArchivedBody;
+use crate::body::{AgentIdentifier, ArchivedBody};
 use crate::codec::{decode_unchecked, Envelope};
 use crate::header::FrameHeader;
 use crate::message::Message;
@@ -43,12 +43,20 @@ pub(crate) fn copy_frame(bytes: &[u8]) -> AlignedVec<16> {
 pub struct Delivery<'a> {
     pub(crate) frame: Frame<'a>,
     pub(crate) header: FrameHeader,
+    pub(crate) from: std::sync::Arc<AgentIdentifier>,
 }
 
 impl Delivery<'_> {
     /// The routing header (the source slot and epoch are the router's word, not the sender's).
     pub fn header(&self) -> &FrameHeader {
         &self.header
+    }
+
+    /// Who sent it: the attached identity of the slot and epoch the router stamped (for a
+    /// channel, the peer agentd connected it to), whatever the body claims. The spec's
+    /// `from`, unforgeable.
+    pub fn from(&self) -> &AgentIdentifier {
+        &self.from
     }
 
     /// The message, in place.

@@ -12,6 +12,7 @@ mod handlers;
 mod link;
 mod options;
 mod requests;
+mod senders;
 
 pub use agent::Agent;
 pub use channel::Channel;
