@@ -32,7 +32,9 @@ fn await_status(watcher: &mut Agent, agent_id: &str, status: AgentStatus) {
         };
         let m = d.to_message();
         if let Payload::StatusUpdate(s) = &m.body.payload {
-            if m.body.from.agent_id == agent_id && s.agent_status == status {
+            if m.body.metadata.get("agent_id").map(String::as_str) == Some(agent_id)
+                && s.agent_status == status
+            {
                 return;
             }
         }

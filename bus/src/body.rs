@@ -22,6 +22,13 @@ pub struct AgentIdentifier {
     pub instance_id: Option<String>,
 }
 
+/// An identity nobody has: what a message read without a client (a bare `decode`) is from.
+pub static UNKNOWN_SENDER: AgentIdentifier = AgentIdentifier {
+    agent_id: String::new(),
+    agent_type: String::new(),
+    instance_id: None,
+};
+
 impl AgentIdentifier {
     /// An identifier with no instance id.
     pub fn new(agent_id: impl Into<String>, agent_type: impl Into<String>) -> AgentIdentifier {
@@ -100,15 +107,11 @@ impl ArchivedPayload {
 }
 
 /// The archived part of a message. What the router needs lives in the header instead; the
-/// router never reads a body.
+/// router never reads a body. Who sent it is not here: the receiver learns it from the
+/// router-stamped source slot and epoch (`Delivery::from`), so it cannot be forged.
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
 #[rkyv(derive(Debug))]
 pub struct Body {
-    /// The sender, as it names itself (the header's source slot is what the router vouches for).
-    pub from: AgentIdentifier,
-    /// The recipients as the sender named them: one, several (multicast), or none (topics,
-    /// broadcast, capability and load-balanced routes).
-    pub to: Vec<AgentIdentifier>,
     /// Free-form string metadata.
     pub metadata: BTreeMap<String, String>,
     /// Where replies should go, when not to the sender.

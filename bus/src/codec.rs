@@ -8,7 +8,7 @@ use agentbus_ipc::ring::{ClaimError, Producer};
 use rkyv::rancor;
 use rkyv::ser::writer::Buffer;
 
-use crate::body::{ArchivedBody, Body};
+use crate::body::{AgentIdentifier, ArchivedBody, Body, UNKNOWN_SENDER};
 use crate::error::{DecodeError, EncodeError};
 use crate::header::FrameHeader;
 use crate::ids::MessageId;
@@ -102,6 +102,9 @@ pub struct Envelope<'a> {
     pub header: FrameHeader,
     /// The body, in place.
     pub body: &'a ArchivedBody,
+    /// Who sent it: the identity the router vouches for when a client read it
+    /// ([`crate::body::UNKNOWN_SENDER`] from a bare [`decode`]).
+    pub from: &'a AgentIdentifier,
 }
 
 impl Envelope<'_> {
@@ -119,6 +122,8 @@ impl Envelope<'_> {
             ttl: (h.ttl_ms > 0).then(|| std::time::Duration::from_millis(h.ttl_ms as u64)),
             flags: h.flags,
             trace: h.trace,
+            from: self.from.clone(),
+            to: Vec::new(),
             body,
         })
     }
@@ -153,7 +158,11 @@ pub fn decode(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     let body = rkyv::access::<ArchivedBody, rancor::Error>(bytes)
         .map_err(|e| DecodeError::new(format!("body failed validation: {e}")))?;
     check_type(&header, body)?;
-    Ok(Envelope { header, body })
+    Ok(Envelope {
+        header,
+        body,
+        from: &UNKNOWN_SENDER,
+    })
 }
 
 /// Reads a frame's message in place, checking the header but not the body's archive.
@@ -170,5 +179,9 @@ pub unsafe fn decode_unchecked(frame: &[u8]) -> Result<Envelope<'_>, DecodeError
     // contract); the header was validated and bounds the slice.
     let body = unsafe { rkyv::access_unchecked::<ArchivedBody>(bytes) };
     check_type(&header, body)?;
-    Ok(Envelope { header, body })
+    Ok(Envelope {
+        header,
+        body,
+        from: &UNKNOWN_SENDER,
+    })
 }

@@ -43,7 +43,13 @@ pub struct Message {
     pub flags: Flags,
     /// Trace context.
     pub trace: TraceContext,
-    /// From, to, metadata, reply-to, payload.
+    /// The sender. Not sent: a receiver gets the identity the router vouches for (the attached
+    /// identity of the sending slot), whatever this says.
+    pub from: AgentIdentifier,
+    /// The recipients as the sender named them (multicast); not sent either: the header's
+    /// destination is what routes it.
+    pub to: Vec<AgentIdentifier>,
+    /// Metadata, reply-to and the payload: what travels in the frame's body.
     pub body: Body,
 }
 
@@ -71,9 +77,9 @@ impl Message {
             ttl: None,
             flags: Flags::empty(),
             trace: TraceContext::default(),
+            from,
+            to: Vec::new(),
             body: Body {
-                from,
-                to: Vec::new(),
                 metadata: Default::default(),
                 reply_to: None,
                 payload,
@@ -111,7 +117,7 @@ impl Message {
 
     /// Adds a recipient (several make a multicast).
     pub fn to(mut self, recipient: AgentIdentifier) -> Message {
-        self.body.to.push(recipient);
+        self.to.push(recipient);
         self
     }
 

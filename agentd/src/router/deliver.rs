@@ -182,6 +182,8 @@ pub fn notify_agents_topic(
     )
     .priority(MessagePriority::High)
     .metadata("reported_by", "agentd")
+    .metadata("agent_id", identity.agent_id.clone())
+    .metadata("agent_type", identity.agent_type.clone())
     .metadata("slot", slot.to_string());
     let mut h = header_for(
         &msg,

@@ -66,8 +66,10 @@ impl Delivery<'_> {
         // change since: a copied frame is ours alone (borrowed for this Delivery's life), and a
         // lane frame is not written again by its only writer (agentd's router) until the guard
         // we hold releases it.
-        unsafe { decode_unchecked(self.frame.bytes()) }
-            .expect("the header was validated when the message was received")
+        let mut env = unsafe { decode_unchecked(self.frame.bytes()) }
+            .expect("the header was validated when the message was received");
+        env.from = &self.from;
+        env
     }
 
     /// The body, in place.

@@ -449,10 +449,12 @@ impl Agent {
                 && self
                     .handlers
                     .wants_topic(header.destination, topic_name.as_deref());
+            let from = self.sender_of(&header);
             let Ok(Some(guard)) = self.inbound[p].read() else {
                 continue;
             };
-            let env = decode(guard.bytes())?;
+            let mut env = decode(guard.bytes())?;
+            env.from = &from;
             if for_handler {
                 let mut handler = self.handlers.request.take().expect("checked above");
                 let result = handler(&env);
