@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use agentbus::client::{Agent, AttachOptions, Channel};
 use agentbus::{ArchivedPayload, CommunicationError, Message, MessagePriority, MessageType};
 use agentbus_ipc::clock::monotonic_ns;
-use agentbus_ipc::wait::{Park, Wait};
+use agentbus_ipc::wait::{BusySpin, Park, Wait};
 use agentd::{Config as DaemonConfig, Daemon};
 use anyhow::{bail, Context};
 
@@ -420,26 +420,44 @@ pub fn channel_child(args: &[String], size: usize, total: u64) -> anyhow::Result
     Ok(())
 }
 
-/// `fanout`: one publisher, `n` subscribers (threads parking between messages); the latency
-/// of each message is until its last subscriber has it.
-pub fn fanout(cfg: Config, n: usize) -> anyhow::Result<Row> {
-    // The subscribers park: their lanes need doorbells.
-    let b = bus_with("fan", Some(cfg.cores.0), cfg.wait, true)?;
+/// `fanout`: one publisher, `n` subscribers (threads parking between messages, or with `spin`
+/// busy-polling); the latency of each message is until its last subscriber has it.
+pub fn fanout(cfg: Config, n: usize, spin: bool) -> anyhow::Result<Row> {
+    // Parking subscribers need doorbells on their lanes; spinning ones need them only when the
+    // other sides park.
+    let b = bus_with(
+        if spin { "fan-spin" } else { "fan" },
+        Some(cfg.cores.0),
+        cfg.wait,
+        !spin,
+    )?;
     let received: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
     let at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let mut subs = Vec::new();
     for i in 0..n {
-        let mut agent = b.attach(&format!("sub-{i}"), Wait::Park(Park::default()))?;
+        let wait = if spin {
+            Wait::BusySpin(BusySpin)
+        } else {
+            Wait::Park(Park::default())
+        };
+        let mut agent = b.attach(&format!("sub-{i}"), wait)?;
         agent.subscribe("bench.fanout")?;
         let (received, at, stop) = (Arc::clone(&received), Arc::clone(&at), Arc::clone(&stop));
         subs.push(std::thread::spawn(move || -> anyhow::Result<()> {
             while !stop.load(Ordering::Acquire) {
-                if let Some(d) = agent.recv_timeout(Duration::from_millis(50))? {
+                let got = if spin {
+                    agent.try_recv()?
+                } else {
+                    agent.recv_timeout(Duration::from_millis(50))?
+                };
+                if let Some(d) = got {
                     touch(&d.envelope());
                     // Release: pairs with the publisher's Acquire load of the count.
                     at[i].store(monotonic_ns(), Ordering::Relaxed);
                     received[i].fetch_add(1, Ordering::Release);
+                } else if spin {
+                    std::hint::spin_loop();
                 }
             }
             Ok(())
@@ -477,8 +495,13 @@ pub fn fanout(cfg: Config, n: usize) -> anyhow::Result<Row> {
             .map_err(|_| anyhow::anyhow!("a subscriber panicked"))??;
     }
     Ok(Row {
-        id: "fanout".into(),
-        name: format!("fanout to {n}"),
+        // `fanout` stays the parked form's id, so older JSON compares.
+        id: if spin { "fanout-spin" } else { "fanout" }.into(),
+        name: if spin {
+            format!("fanout to {n}, spinning")
+        } else {
+            format!("fanout to {n}")
+        },
         hist: hist?,
     })
 }

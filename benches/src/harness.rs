@@ -14,8 +14,9 @@ use crate::report::{machine, print_table, Row};
 use crate::{bus_cases, peers};
 
 /// The cases `agentbus bench` knows (`all` runs every one but `router-wait`, `route-changes`
-/// and `tail`, which take about a minute, half a minute and half a minute).
-pub const CASES: [&str; 15] = [
+/// and `tail`, which take about a minute, half a minute and half a minute, and `sweep`, which
+/// runs floor, channel and routed at each of [`SWEEP_SIZES`]).
+pub const CASES: [&str; 16] = [
     "floor",
     "ring",
     "channel",
@@ -30,8 +31,15 @@ pub const CASES: [&str; 15] = [
     "router-wait",
     "route-changes",
     "tail",
+    "sweep",
     "all",
 ];
+
+/// The most messages `fanout-spin` measures when its spinning threads outnumber the cores.
+const SPIN_FANOUT_CROWDED: u64 = 1000;
+
+/// The payload sizes of `agentbus bench sweep`, in bytes.
+pub const SWEEP_SIZES: [usize; 5] = [8, 64, 256, 1024, 4096];
 
 /// What to measure and how.
 #[derive(Debug, Clone)]
@@ -96,6 +104,10 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
     if tail && (opts.json.is_some() || opts.hgrm.is_some() || opts.plot.is_some()) {
         bail!("tail prints its tables only: --json, --hgrm and --plot are for the other cases");
     }
+    let sweep = opts.case == "sweep";
+    if sweep && (opts.hgrm.is_some() || opts.plot.is_some()) {
+        bail!("sweep prints its table and writes --json only: --hgrm and --plot are for the other cases");
+    }
     let (ncores, cpu) = machine();
     if opts.case == "router-wait" || opts.case == "route-changes" {
         return control_cases(opts, ncores, &cpu);
@@ -107,6 +119,9 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
         cores: opts.cores,
         wait: opts.wait,
     };
+    if sweep {
+        return sweep_cases(opts, cfg, ncores, &cpu);
+    }
     println!(
         "agentbus bench {}: {} B payloads, {} measured round trips per case (+{} warm-up), cores {} and {} of {ncores}, wait {}; machine: {cpu}",
         opts.case, cfg.size, cfg.iters, cfg.warmup, cfg.cores.0, cfg.cores.1, cfg.wait
@@ -182,7 +197,29 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
     }
     if want("fanout") {
         step("fanout", &mut || {
-            rows.push(bus_cases::fanout(cfg, opts.subscribers)?);
+            rows.push(bus_cases::fanout(cfg, opts.subscribers, false)?);
+            Ok(())
+        })?;
+        // Spinning threads beyond the cores wait for the scheduler to switch (milliseconds per
+        // message): fewer messages keep the case to seconds.
+        let crowded = ncores < opts.subscribers + 2;
+        let spin_cfg = if crowded {
+            Config {
+                iters: cfg.iters.min(SPIN_FANOUT_CROWDED),
+                warmup: cfg.warmup.min(100),
+                ..cfg
+            }
+        } else {
+            cfg
+        };
+        if crowded {
+            println!(
+                "  fanout-spin: {} spinning subscribers, the router and the publisher share {ncores} cores, so they take turns on them (scheduler ticks, not the bus); {} messages",
+                opts.subscribers, spin_cfg.iters
+            );
+        }
+        step("fanout, spinning", &mut || {
+            rows.push(bus_cases::fanout(spin_cfg, opts.subscribers, true)?);
             Ok(())
         })?;
     }
@@ -293,6 +330,72 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `sweep`: the floor, `channel` and `routed` at each of [`SWEEP_SIZES`], each against the floor
+/// of its own size.
+fn sweep_cases(opts: &BenchOptions, cfg: Config, ncores: usize, cpu: &str) -> anyhow::Result<()> {
+    println!(
+        "agentbus bench sweep: floor, channel and routed (loop-back form) at {SWEEP_SIZES:?} B, {} measured round trips per case (+{} warm-up), cores {} and {} of {ncores}, wait {}; machine: {cpu}",
+        cfg.iters, cfg.warmup, cfg.cores.0, cfg.cores.1, cfg.wait
+    );
+    // Each size's rows, the floor first.
+    let mut sizes: Vec<(usize, Vec<Row>)> = Vec::new();
+    for size in SWEEP_SIZES {
+        let c = Config { size, ..cfg };
+        let started = Instant::now();
+        eprintln!("  sweep {size} B: measuring...");
+        let floor = cases::floor(
+            c,
+            &format!("sweep-floor-{size}"),
+            &format!("floor {size} B"),
+        )
+        .with_context(|| format!("case sweep floor {size} B"))?;
+        let mut channel =
+            bus_cases::channel(c).with_context(|| format!("case sweep channel {size} B"))?;
+        channel.id = format!("sweep-channel-{size}");
+        channel.name = format!("channel {size} B");
+        let mut routed =
+            bus_cases::routed(c).with_context(|| format!("case sweep routed {size} B"))?;
+        routed.id = format!("sweep-routed-{size}");
+        routed.name = format!("routed {size} B");
+        progress(&format!("sweep {size} B"), started);
+        sizes.push((size, vec![floor, channel, routed]));
+    }
+    println!();
+    println!(
+        "{:>6} {:<8}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}",
+        "bytes", "case", "p50", "p99", "p99.9", "p50/fl", "p99/fl", "p99.9/fl"
+    );
+    let q = |r: &Row, q: f64| r.hist.value_at_quantile(q);
+    for (size, rows) in &sizes {
+        let floor = &rows[0];
+        for r in rows {
+            let case = r.id.split('-').nth(1).unwrap_or("");
+            println!(
+                "{size:>6} {case:<8}{:>9}{:>9}{:>9}{:>8.2}x{:>8.2}x{:>9.2}x",
+                q(r, 0.5),
+                q(r, 0.99),
+                q(r, 0.999),
+                q(r, 0.5) as f64 / q(floor, 0.5).max(1) as f64,
+                q(r, 0.99) as f64 / q(floor, 0.99).max(1) as f64,
+                q(r, 0.999) as f64 / q(floor, 0.999).max(1) as f64
+            );
+        }
+    }
+    println!("(ns per round trip; each ratio is to the floor of the same size)");
+    if let Some(path) = &opts.json {
+        let mut cases = Vec::new();
+        for (_, rows) in &sizes {
+            for r in rows {
+                cases.push(rtt_json(r, &rows[0]));
+            }
+        }
+        std::fs::write(path, json_doc(&cases, ncores, cpu))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("\nwrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// `router-wait` and `route-changes`: their own tables (no floor), and JSON in the same shape.
 fn control_cases(opts: &BenchOptions, ncores: usize, cpu: &str) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -358,27 +461,40 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// One round-trip row as a JSON case; the ratio is to `floor`'s p50.
+fn rtt_json(r: &Row, floor: &Row) -> String {
+    let floor = floor.hist.value_at_quantile(0.5).max(1) as f64;
+    let h = &r.hist;
+    format!(
+        "{{\"id\": \"{}\", \"case\": \"{}\", \"unit\": \"ns\", \"kind\": \"rtt\", \"count\": {}, \"p50\": {}, \"p90\": {}, \"p99\": {}, \"p999\": {}, \"p9999\": {}, \"max\": {}, \"ratio_p50_to_floor\": {:.3}}}",
+        escape(&r.id),
+        escape(&r.name),
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.value_at_quantile(0.9999),
+        h.max(),
+        h.value_at_quantile(0.5) as f64 / floor
+    )
+}
+
+fn json_doc(cases: &[String], cores: usize, cpu: &str) -> String {
+    format!(
+        "{{\"machine\": {{\"cores\": {cores}, \"cpu\": \"{}\"}}, \"cases\": [\n  {}\n]}}\n",
+        escape(cpu),
+        cases.join(",\n  ")
+    )
+}
+
 /// The results as JSON, in the shape the issue gives.
 pub fn json(rows: &[Row], tput: &[Throughput], cores: usize, cpu: &str) -> String {
-    let floor = rows
-        .first()
-        .map_or(1, |r| r.hist.value_at_quantile(0.5).max(1)) as f64;
     let mut cases = Vec::new();
-    for r in rows {
-        let h = &r.hist;
-        cases.push(format!(
-            "{{\"id\": \"{}\", \"case\": \"{}\", \"unit\": \"ns\", \"kind\": \"rtt\", \"count\": {}, \"p50\": {}, \"p90\": {}, \"p99\": {}, \"p999\": {}, \"p9999\": {}, \"max\": {}, \"ratio_p50_to_floor\": {:.3}}}",
-            escape(&r.id),
-            escape(&r.name),
-            h.len(),
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.9),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-            h.value_at_quantile(0.9999),
-            h.max(),
-            h.value_at_quantile(0.5) as f64 / floor
-        ));
+    if let Some(floor) = rows.first() {
+        for r in rows {
+            cases.push(rtt_json(r, floor));
+        }
     }
     for t in tput {
         cases.push(format!(
@@ -389,11 +505,7 @@ pub fn json(rows: &[Row], tput: &[Throughput], cores: usize, cpu: &str) -> Strin
             t.bytes_per_s
         ));
     }
-    format!(
-        "{{\"machine\": {{\"cores\": {cores}, \"cpu\": \"{}\"}}, \"cases\": [\n  {}\n]}}\n",
-        escape(cpu),
-        cases.join(",\n  ")
-    )
+    json_doc(&cases, cores, cpu)
 }
 
 /// A percentile distribution in HdrHistogram's text format (values in ns).

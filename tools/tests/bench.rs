@@ -1,33 +1,48 @@
 //! `agentbus bench all` in a tiny configuration: every case runs once and reports sane numbers
 //! (this checks the harness, not the speed).
 
+use std::path::PathBuf;
 use std::process::Command;
 
-#[test]
-fn bench_all_runs_every_case_and_writes_sane_json_hgrm_and_svg() {
-    let dir = std::env::temp_dir().join(format!("agentbus-bench-test-{}", std::process::id()));
+/// A fresh scratch directory for one test's output files.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("agentbus-bench-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("out.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_agentbus"))
-        .args([
-            "bench", "all", "--count", "300", "--rate", "20000", "--wait", "backoff", "--json",
-        ])
-        .arg(&json)
-        .arg("--hgrm")
-        .arg(dir.join("hgrm"))
-        .arg("--plot")
-        .arg(dir.join("plot.svg"))
-        .env("RUST_BACKTRACE", "0")
+    dir
+}
+
+/// `agentbus bench ARGS...`, which must succeed; its stdout.
+fn bench(configure: impl FnOnce(&mut Command) -> &mut Command) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentbus"));
+    cmd.arg("bench").env("RUST_BACKTRACE", "0");
+    let out = configure(&mut cmd)
         .output()
         .expect("the agentbus binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "bench failed: {}\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn bench_all_runs_every_case_and_writes_sane_json_hgrm_and_svg() {
+    let dir = scratch("test");
+    let json = dir.join("out.json");
+    let stdout = bench(|c| {
+        c.args([
+            "all", "--count", "300", "--rate", "20000", "--wait", "backoff", "--json",
+        ])
+        .arg(&json)
+        .arg("--hgrm")
+        .arg(dir.join("hgrm"))
+        .arg("--plot")
+        .arg(dir.join("plot.svg"))
+    });
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(v["machine"]["cores"].as_u64().unwrap() >= 1);
@@ -41,6 +56,7 @@ fn bench_all_runs_every_case_and_writes_sane_json_hgrm_and_svg() {
         "priority idle",
         "priority LOW flood",
         "fanout to 2",
+        "fanout to 2, spinning",
         "unix socket",
         "crossbeam channel",
     ] {
@@ -71,9 +87,15 @@ fn bench_all_runs_every_case_and_writes_sane_json_hgrm_and_svg() {
         "throughput-routed-batched",
         "throughput-channel",
         "throughput-ring",
+        "fanout",
+        "fanout-spin",
     ] {
         assert!(ids.contains(&want), "{want} missing from {ids:?}");
     }
+    assert!(
+        !ids.iter().any(|id| id.starts_with("sweep-")),
+        "sweep is not part of all: {ids:?}"
+    );
     for c in cases {
         if c["kind"] == "rtt" {
             let (p50, p99, max) = (
@@ -121,17 +143,7 @@ fn an_unknown_case_is_refused_with_the_list() {
 
 #[test]
 fn bench_tail_prints_its_four_tables() {
-    let out = Command::new(env!("CARGO_BIN_EXE_agentbus"))
-        .args(["bench", "tail", "--count", "300", "--seconds", "0.2"])
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = bench(|c| c.args(["tail", "--count", "300", "--seconds", "0.2"]));
     for want in [
         "(a) the machine",
         "(b) the round trips",
@@ -146,4 +158,39 @@ fn bench_tail_prints_its_four_tables() {
             "{path}: {stdout}"
         );
     }
+}
+
+#[test]
+fn bench_sweep_prints_its_table_and_writes_ids_per_size() {
+    let dir = scratch("sweep");
+    let json = dir.join("sweep.json");
+    let stdout = bench(|c| {
+        c.args(["sweep", "--count", "300", "--wait", "backoff", "--json"])
+            .arg(&json)
+    });
+    assert!(stdout.contains("p99.9/fl"), "{stdout}");
+    for size in [8, 64, 256, 1024, 4096] {
+        for case in ["floor", "channel", "routed"] {
+            assert!(
+                stdout.lines().any(|l| {
+                    let mut w = l.split_whitespace();
+                    w.next() == Some(&size.to_string()) && w.next() == Some(case)
+                }),
+                "{size} {case}: {stdout}"
+            );
+        }
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let ids: Vec<&str> = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    for want in ["sweep-floor-8", "sweep-channel-256", "sweep-routed-4096"] {
+        assert!(ids.contains(&want), "{want} missing from {ids:?}");
+    }
+    assert_eq!(ids.len(), 15, "{ids:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
