@@ -88,14 +88,12 @@ fn a_subscription_filter_runs_before_the_handler() {
     strat
         .subscribe_with(
             "market.>",
-            Some(Box::new(move |env: &Envelope<'_>| {
-                match &env.body.payload {
-                    ArchivedPayload::Notification(n) => interested.contains(&n.event.as_str()),
-                    _ => false,
-                }
+            Some(Box::new(move |env: &Envelope<'_>| match env.payload() {
+                Some(ArchivedPayload::Notification(n)) => interested.contains(&n.event.as_str()),
+                _ => false,
             })),
             move |env| {
-                if let ArchivedPayload::Notification(n) = &env.body.payload {
+                if let Some(ArchivedPayload::Notification(n)) = env.payload() {
                     s.lock().unwrap().push(n.event.to_string());
                 }
             },

@@ -28,8 +28,8 @@ fn serve(mut agent: Agent) -> (Arc<AtomicBool>, JoinHandle<Agent>) {
 }
 
 fn echo_handler(agent: &mut Agent) {
-    agent.on_request(|env| match &env.body.payload {
-        ArchivedPayload::TaskRequest(t) => Ok(Payload::TaskResponse(TaskResponse {
+    agent.on_request(|env| match env.payload() {
+        Some(ArchivedPayload::TaskRequest(t)) => Ok(Payload::TaskResponse(TaskResponse {
             task_id: t.task_id.to_string(),
             status: TaskStatus::Completed,
             ..Default::default()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus::client::{Agent, AttachOptions, Channel};
-use agentbus::{ArchivedPayload, CommunicationError, Message, MessagePriority, MessageType};
+use agentbus::{CommunicationError, Message, MessagePriority, MessageType};
 use agentbus_ipc::clock::monotonic_ns;
 use agentbus_ipc::wait::{BusySpin, Park, Wait};
 use agentd::{Config as DaemonConfig, Daemon};
@@ -98,8 +98,8 @@ fn raw(from: &Agent, size: usize) -> Message {
 }
 
 fn touch(env: &agentbus::Envelope<'_>) {
-    if let ArchivedPayload::Raw(b) = &env.body.payload {
-        black_box(b.as_slice().last());
+    if let Some(b) = env.raw() {
+        black_box(b.last());
     }
 }
 

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use agentbus::{ArchivedPayload, CommunicationError, Message, MessageType};
+use agentbus::{CommunicationError, Message, MessageType};
 use agentbus_ipc::clock::monotonic_ns;
 use agentbus_ipc::wait::{BusySpin, Park, Wait};
 use anyhow::{bail, Context};
@@ -153,7 +153,7 @@ fn cell(cfg: Config, spin: Option<Duration>, rate: u64, seconds: f64) -> anyhow:
                     continue;
                 };
                 let now = monotonic_ns();
-                let (stamp, seq) = stamp_and_seq(&d.envelope().body.payload)?;
+                let (stamp, seq) = stamp_and_seq(d.raw())?;
                 drop(d);
                 if seq < warmup {
                     continue;
@@ -196,11 +196,10 @@ fn cell(cfg: Config, spin: Option<Duration>, rate: u64, seconds: f64) -> anyhow:
 }
 
 /// The send stamp and sequence number in a payload's first 16 bytes.
-fn stamp_and_seq(payload: &ArchivedPayload) -> anyhow::Result<(u64, u64)> {
-    let ArchivedPayload::Raw(bytes) = payload else {
+fn stamp_and_seq(raw: Option<&[u8]>) -> anyhow::Result<(u64, u64)> {
+    let Some(b) = raw else {
         bail!("router-wait: a message without a raw payload");
     };
-    let b = bytes.as_slice();
     let word = |i: usize| b.get(i * 8..i * 8 + 8).and_then(|w| w.try_into().ok());
     match (word(0), word(1)) {
         (Some(s), Some(q)) => Ok((u64::from_le_bytes(s), u64::from_le_bytes(q))),

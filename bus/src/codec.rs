@@ -8,9 +8,9 @@ use agentbus_ipc::ring::{ClaimError, Producer};
 use rkyv::rancor;
 use rkyv::ser::writer::Buffer;
 
-use crate::body::{AgentIdentifier, ArchivedBody, Body, UNKNOWN_SENDER};
+use crate::body::{AgentIdentifier, ArchivedBody, ArchivedPayload, Body, Payload, UNKNOWN_SENDER};
 use crate::error::{DecodeError, EncodeError};
-use crate::header::FrameHeader;
+use crate::header::{Flags, FrameHeader};
 use crate::ids::MessageId;
 use crate::kinds::RouteKind;
 use crate::message::Message;
@@ -70,6 +70,12 @@ pub fn encode(
     if max < prefix {
         return Err(EncodeError::TooLarge { size: prefix, max });
     }
+    if let Some(bytes) = raw_only(body) {
+        return encode_raw(producer, header, bytes);
+    }
+    let mut header = *header;
+    header.flags = header.flags.without(Flags::RAW);
+    let header = &header;
     let first = FIRST_CLAIM.min(max);
     for claim_len in [first, max] {
         let mut claim = producer.try_claim(claim_len).map_err(claim_error)?;
@@ -95,23 +101,103 @@ pub fn encode(
     }
 }
 
-/// A message read in place: the decoded header and a view of the archived body in the lane.
+/// A raw payload with nothing else in its body travels without an archive.
+fn raw_only(body: &Body) -> Option<&[u8]> {
+    match &body.payload {
+        Payload::Raw(bytes) if body.metadata.is_empty() && body.reply_to.is_none() => Some(bytes),
+        _ => None,
+    }
+}
+
+/// Writes a raw body: the header (flagged [`Flags::RAW`]) and the bytes, nothing else.
+fn encode_raw(
+    producer: &mut Producer,
+    header: &FrameHeader,
+    bytes: &[u8],
+) -> Result<(), EncodeError> {
+    let mut h = *header;
+    h.flags |= Flags::RAW;
+    h.body_len = u32::try_from(bytes.len()).map_err(|_| EncodeError::TooLarge {
+        size: bytes.len(),
+        max: producer.max_payload(),
+    })?;
+    let len = h.frame_len();
+    let mut claim = producer.try_claim(len).map_err(claim_error)?;
+    let buf = claim.payload();
+    let prefix = h.prefix_len();
+    h.write(&mut buf[..prefix]);
+    buf[prefix..len].copy_from_slice(bytes);
+    claim.commit(len);
+    Ok(())
+}
+
+/// A message's body as it lies in the frame.
+#[derive(Debug, Clone, Copy)]
+pub enum BodyRef<'a> {
+    /// An rkyv archive (every spec payload, or raw bytes with metadata or reply-to).
+    Archived(&'a ArchivedBody),
+    /// Raw application bytes, written without an archive ([`Flags::RAW`]).
+    Raw(&'a [u8]),
+}
+
+/// A message read in place: the decoded header and a view of the body in the lane.
 #[derive(Debug)]
 pub struct Envelope<'a> {
     /// The header.
     pub header: FrameHeader,
     /// The body, in place.
-    pub body: &'a ArchivedBody,
+    pub body: BodyRef<'a>,
     /// Who sent it: the identity the router vouches for when a client read it
     /// ([`crate::body::UNKNOWN_SENDER`] from a bare [`decode`]).
     pub from: &'a AgentIdentifier,
 }
 
+impl<'a> Envelope<'a> {
+    /// The archived payload, for the spec's message types (`None` for raw bytes written
+    /// without an archive).
+    pub fn payload(&self) -> Option<&'a ArchivedPayload> {
+        match self.body {
+            BodyRef::Archived(b) => Some(&b.payload),
+            BodyRef::Raw(_) => None,
+        }
+    }
+
+    /// The raw application bytes, whichever way they travelled (`None` for a spec payload).
+    pub fn raw(&self) -> Option<&'a [u8]> {
+        match self.body {
+            BodyRef::Raw(b) => Some(b),
+            BodyRef::Archived(b) => match &b.payload {
+                ArchivedPayload::Raw(v) => Some(v.as_slice()),
+                _ => None,
+            },
+        }
+    }
+
+    /// A metadata entry.
+    pub fn metadata(&self, key: &str) -> Option<&'a str> {
+        match self.body {
+            BodyRef::Archived(b) => b
+                .metadata
+                .iter()
+                .find(|(k, _)| k.as_str() == key)
+                .map(|(_, v)| v.as_str()),
+            BodyRef::Raw(_) => None,
+        }
+    }
+}
+
 impl Envelope<'_> {
     /// An owned copy of the message (allocates; for when the view cannot be kept).
     pub fn to_message(&self) -> Result<Message, DecodeError> {
-        let body = rkyv::deserialize::<Body, rancor::Error>(self.body)
-            .map_err(|e| DecodeError::new(format!("body could not be copied out: {e}")))?;
+        let body = match self.body {
+            BodyRef::Archived(b) => rkyv::deserialize::<Body, rancor::Error>(b)
+                .map_err(|e| DecodeError::new(format!("body could not be copied out: {e}")))?,
+            BodyRef::Raw(bytes) => Body {
+                metadata: Default::default(),
+                reply_to: None,
+                payload: Payload::Raw(bytes.to_vec()),
+            },
+        };
         let h = &self.header;
         Ok(Message {
             id: h.message_id,
@@ -155,14 +241,26 @@ fn split(frame: &[u8]) -> Result<(FrameHeader, &[u8]), DecodeError> {
 /// 16-byte aligned (ring frames do).
 pub fn decode(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     let (header, bytes) = split(frame)?;
+    if header.flags.contains(Flags::RAW) {
+        return Ok(raw_envelope(header, bytes));
+    }
     let body = rkyv::access::<ArchivedBody, rancor::Error>(bytes)
         .map_err(|e| DecodeError::new(format!("body failed validation: {e}")))?;
     check_type(&header, body)?;
     Ok(Envelope {
         header,
-        body,
+        body: BodyRef::Archived(body),
         from: &UNKNOWN_SENDER,
     })
+}
+
+/// Raw bytes need no validation: the header's bounds are the whole check.
+fn raw_envelope(header: FrameHeader, bytes: &[u8]) -> Envelope<'_> {
+    Envelope {
+        header,
+        body: BodyRef::Raw(bytes),
+        from: &UNKNOWN_SENDER,
+    }
 }
 
 /// Reads a frame's message in place, checking the header but not the body's archive.
@@ -175,13 +273,16 @@ pub fn decode(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
 /// through [`decode`].
 pub unsafe fn decode_unchecked(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     let (header, bytes) = split(frame)?;
+    if header.flags.contains(Flags::RAW) {
+        return Ok(raw_envelope(header, bytes));
+    }
     // SAFETY: the caller guarantees `bytes` is a valid archive of Body (this function's
     // contract); the header was validated and bounds the slice.
     let body = unsafe { rkyv::access_unchecked::<ArchivedBody>(bytes) };
     check_type(&header, body)?;
     Ok(Envelope {
         header,
-        body,
+        body: BodyRef::Archived(body),
         from: &UNKNOWN_SENDER,
     })
 }

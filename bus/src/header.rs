@@ -55,8 +55,11 @@ impl Flags {
     pub const EXPECTS_REPLY: Flags = Flags(8);
     /// An extension block follows the header (set by the header's writer, from its content).
     pub const EXTENDED: Flags = Flags(16);
+    /// The body is raw application bytes, not an archive (set by the encoder for a raw payload
+    /// without metadata or reply-to).
+    pub const RAW: Flags = Flags(32);
     /// Every flag this version knows.
-    pub const ALL: Flags = Flags(31);
+    pub const ALL: Flags = Flags(63);
 
     /// No flags.
     pub const fn empty() -> Flags {

@@ -25,7 +25,7 @@ pub mod payload;
 pub mod value;
 
 pub use body::{AgentIdentifier, ArchivedBody, ArchivedPayload, Body, Payload};
-pub use codec::{decode, decode_unchecked, encode, Envelope, Route};
+pub use codec::{decode, decode_unchecked, encode, BodyRef, Envelope, Route};
 pub use error::{CommunicationError, DecodeError, EncodeError};
 pub use header::{Flags, FrameHeader, TraceContext, HEADER_LEN};
 pub use ids::{IdGenerator, MessageId};

@@ -4,8 +4,8 @@
 use agentbus_ipc::ring::ReadGuard;
 use rkyv::util::AlignedVec;
 
-use crate::body::{AgentIdentifier, ArchivedBody};
-use crate::codec::{decode_unchecked, Envelope};
+use crate::body::{AgentIdentifier, ArchivedPayload};
+use crate::codec::{decode_unchecked, BodyRef, Envelope};
 use crate::header::FrameHeader;
 use crate::message::Message;
 
@@ -72,9 +72,19 @@ impl Delivery<'_> {
         env
     }
 
-    /// The body, in place.
-    pub fn body(&self) -> &ArchivedBody {
+    /// The body, in place: an archive, or raw bytes written without one.
+    pub fn body(&self) -> BodyRef<'_> {
         self.envelope().body
+    }
+
+    /// The archived payload of a spec message type, in place (`None` for raw bytes).
+    pub fn payload(&self) -> Option<&ArchivedPayload> {
+        self.envelope().payload()
+    }
+
+    /// Raw application bytes, in place (`None` for a spec payload).
+    pub fn raw(&self) -> Option<&[u8]> {
+        self.envelope().raw()
     }
 
     /// An owned copy (allocates).

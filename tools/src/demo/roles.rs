@@ -54,9 +54,9 @@ struct Item {
 
 fn extract(d: &agentbus::client::Delivery<'_>) -> Item {
     let env = d.envelope();
-    let (event, request_symbol) = match &env.body.payload {
-        ArchivedPayload::Notification(n) => (Some(n.event.to_string()), None),
-        ArchivedPayload::TaskRequest(t) => (
+    let (event, request_symbol) = match env.payload() {
+        Some(ArchivedPayload::Notification(n)) => (Some(n.event.to_string()), None),
+        Some(ArchivedPayload::TaskRequest(t)) => (
             None,
             match t.parameters.get("symbol") {
                 Some(agentbus::value::ArchivedValue::String(s)) => Some(s.to_string()),
