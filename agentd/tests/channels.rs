@@ -141,3 +141,27 @@ fn opening_a_channel_to_nobody_is_refused() {
     assert!(err.to_string().contains("ghost"), "{err}");
     assert!(a.channel("a").is_err(), "not to itself");
 }
+
+#[test]
+fn raw_bytes_are_read_in_place_and_archives_from_a_checked_copy() {
+    let bus = start("ch-raw");
+    let (_a, _b, mut ca, mut cb) = pair(&bus);
+    for i in 0..100u8 {
+        let bytes = vec![i; 64 + i as usize];
+        ca.send(&Message::raw(
+            ca.identity(),
+            MessageType::Notification,
+            bytes.clone(),
+        ))
+        .unwrap();
+        let d = cb.recv_timeout(WAIT).unwrap().expect("raw");
+        assert!(d.header().flags.contains(Flags::RAW));
+        assert_eq!(d.raw(), Some(&bytes[..]));
+        assert!(d.payload().is_none());
+        assert_eq!(d.from().agent_id, "a");
+        drop(d);
+        // An archived message between raw ones is still validated and read.
+        ca.send(&msg(&ca, i as i64)).unwrap();
+        assert_eq!(seq(&mut cb), i as i64);
+    }
+}

@@ -254,6 +254,31 @@ pub fn decode(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     })
 }
 
+/// The message of a frame whose header was parsed (and, for an archive, whose body was
+/// validated) when it was received, without parsing anything again: the header given is used
+/// as it is, so bytes rewritten since (a channel's peer can write its ring) cannot change it.
+///
+/// # Safety
+/// Unless `header` says [`Flags::RAW`], `frame[header.prefix_len()..header.frame_len()]` must
+/// be an archive of [`Body`] validated by [`decode`] (or written by [`encode`]) and not modified
+/// since.
+pub(crate) unsafe fn view<'a>(
+    header: FrameHeader,
+    frame: &'a [u8],
+    from: &'a AgentIdentifier,
+) -> Envelope<'a> {
+    let bytes = frame
+        .get(header.prefix_len()..header.frame_len())
+        .unwrap_or_default();
+    let body = if header.flags.contains(Flags::RAW) {
+        BodyRef::Raw(bytes)
+    } else {
+        // SAFETY: this function's contract: the bytes are a validated, unmodified archive.
+        BodyRef::Archived(unsafe { rkyv::access_unchecked::<ArchivedBody>(bytes) })
+    };
+    Envelope { header, body, from }
+}
+
 /// Raw bytes need no validation: the header's bounds are the whole check.
 fn raw_envelope(header: FrameHeader, bytes: &[u8]) -> Envelope<'_> {
     Envelope {

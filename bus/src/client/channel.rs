@@ -17,6 +17,7 @@ use crate::channel_layout::{self, CLOSED};
 use crate::codec::{decode, encode, header_for, Route};
 use crate::control::ChannelInfo;
 use crate::error::CommunicationError;
+use crate::header::{Flags, FrameHeader};
 use crate::ids::{IdGenerator, MessageId};
 use crate::kinds::RouteKind;
 use crate::message::Message;
@@ -128,10 +129,32 @@ impl Channel {
         Ok(header.message_id)
     }
 
-    /// The next message from the other end, if one is waiting (validated, from a private copy).
-    /// Messages the peer sent before closing are still delivered; after them, a closed channel
-    /// is an error.
+    /// The next message from the other end, if one is waiting. Raw bytes are read in place
+    /// (their header is parsed once, at receipt, and the ring bounds them, so the peer's writes
+    /// cannot make them unsafe to read); archives are validated in a private copy, because the
+    /// peer could rewrite their relative pointers during validation. Messages the peer sent
+    /// before closing are still delivered; after them, a closed channel is an error.
     pub fn try_recv(&mut self) -> Result<Option<Delivery<'_>>, CommunicationError> {
+        let raw = match self.rx.peek() {
+            Ok(Some(bytes)) => FrameHeader::parse(bytes)
+                .ok()
+                .filter(|h| h.flags.contains(Flags::RAW)),
+            Ok(None) | Err(_) => None, // `read` below reports either
+        };
+        if let Some(header) = raw {
+            let from = std::sync::Arc::clone(&self.peer);
+            return match self.rx.read() {
+                Ok(Some(guard)) => Ok(Some(Delivery {
+                    frame: Frame::Lane(guard),
+                    header,
+                    from,
+                })),
+                Ok(None) => Ok(None), // peeked a moment ago: cannot happen
+                Err(e) => Err(CommunicationError::InvalidFormat {
+                    reason: e.to_string(),
+                }),
+            };
+        }
         let found = match self.rx.read() {
             Ok(Some(guard)) => {
                 self.scratch.clear();

@@ -5,7 +5,7 @@ use agentbus_ipc::ring::ReadGuard;
 use rkyv::util::AlignedVec;
 
 use crate::body::{AgentIdentifier, ArchivedPayload};
-use crate::codec::{decode_unchecked, BodyRef, Envelope};
+use crate::codec::{view, BodyRef, Envelope};
 use crate::header::FrameHeader;
 use crate::message::Message;
 
@@ -61,15 +61,14 @@ impl Delivery<'_> {
 
     /// The message, in place.
     pub fn envelope(&self) -> Envelope<'_> {
-        // SAFETY: the client validated these exact bytes with `decode` before making this
-        // Delivery (`Agent::try_recv`, the dispatcher, `Channel::try_recv`), and they cannot
-        // change since: a copied frame is ours alone (borrowed for this Delivery's life), and a
-        // lane frame is not written again by its only writer (agentd's router) until the guard
-        // we hold releases it.
-        let mut env = unsafe { decode_unchecked(self.frame.bytes()) }
-            .expect("the header was validated when the message was received");
-        env.from = &self.from;
-        env
+        // SAFETY: `view` reads an archive only when the header is not RAW. Such a body was
+        // validated with `decode` before this Delivery was made (`Agent::try_recv`, the
+        // dispatcher, `Channel::try_recv`) and cannot change since: a copied frame is ours alone
+        // (borrowed for this Delivery's life), and an agent lane frame is not written again by
+        // its only writer (agentd's router) until the guard we hold releases it. A channel frame
+        // read in place is always RAW (raw bytes: whatever the peer rewrites, the header used is
+        // the one parsed at receipt, and the bounds are the ring's).
+        unsafe { view(self.header, self.frame.bytes(), &self.from) }
     }
 
     /// The body, in place: an archive, or raw bytes written without one.
