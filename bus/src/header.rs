@@ -195,9 +195,12 @@ impl FrameHeader {
     /// [`FrameHeader::prefix_len`] bytes of `out`. [`Flags::EXTENDED`] is set from the content,
     /// whatever `flags` says.
     ///
+    /// A source slot or epoch past 16 bits (only a caller writing its own header could set one)
+    /// is written as 0xFFFF; the router restamps both on every frame it routes anyway.
+    ///
     /// # Panics
     /// If `out` is shorter than [`FrameHeader::prefix_len`] (a caller bug: frames are claimed
-    /// with room), or a router-stamped field is past its wire width (slot or epoch >= 2^16).
+    /// with room).
     pub fn write(&self, out: &mut [u8]) {
         let ext = self.extension_len();
         let (b, rest) = out.split_at_mut(HEADER_LEN);
@@ -211,8 +214,8 @@ impl FrameHeader {
         b[2] = self.route as u8;
         b[3] = flags.bits();
         b[4..8].copy_from_slice(&(ext as u32 + self.body_len).to_le_bytes());
-        let slot = u16::try_from(self.source_slot).expect("source slots fit 16 bits");
-        let epoch = u16::try_from(self.source_epoch).expect("source epochs fit 16 bits");
+        let slot = u16::try_from(self.source_slot).unwrap_or(u16::MAX);
+        let epoch = u16::try_from(self.source_epoch).unwrap_or(u16::MAX);
         b[8..10].copy_from_slice(&slot.to_le_bytes());
         b[10..12].copy_from_slice(&epoch.to_le_bytes());
         b[12..16].copy_from_slice(&self.ttl_ms.to_le_bytes());

@@ -101,6 +101,9 @@ pub(crate) enum Replier {
     Picked,
 }
 
+/// What a frame is to an agent's requests. The source slot and epoch are the router's stamp, so
+/// an agent cannot claim another's; the correlation id of a request is unguessable
+/// ([`crate::IdGenerator::next_secret_id`]), so an agent it was not shown cannot name it.
 fn reply_kind_of(
     outstanding: &std::collections::HashMap<MessageId, Replier>,
     timed_out: &TimedOut,
@@ -121,17 +124,9 @@ fn reply_kind_of(
 }
 
 impl Agent {
-    /// What a frame is to this agent's requests. The source slot and epoch are the router's
-    /// stamp, so an agent cannot claim another's; the correlation id of a request is
-    /// unguessable ([`crate::IdGenerator::next_secret_id`]), so an agent it was not shown
-    /// cannot name it.
-    pub(crate) fn reply_kind(&self, h: &FrameHeader) -> ReplyKind {
-        reply_kind_of(&self.outstanding, &self.timed_out, h)
-    }
-
     /// Whether a frame is a reply this agent takes aside rather than hand to `recv`.
     pub(crate) fn takes_aside(&self, h: &FrameHeader) -> bool {
-        self.reply_kind(h) != ReplyKind::NotAwaited
+        reply_kind_of(&self.outstanding, &self.timed_out, h) != ReplyKind::NotAwaited
     }
 
     /// Replies dropped because they named an outstanding request but came from an agent the
