@@ -31,8 +31,8 @@ fn await_status(watcher: &mut Agent, agent_id: &str, status: AgentStatus) {
             continue;
         };
         let m = d.to_message();
-        if let Payload::StatusUpdate(s) = &m.body.payload {
-            if m.body.metadata.get("agent_id").map(String::as_str) == Some(agent_id)
+        if let Payload::StatusUpdate(s) = &m.payload {
+            if m.metadata.get("agent_id").map(String::as_str) == Some(agent_id)
                 && s.agent_status == status
             {
                 return;

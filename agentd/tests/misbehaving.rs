@@ -121,7 +121,7 @@ fn impossible_route_detaches(name: &str, route: Route) {
     );
     let header = header_for(&m, route, 0);
     let mut written = 0;
-    while encode(&mut lane, &header, &m.body).is_ok() {
+    while encode(&mut lane, &header, &m).is_ok() {
         written += 1;
     }
     assert!(written > 0);

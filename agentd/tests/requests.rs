@@ -50,7 +50,7 @@ fn task(from: &Agent, id: &str) -> Message {
 }
 
 fn task_id(m: &Message) -> String {
-    match &m.body.payload {
+    match &m.payload {
         Payload::TaskResponse(r) => r.task_id.clone(),
         other => panic!("not a response: {other:?}"),
     }
@@ -120,7 +120,7 @@ fn a_hundred_outstanding_requests_answered_out_of_order_each_get_their_own_answe
 }
 
 fn task_id_of_request(m: &Message) -> String {
-    match &m.body.payload {
+    match &m.payload {
         Payload::TaskRequest(t) => t.task_id.clone(),
         other => panic!("{other:?}"),
     }

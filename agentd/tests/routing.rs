@@ -206,7 +206,7 @@ fn a_message_to_nobody_comes_back_as_an_error_and_a_dead_letter() {
         let err = a.recv_timeout(WAIT).unwrap().expect("an error back");
         assert_eq!(err.header().message_type, MessageType::Error);
         assert_eq!(err.header().correlation_id, id);
-        match err.to_message().body.payload {
+        match err.to_message().payload {
             Payload::Error(e) => assert_eq!(e.kind, ErrorKind::AgentUnreachable),
             other => panic!("{other:?}"),
         }
@@ -269,12 +269,15 @@ fn a_parking_agent_on_a_bus_without_lane_doorbells_still_receives_promptly() {
 }
 
 #[test]
-fn a_traced_message_keeps_its_trace_and_ids_through_the_router() {
+fn a_message_keeps_its_trace_metadata_reply_to_and_ids_through_the_router() {
     let bus = start("trace");
     let mut a = bus.attach("a", "x");
     let mut b = bus.attach("b", "x");
     let m = note(&a, 9)
         .trace([7; 16], [9; 8])
+        .metadata("desk", "equities")
+        .metadata("venue", "XNAS")
+        .reply_to("replies.a")
         .correlation(MessageId(0xC0FFEE));
     let id = a.send("b", &m).unwrap();
     let d = b
@@ -282,8 +285,20 @@ fn a_traced_message_keeps_its_trace_and_ids_through_the_router() {
         .unwrap()
         .expect("delivered");
     let h = *d.header();
-    assert_eq!(h.trace.trace_id, [7; 16]);
-    assert_eq!(h.trace.span_id, [9; 8]);
+    let ext = d.extensions();
+    assert_eq!(ext.trace().trace_id, [7; 16]);
+    assert_eq!(ext.trace().span_id, [9; 8]);
+    assert_eq!(ext.reply_to(), Some("replies.a"));
+    assert_eq!(
+        ext.metadata().collect::<Vec<_>>(),
+        [("desk", "equities"), ("venue", "XNAS")]
+    );
+    assert_eq!(d.metadata("venue"), Some("XNAS"));
+    let copy = d.to_message();
+    assert_eq!(
+        (copy.metadata, copy.reply_to),
+        (m.metadata.clone(), m.reply_to.clone())
+    );
     assert_eq!(h.message_id, id);
     assert_eq!(h.correlation_id, MessageId(0xC0FFEE));
     assert_eq!(h.source_slot, a.slot());
@@ -295,7 +310,7 @@ fn a_traced_message_keeps_its_trace_and_ids_through_the_router() {
         .recv_timeout(Duration::from_secs(5))
         .unwrap()
         .expect("delivered");
-    assert!(d.header().trace.is_empty());
+    assert!(d.extensions().trace().is_empty());
     assert_eq!(d.header().prefix_len(), agentbus::HEADER_LEN);
 }
 

@@ -66,7 +66,7 @@ fn flood_guesses(forger: &mut Agent, victim: &mut Agent, id: MessageId, seen: Me
 }
 
 fn task_id(m: &Message) -> String {
-    match &m.body.payload {
+    match &m.payload {
         Payload::TaskResponse(r) => r.task_id.clone(),
         other => panic!("not a response: {other:?}"),
     }

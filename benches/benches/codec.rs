@@ -86,7 +86,7 @@ fn encode_cost(tx: &mut Producer, rx: &mut Consumer, m: &Message) -> Histogram<u
     for _ in 0..SAMPLES {
         let t0 = monotonic_ns();
         for _ in 0..BATCH {
-            encode(tx, &header, &m.body).expect("room");
+            encode(tx, &header, m).expect("room");
         }
         let t1 = monotonic_ns();
         hist.record(((t1 - t0) / BATCH).max(1)).expect("in range");
@@ -107,7 +107,7 @@ fn main() {
         .split();
     for (name, m) in cases() {
         let enc = encode_cost(&mut tx, &mut rx, &m);
-        encode(&mut tx, &header_for(&m, route(), 0), &m.body).expect("room");
+        encode(&mut tx, &header_for(&m, route(), 0), &m).expect("room");
         let frame = rx.peek().expect("valid").expect("a frame");
         let bytes = frame.len();
         let mut checked = histogram();

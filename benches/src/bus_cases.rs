@@ -327,9 +327,108 @@ fn accept_bench_channel(args: &[String]) -> anyhow::Result<(Agent, Channel)> {
     Ok((me, ch))
 }
 
-/// `channel`: ping-pong over a direct channel between two processes (one hop each way).
-pub fn channel(cfg: Config) -> anyhow::Result<Row> {
-    let (_bus, _a, mut peer, mut ch) = open_bench_channel("chan", cfg, "channel")?;
+/// What a channel case's messages carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelPayload {
+    /// `channel`: raw bytes of the configured size, sent as a `Message`.
+    Raw,
+    /// `typed`: a 64-byte user struct ([`BenchTick`]), `send_typed` and a validated
+    /// `typed::<BenchTick>()` read (a channel reads archives from a private copy).
+    Typed,
+    /// `plain`: the same struct as a plain value, written in place into a loan and read in
+    /// place with `plain::<BenchTick>()`.
+    Plain,
+}
+
+impl ChannelPayload {
+    /// The case's id (and its child's case name).
+    pub fn id(self) -> &'static str {
+        match self {
+            ChannelPayload::Raw => "channel",
+            ChannelPayload::Typed => "typed",
+            ChannelPayload::Plain => "plain",
+        }
+    }
+}
+
+/// A 64-byte user message, as a market-data feed would send it.
+#[derive(Debug, Clone, Copy, rkyv::Archive, rkyv::Serialize, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct BenchTick {
+    symbol: [u8; 16],
+    px: f64,
+    qty: u64,
+    seq: u64,
+    ts: u64,
+    venue: [u8; 16],
+}
+
+fn bench_tick(seq: u64) -> BenchTick {
+    BenchTick {
+        symbol: *b"AAPL.XNAS       ",
+        px: 187.25,
+        qty: 100,
+        seq,
+        ts: seq,
+        venue: *b"XNAS            ",
+    }
+}
+
+/// Sends one message of `kind` (`msg` for raw).
+fn channel_send(
+    ch: &mut Channel,
+    kind: ChannelPayload,
+    msg: &Message,
+    seq: u64,
+) -> anyhow::Result<()> {
+    match kind {
+        ChannelPayload::Raw => {
+            ch.send(msg)?;
+        }
+        ChannelPayload::Typed => {
+            ch.send_typed(&bench_tick(seq))?;
+        }
+        ChannelPayload::Plain => {
+            let mut loan = ch.loan(size_of::<BenchTick>())?;
+            *loan.plain_mut::<BenchTick>()? = bench_tick(seq);
+            loan.send();
+        }
+    }
+    Ok(())
+}
+
+/// Busy-polls a channel for the next message and reads it as `kind`.
+fn channel_recv(
+    ch: &mut Channel,
+    kind: ChannelPayload,
+    alive: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut polls = 0u32;
+    loop {
+        if let Some(d) = ch.try_recv()? {
+            match kind {
+                ChannelPayload::Raw => touch(&d.envelope()),
+                ChannelPayload::Typed => {
+                    black_box(d.typed::<BenchTick>()?.seq.to_native());
+                }
+                ChannelPayload::Plain => {
+                    black_box(d.plain::<BenchTick>()?.seq);
+                }
+            }
+            return Ok(());
+        }
+        std::hint::spin_loop();
+        polls = polls.wrapping_add(1);
+        if polls % POLLS_PER_CHECK == 0 {
+            alive()?;
+        }
+    }
+}
+
+/// `channel`, `typed`, `plain`: ping-pong over a direct channel between two processes (one hop
+/// each way), carrying `kind`.
+pub fn channel(cfg: Config, kind: ChannelPayload) -> anyhow::Result<Row> {
+    let (_bus, _a, mut peer, mut ch) = open_bench_channel(kind.id(), cfg, kind.id())?;
     let msg = Message::raw(
         ch.identity(),
         MessageType::Notification,
@@ -337,16 +436,20 @@ pub fn channel(cfg: Config) -> anyhow::Result<Row> {
     );
     let hist = on_core(cfg.cores.0, || {
         let mut alive = || peer.check_alive();
-        measure(&cfg, |_| {
-            ch.send(&msg)?;
-            spin_recv_channel(&mut ch, &mut alive)?;
+        measure(&cfg, |i| {
+            channel_send(&mut ch, kind, &msg, i)?;
+            channel_recv(&mut ch, kind, &mut alive)?;
             Ok(())
         })
     })?;
     peer.finish()?;
     Ok(Row {
-        id: "channel".into(),
-        name: "channel".into(),
+        id: kind.id().into(),
+        name: match kind {
+            ChannelPayload::Raw => "channel".into(),
+            ChannelPayload::Typed => "typed (64 B struct, channel)".into(),
+            ChannelPayload::Plain => "plain (64 B struct, loan, channel)".into(),
+        },
         hist,
     })
 }
@@ -407,15 +510,20 @@ pub fn channel_sink_child(args: &[String], size: usize, total: u64) -> anyhow::R
     Ok(())
 }
 
-/// The child's half of `channel`: attach, accept the channel, echo.
-pub fn channel_child(args: &[String], size: usize, total: u64) -> anyhow::Result<()> {
+/// The child's half of `channel`, `typed` and `plain`: attach, accept the channel, echo.
+pub fn channel_child(
+    args: &[String],
+    size: usize,
+    total: u64,
+    kind: ChannelPayload,
+) -> anyhow::Result<()> {
     let (_me, mut ch) = accept_bench_channel(args)?;
     let msg = Message::raw(ch.identity(), MessageType::Notification, vec![0x5A; size]);
     let mut parent = ParentWatch::new();
     let mut alive = || parent.check_alive();
-    for _ in 0..total {
-        spin_recv_channel(&mut ch, &mut alive)?;
-        ch.send(&msg)?;
+    for i in 0..total {
+        channel_recv(&mut ch, kind, &mut alive)?;
+        channel_send(&mut ch, kind, &msg, i)?;
     }
     Ok(())
 }

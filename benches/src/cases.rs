@@ -11,6 +11,7 @@ use agentbus_ipc::segment::MemfdSegment;
 use agentbus_ipc::wait::{BusySpin, Park, Wait};
 use anyhow::{bail, Context};
 
+use crate::bus_cases::ChannelPayload;
 use crate::child::{receive_segment, ParentWatch, Peer};
 use crate::report::{histogram, Row};
 
@@ -275,13 +276,27 @@ pub fn run_child(path: &str, args: &[String]) -> anyhow::Result<()> {
     pin(core.parse()?)?;
     if matches!(
         case.as_str(),
-        "channel" | "channel-sink" | "uds" | "iceoryx2" | crate::router_wait::SENDER_CASE
+        "channel"
+            | "typed"
+            | "plain"
+            | "channel-sink"
+            | "uds"
+            | "iceoryx2"
+            | crate::router_wait::SENDER_CASE
     ) {
         return match case.as_str() {
             crate::router_wait::SENDER_CASE => {
                 crate::router_wait::sender_child(&args[4..], size, total)
             }
-            "channel" => crate::bus_cases::channel_child(&args[4..], size, total),
+            "channel" => {
+                crate::bus_cases::channel_child(&args[4..], size, total, ChannelPayload::Raw)
+            }
+            "typed" => {
+                crate::bus_cases::channel_child(&args[4..], size, total, ChannelPayload::Typed)
+            }
+            "plain" => {
+                crate::bus_cases::channel_child(&args[4..], size, total, ChannelPayload::Plain)
+            }
             "channel-sink" => crate::bus_cases::channel_sink_child(&args[4..], size, total),
             #[cfg(feature = "peers")]
             "iceoryx2" => crate::iceoryx2_peer::iceoryx2_child(&args[4..]),

@@ -9,6 +9,7 @@ use agentbus_ipc::wait::Wait;
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 
+use crate::bus_cases::ChannelPayload;
 use crate::cases::{self, Config};
 use crate::report::{machine, print_table, Row};
 use crate::{bus_cases, peers};
@@ -16,10 +17,12 @@ use crate::{bus_cases, peers};
 /// The cases `agentbus bench` knows (`all` runs every one but `router-wait`, `route-changes`
 /// and `tail`, which take about a minute, half a minute and half a minute, and `sweep`, which
 /// runs floor, channel and routed at each of [`SWEEP_SIZES`]).
-pub const CASES: [&str; 16] = [
+pub const CASES: [&str; 18] = [
     "floor",
     "ring",
     "channel",
+    "typed",
+    "plain",
     "routed",
     "throughput",
     "fanout",
@@ -169,11 +172,17 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
             Ok(())
         })?;
     }
-    if want("channel") {
-        step("channel", &mut || {
-            rows.push(bus_cases::channel(cfg)?);
-            Ok(())
-        })?;
+    for kind in [
+        ChannelPayload::Raw,
+        ChannelPayload::Typed,
+        ChannelPayload::Plain,
+    ] {
+        if want(kind.id()) {
+            step(kind.id(), &mut || {
+                rows.push(bus_cases::channel(cfg, kind)?);
+                Ok(())
+            })?;
+        }
     }
     if want("routed") {
         step("routed", &mut || {
@@ -349,8 +358,8 @@ fn sweep_cases(opts: &BenchOptions, cfg: Config, ncores: usize, cpu: &str) -> an
             &format!("floor {size} B"),
         )
         .with_context(|| format!("case sweep floor {size} B"))?;
-        let mut channel =
-            bus_cases::channel(c).with_context(|| format!("case sweep channel {size} B"))?;
+        let mut channel = bus_cases::channel(c, ChannelPayload::Raw)
+            .with_context(|| format!("case sweep channel {size} B"))?;
         channel.id = format!("sweep-channel-{size}");
         channel.name = format!("channel {size} B");
         let mut routed =

@@ -332,7 +332,7 @@ pub fn run(cfg: Config, seconds: f64) -> anyhow::Result<()> {
             rows.push(match id {
                 "floor" => cases::floor(cfg, id, &format!("floor {} B", cfg.size))?,
                 "ring" => cases::ring_pingpong(cfg, cfg.wait, id, "ring")?,
-                "channel" => crate::bus_cases::channel(cfg)?,
+                "channel" => crate::bus_cases::channel(cfg, crate::bus_cases::ChannelPayload::Raw)?,
                 _ => crate::bus_cases::routed(cfg)?,
             });
             Ok(())

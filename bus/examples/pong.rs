@@ -26,7 +26,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         // Copy out what the reply needs, then let the frame go before sending.
         let Some((from, id, payload)) = me.recv_timeout(Duration::from_secs(1))?.map(|d| {
             let m = d.to_message();
-            (m.from.agent_id, m.id, m.body.payload)
+            (m.from.agent_id, m.id, m.payload)
         }) else {
             continue;
         };

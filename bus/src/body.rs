@@ -1,9 +1,8 @@
-//! The archived body of every message: who it is from and to, metadata, and the payload.
+//! What a message's body holds: one of the spec's payloads (an rkyv archive) or raw bytes, and
+//! the spec's `AgentIdentifier`.
 // rkyv's derive generates public `*Resolver` types without Debug; every type written here
 // derives Debug, and so do their archived forms.
 #![allow(missing_debug_implementations)]
-
-use std::collections::BTreeMap;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
@@ -104,18 +103,4 @@ impl ArchivedPayload {
             ArchivedPayload::Raw(_) => return None,
         })
     }
-}
-
-/// The archived part of a message. What the router needs lives in the header instead; the
-/// router never reads a body. Who sent it is not here: the receiver learns it from the
-/// router-stamped source slot and epoch (`Delivery::from`), so it cannot be forged.
-#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
-#[rkyv(derive(Debug))]
-pub struct Body {
-    /// Free-form string metadata.
-    pub metadata: BTreeMap<String, String>,
-    /// Where replies should go, when not to the sender.
-    pub reply_to: Option<String>,
-    /// The payload.
-    pub payload: Payload,
 }

@@ -1,23 +1,71 @@
 //! Writing messages into a lane in place, and reading them in place.
 //!
-//! A frame's payload is a [`FrameHeader`] followed by the rkyv archive of the [`Body`],
-//! serialized straight into the claimed ring bytes (no intermediate buffer), and read where it
-//! lies: validated with bytecheck by [`decode`], or unchecked by [`decode_unchecked`].
+//! A frame is a [`FrameHeader`], an extension block when something optional is set
+//! ([`crate::extensions`]), then the body, which is only the payload, one of three kinds (the
+//! header's flags say which):
+//! - **raw bytes** ([`Flags::RAW`]): the application's bytes, nothing added; reading them needs
+//!   only the header's bounds;
+//! - **a typed value** ([`Flags::TYPED`]): the rkyv archive of an application's own type
+//!   ([`TypedPayload`]), written with rkyv's allocation-free serializer and validated by the
+//!   reader that names the type;
+//! - **a spec payload** (neither flag): the rkyv archive of a [`Payload`], validated by
+//!   [`decode`] (or read unchecked by [`decode_unchecked`]).
+//!
+//! Everything is serialized straight into the claimed ring bytes, with no intermediate buffer.
+
+use std::mem::MaybeUninit;
 
 use agentbus_ipc::ring::{ClaimError, Producer};
+use rkyv::api::low::{LowSerializer, LowValidator};
+use rkyv::bytecheck::CheckBytes;
 use rkyv::rancor;
+use rkyv::ser::allocator::SubAllocator;
 use rkyv::ser::writer::Buffer;
 
-use crate::body::{AgentIdentifier, ArchivedBody, ArchivedPayload, Body, Payload, UNKNOWN_SENDER};
+use crate::body::{AgentIdentifier, ArchivedPayload, Payload, UNKNOWN_SENDER};
 use crate::error::{DecodeError, EncodeError};
-use crate::header::{Flags, FrameHeader};
+use crate::extensions::{Extensions, Extras};
+use crate::header::{Flags, FrameHeader, HEADER_LEN};
 use crate::ids::MessageId;
 use crate::kinds::RouteKind;
 use crate::message::Message;
 
-/// Payload bytes claimed on a first attempt: enough for most messages; larger ones retry with
-/// the lane's maximum.
+/// Payload bytes claimed on a first attempt at an archive: enough for most messages; larger
+/// ones retry with the lane's maximum.
 const FIRST_CLAIM: usize = 512;
+/// Scratch space (on the stack) rkyv may use while serializing a typed value.
+const TYPED_SCRATCH: usize = 1024;
+
+/// The serializer a typed value is written with: into a lane's bytes, scratch space on the
+/// stack, no allocation and no shared pointers.
+pub type TypedSerializer<'a> = LowSerializer<Buffer<'a>, SubAllocator<'a>, rancor::Error>;
+
+/// An application type that travels as a typed payload: anything that derives
+/// `rkyv::Archive` and `rkyv::Serialize` (with rkyv's `bytecheck` validation, the default),
+/// without shared pointers (`Rc`, `Arc`), whose serializing needs at most 1 KiB of scratch space.
+/// Implemented for every such type; nothing to write by hand.
+///
+/// ```
+/// #[derive(rkyv::Archive, rkyv::Serialize)]
+/// struct Tick {
+///     symbol: [u8; 8],
+///     px: f64,
+///     qty: u64,
+/// }
+/// fn travels<T: agentbus::codec::TypedPayload>() {}
+/// travels::<Tick>();
+/// ```
+pub trait TypedPayload:
+    rkyv::Archive<Archived: for<'a> CheckBytes<LowValidator<'a, rancor::Error>>>
+    + for<'a> rkyv::Serialize<TypedSerializer<'a>>
+{
+}
+
+impl<T> TypedPayload for T where
+    T: rkyv::Archive<Archived: for<'a> CheckBytes<LowValidator<'a, rancor::Error>>>
+        + for<'a> rkyv::Serialize<TypedSerializer<'a>>
+{
+}
 
 /// Where the router should take a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +76,8 @@ pub struct Route {
     pub destination: u64,
 }
 
-/// The header a message will be sent with (the body length is filled in by [`encode`]).
+/// The header a message will be sent with (the extension and body lengths are filled in by
+/// [`encode`]).
 pub fn header_for(message: &Message, route: Route, source_slot: u32) -> FrameHeader {
     FrameHeader {
         message_type: message.message_type,
@@ -45,11 +94,31 @@ pub fn header_for(message: &Message, route: Route, source_slot: u32) -> FrameHea
         ttl_ms: message
             .ttl
             .map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32),
-        trace: message.trace,
+        extension_len: 0,
     }
 }
 
-fn claim_error(e: ClaimError) -> EncodeError {
+/// The header of a message sent without a [`Message`] (a loan, raw bytes, a typed value):
+/// labelled [`crate::MessageType::Notification`], no id or timestamp yet.
+pub fn bare_header(route: Route, priority: crate::MessagePriority) -> FrameHeader {
+    FrameHeader {
+        message_type: crate::MessageType::Notification,
+        priority,
+        route: route.kind,
+        flags: Flags::empty(),
+        body_len: 0,
+        source_slot: 0,
+        source_epoch: 0,
+        destination: route.destination,
+        message_id: MessageId::NONE,
+        correlation_id: MessageId::NONE,
+        timestamp_ns: 0,
+        ttl_ms: 0,
+        extension_len: 0,
+    }
+}
+
+pub(crate) fn claim_error(e: ClaimError) -> EncodeError {
     match e {
         ClaimError::TooLarge { len, max } => EncodeError::TooLarge { size: len, max },
         ClaimError::Full { needed, free } => EncodeError::QueueFull { needed, free },
@@ -58,41 +127,70 @@ fn claim_error(e: ClaimError) -> EncodeError {
     }
 }
 
-/// Serializes `header` and `body` into one frame of `producer` and commits it (inside a batch,
-/// it is published with the batch). On any error nothing is committed and the lane stays usable.
+/// The header of a frame with `extras` and a body of `kind`: flags set for the body's kind and
+/// the extension length filled in.
+fn framed(
+    header: &FrameHeader,
+    extras: &Extras<'_>,
+    kind: Flags,
+) -> Result<FrameHeader, EncodeError> {
+    let mut h = *header;
+    h.flags = h.flags.without(Flags::RAW).without(Flags::TYPED) | kind;
+    h.extension_len = extras.block_len()? as u32;
+    Ok(h)
+}
+
+/// Writes the header and extension block at the start of `buf`.
+pub(crate) fn write_prefix(buf: &mut [u8], header: &FrameHeader, extras: &Extras<'_>) {
+    header.write(&mut buf[..HEADER_LEN]);
+    extras.write(&mut buf[HEADER_LEN..header.prefix_len()]);
+}
+
+/// Serializes `message` (routing fields from `header`, extras and payload from the message)
+/// into one frame of `producer` and commits it (inside a batch, it is published with the
+/// batch). On any error nothing is committed and the lane stays usable.
 pub fn encode(
     producer: &mut Producer,
     header: &FrameHeader,
-    body: &Body,
+    message: &Message,
 ) -> Result<(), EncodeError> {
+    let extras = message.extras();
+    match &message.payload {
+        Payload::Raw(bytes) => encode_bytes(producer, header, &extras, bytes),
+        payload => encode_archive(producer, header, &extras, payload),
+    }
+}
+
+/// Writes a spec payload's archive.
+fn encode_archive(
+    producer: &mut Producer,
+    header: &FrameHeader,
+    extras: &Extras<'_>,
+    payload: &Payload,
+) -> Result<(), EncodeError> {
+    let header = framed(header, extras, Flags::empty())?;
     let max = producer.max_payload();
     let prefix = header.prefix_len();
     if max < prefix {
         return Err(EncodeError::TooLarge { size: prefix, max });
     }
-    if let Some(bytes) = raw_only(body) {
-        return encode_raw(producer, header, bytes);
-    }
-    let mut header = *header;
-    header.flags = header.flags.without(Flags::RAW);
-    let header = &header;
-    let first = FIRST_CLAIM.min(max);
+    let first = FIRST_CLAIM.max(prefix + 64).min(max);
     for claim_len in [first, max] {
         let mut claim = producer.try_claim(claim_len).map_err(claim_error)?;
         let (head, rest) = claim.payload().split_at_mut(prefix);
-        let written = rkyv::api::high::to_bytes_in::<_, rancor::Error>(body, Buffer::from(rest))
+        let written = rkyv::api::high::to_bytes_in::<_, rancor::Error>(payload, Buffer::from(rest))
             .map(|w| w.len());
         if let Ok(body_len) = written {
-            let mut h = *header;
+            let mut h = header;
             h.body_len = body_len as u32;
-            h.write(head);
+            write_prefix(head, &h, extras);
             claim.commit(prefix + body_len);
             return Ok(());
         }
         // Dropping the claim abandons it: nothing is committed.
     }
     // It did not fit in the largest frame: measure it (off the hot path) to say by how much.
-    match rkyv::to_bytes::<rancor::Error>(body) {
+    match rkyv::to_bytes::<rancor::Error>(payload) {
         Ok(bytes) => Err(EncodeError::TooLarge {
             size: prefix + bytes.len(),
             max,
@@ -101,22 +199,15 @@ pub fn encode(
     }
 }
 
-/// A raw payload with nothing else in its body travels without an archive.
-fn raw_only(body: &Body) -> Option<&[u8]> {
-    match &body.payload {
-        Payload::Raw(bytes) if body.metadata.is_empty() && body.reply_to.is_none() => Some(bytes),
-        _ => None,
-    }
-}
-
-/// Writes a raw body: the header (flagged [`Flags::RAW`]) and the bytes, nothing else.
-fn encode_raw(
+/// Writes raw bytes as a frame's body ([`Flags::RAW`]): the header, the extension block when
+/// `extras` has something, and the bytes. Allocates nothing.
+pub fn encode_bytes(
     producer: &mut Producer,
     header: &FrameHeader,
+    extras: &Extras<'_>,
     bytes: &[u8],
 ) -> Result<(), EncodeError> {
-    let mut h = *header;
-    h.flags |= Flags::RAW;
+    let mut h = framed(header, extras, Flags::RAW)?;
     h.body_len = u32::try_from(bytes.len()).map_err(|_| EncodeError::TooLarge {
         size: bytes.len(),
         max: producer.max_payload(),
@@ -124,27 +215,92 @@ fn encode_raw(
     let len = h.frame_len();
     let mut claim = producer.try_claim(len).map_err(claim_error)?;
     let buf = claim.payload();
-    let prefix = h.prefix_len();
-    h.write(&mut buf[..prefix]);
-    buf[prefix..len].copy_from_slice(bytes);
+    write_prefix(buf, &h, extras);
+    buf[h.prefix_len()..len].copy_from_slice(bytes);
     claim.commit(len);
     Ok(())
+}
+
+/// Serializes `value` into `out` with rkyv's allocation-free serializer; returns the bytes
+/// written.
+pub(crate) fn write_typed<T: TypedPayload>(
+    value: &T,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    let mut scratch = [MaybeUninit::<u8>::uninit(); TYPED_SCRATCH];
+    rkyv::api::low::to_bytes_in_with_alloc::<_, _, rancor::Error>(
+        value,
+        Buffer::from(out),
+        SubAllocator::new(&mut scratch),
+    )
+    .map(|w| w.len())
+    .map_err(|e| EncodeError::Serialization(e.to_string()))
+}
+
+/// Writes an application's typed value as a frame's body ([`Flags::TYPED`]), serialized in
+/// place. Allocates nothing while the value fits (a value larger than the lane's frames, or one
+/// needing more than 1 KiB of scratch space to serialize, is an error and nothing is sent).
+pub fn encode_typed<T: TypedPayload>(
+    producer: &mut Producer,
+    header: &FrameHeader,
+    extras: &Extras<'_>,
+    value: &T,
+) -> Result<(), EncodeError> {
+    let h = framed(header, extras, Flags::TYPED)?;
+    let max = producer.max_payload();
+    let prefix = h.prefix_len();
+    // A first claim sized for the value's root (most typed values are only that), then the
+    // lane's maximum for one that holds strings or vectors.
+    let first = (prefix + size_of::<T::Archived>())
+        .next_multiple_of(16)
+        .max(prefix + 64)
+        .min(max);
+    for claim_len in [first, max] {
+        let mut claim = producer.try_claim(claim_len).map_err(claim_error)?;
+        let (head, rest) = claim.payload().split_at_mut(prefix);
+        match write_typed(value, rest) {
+            Ok(body_len) => {
+                let mut h = h;
+                h.body_len = body_len as u32;
+                write_prefix(head, &h, extras);
+                claim.commit(prefix + body_len);
+                return Ok(());
+            }
+            Err(e) if claim_len == max => {
+                return Err(match e {
+                    EncodeError::Serialization(why) => EncodeError::Serialization(format!(
+                        "{why} (a typed value must fit in the lane's {max}-byte frames, header \
+                         included, and need at most {TYPED_SCRATCH} bytes of scratch space)"
+                    )),
+                    e => e,
+                })
+            }
+            Err(_) => {} // retry with all the room a frame may have
+        }
+    }
+    Err(EncodeError::TooLarge { size: max + 1, max })
 }
 
 /// A message's body as it lies in the frame.
 #[derive(Debug, Clone, Copy)]
 pub enum BodyRef<'a> {
-    /// An rkyv archive (every spec payload, or raw bytes with metadata or reply-to).
-    Archived(&'a ArchivedBody),
-    /// Raw application bytes, written without an archive ([`Flags::RAW`]).
+    /// The archive of a spec payload.
+    Archived(&'a ArchivedPayload),
+    /// Raw application bytes ([`Flags::RAW`]).
     Raw(&'a [u8]),
+    /// The archive of an application's own type ([`Flags::TYPED`]): read it with
+    /// [`typed`], which validates it.
+    Typed(&'a [u8]),
 }
 
-/// A message read in place: the decoded header and a view of the body in the lane.
+/// A message read in place: the decoded header, its extension block and a view of the body in
+/// the lane.
 #[derive(Debug)]
 pub struct Envelope<'a> {
     /// The header.
     pub header: FrameHeader,
+    /// Trace context, reply-to and metadata, in place.
+    pub extensions: Extensions<'a>,
     /// The body, in place.
     pub body: BodyRef<'a>,
     /// Who sent it: the identity the router vouches for when a client read it
@@ -153,50 +309,41 @@ pub struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
-    /// The archived payload, for the spec's message types (`None` for raw bytes written
-    /// without an archive).
+    /// The archived payload, for the spec's message types (`None` for raw bytes or a typed
+    /// value).
     pub fn payload(&self) -> Option<&'a ArchivedPayload> {
         match self.body {
-            BodyRef::Archived(b) => Some(&b.payload),
-            BodyRef::Raw(_) => None,
+            BodyRef::Archived(b) => Some(b),
+            BodyRef::Raw(_) | BodyRef::Typed(_) => None,
         }
     }
 
-    /// The raw application bytes, whichever way they travelled (`None` for a spec payload).
+    /// The raw application bytes (`None` for a spec payload or a typed value).
     pub fn raw(&self) -> Option<&'a [u8]> {
         match self.body {
             BodyRef::Raw(b) => Some(b),
-            BodyRef::Archived(b) => match &b.payload {
-                ArchivedPayload::Raw(v) => Some(v.as_slice()),
-                _ => None,
-            },
+            BodyRef::Archived(ArchivedPayload::Raw(v)) => Some(v.as_slice()),
+            _ => None,
         }
     }
 
     /// A metadata entry.
     pub fn metadata(&self, key: &str) -> Option<&'a str> {
-        match self.body {
-            BodyRef::Archived(b) => b
-                .metadata
-                .iter()
-                .find(|(k, _)| k.as_str() == key)
-                .map(|(_, v)| v.as_str()),
-            BodyRef::Raw(_) => None,
-        }
+        self.extensions.metadata_value(key)
     }
-}
 
-impl Envelope<'_> {
-    /// An owned copy of the message (allocates; for when the view cannot be kept).
+    /// The message's id.
+    pub fn id(&self) -> MessageId {
+        self.header.message_id
+    }
+
+    /// An owned copy of the message (allocates; for when the view cannot be kept). A typed
+    /// value is copied out as its archive's bytes, in [`Payload::Raw`].
     pub fn to_message(&self) -> Result<Message, DecodeError> {
-        let body = match self.body {
-            BodyRef::Archived(b) => rkyv::deserialize::<Body, rancor::Error>(b)
+        let payload = match self.body {
+            BodyRef::Archived(b) => rkyv::deserialize::<Payload, rancor::Error>(b)
                 .map_err(|e| DecodeError::new(format!("body could not be copied out: {e}")))?,
-            BodyRef::Raw(bytes) => Body {
-                metadata: Default::default(),
-                reply_to: None,
-                payload: Payload::Raw(bytes.to_vec()),
-            },
+            BodyRef::Raw(bytes) | BodyRef::Typed(bytes) => Payload::Raw(bytes.to_vec()),
         };
         let h = &self.header;
         Ok(Message {
@@ -206,22 +353,43 @@ impl Envelope<'_> {
             priority: h.priority,
             correlation_id: h.correlation_id,
             ttl: (h.ttl_ms > 0).then(|| std::time::Duration::from_millis(h.ttl_ms as u64)),
-            flags: h.flags,
-            trace: h.trace,
+            flags: h.flags.without(Flags::RAW).without(Flags::TYPED),
+            trace: self.extensions.trace(),
             from: self.from.clone(),
             to: Vec::new(),
-            body,
+            metadata: self.extensions.metadata_map(),
+            reply_to: self.extensions.reply_to().map(str::to_owned),
+            payload,
         })
-    }
-
-    /// The message's id.
-    pub fn id(&self) -> MessageId {
-        self.header.message_id
     }
 }
 
-fn check_type(header: &FrameHeader, body: &ArchivedBody) -> Result<(), DecodeError> {
-    match body.payload.message_type() {
+/// Reads the typed value `T` from a body, validating its archive (bytecheck): bytes that are
+/// not a valid `T` are an error, never a panic or undefined behaviour. The bytes must start
+/// 16-byte aligned (every body does) and must not change while the result is held, which holds
+/// for a frame in an agent's inbound lane (only agentd's router writes it) and for a copy;
+/// `Delivery::typed` reads a channel's frames from a copy for that reason.
+pub fn typed<T: TypedPayload>(body: BodyRef<'_>) -> Result<&T::Archived, DecodeError> {
+    let BodyRef::Typed(bytes) = body else {
+        return Err(DecodeError::new(format!(
+            "the body is {}, not a typed value",
+            match body {
+                BodyRef::Archived(_) => "a spec payload",
+                _ => "raw bytes",
+            }
+        )));
+    };
+    rkyv::api::low::access::<T::Archived, rancor::Error>(bytes).map_err(|e| {
+        DecodeError::new(format!(
+            "the typed body ({} bytes) is not a valid {}: {e}",
+            bytes.len(),
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+fn check_type(header: &FrameHeader, body: &ArchivedPayload) -> Result<(), DecodeError> {
+    match body.message_type() {
         Some(t) if t != header.message_type => Err(DecodeError::new(format!(
             "header says {} but the body holds a {}",
             header.message_type, t
@@ -230,84 +398,121 @@ fn check_type(header: &FrameHeader, body: &ArchivedBody) -> Result<(), DecodeErr
     }
 }
 
-fn split(frame: &[u8]) -> Result<(FrameHeader, &[u8]), DecodeError> {
+/// The header, the extension block and the body of a frame.
+fn split(frame: &[u8]) -> Result<(FrameHeader, Extensions<'_>, &[u8]), DecodeError> {
     let header = FrameHeader::parse(frame)?;
-    let body = &frame[header.prefix_len()..header.frame_len()];
-    Ok((header, body))
+    let (ext, body) = parts(&header, frame);
+    Ok((header, ext, body))
 }
 
-/// Reads a frame's message in place, validating the header and the whole archive (bytecheck):
-/// corrupt bytes are an error, never a panic or undefined behaviour. The frame must start
+/// The extension block and body of `frame` as `header` bounds them (empty where the frame is
+/// shorter than the header says, which a parsed header rules out).
+fn parts<'a>(header: &FrameHeader, frame: &'a [u8]) -> (Extensions<'a>, &'a [u8]) {
+    let ext = frame
+        .get(HEADER_LEN..header.prefix_len())
+        .unwrap_or_default();
+    let body = frame
+        .get(header.prefix_len()..header.frame_len())
+        .unwrap_or_default();
+    (Extensions::new(ext), body)
+}
+
+/// Reads a frame's message in place, validating the header, the extension block and a spec
+/// payload's whole archive (bytecheck): corrupt bytes are an error, never a panic or undefined
+/// behaviour. A typed body is validated when it is read ([`typed`]). The frame must start
 /// 16-byte aligned (ring frames do).
 pub fn decode(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
-    let (header, bytes) = split(frame)?;
-    if header.flags.contains(Flags::RAW) {
-        return Ok(raw_envelope(header, bytes));
-    }
-    let body = rkyv::access::<ArchivedBody, rancor::Error>(bytes)
-        .map_err(|e| DecodeError::new(format!("body failed validation: {e}")))?;
-    check_type(&header, body)?;
+    let (header, extensions, bytes) = split(frame)?;
+    let body = if header.flags.contains(Flags::RAW) {
+        BodyRef::Raw(bytes)
+    } else if header.flags.contains(Flags::TYPED) {
+        BodyRef::Typed(bytes)
+    } else {
+        let body = rkyv::access::<ArchivedPayload, rancor::Error>(bytes)
+            .map_err(|e| DecodeError::new(format!("body failed validation: {e}")))?;
+        check_type(&header, body)?;
+        BodyRef::Archived(body)
+    };
     Ok(Envelope {
         header,
-        body: BodyRef::Archived(body),
+        extensions,
+        body,
         from: &UNKNOWN_SENDER,
     })
 }
 
-/// The message of a frame whose header was parsed (and, for an archive, whose body was
+/// The message of a frame whose header was parsed (and, for a spec payload, whose archive was
 /// validated) when it was received, without parsing anything again: the header given is used
 /// as it is, so bytes rewritten since (a channel's peer can write its ring) cannot change it.
 ///
 /// # Safety
-/// Unless `header` says [`Flags::RAW`], `frame[header.prefix_len()..header.frame_len()]` must
-/// be an archive of [`Body`] validated by [`decode`] (or written by [`encode`]) and not modified
-/// since.
+/// Unless `header` says [`Flags::RAW`] or [`Flags::TYPED`],
+/// `frame[header.prefix_len()..header.frame_len()]` must be an archive of [`Payload`] validated
+/// by [`decode`] (or written by [`encode`]) and not modified since.
 pub(crate) unsafe fn view<'a>(
     header: FrameHeader,
     frame: &'a [u8],
     from: &'a AgentIdentifier,
 ) -> Envelope<'a> {
-    let bytes = frame
-        .get(header.prefix_len()..header.frame_len())
-        .unwrap_or_default();
+    let (extensions, bytes) = parts(&header, frame);
     let body = if header.flags.contains(Flags::RAW) {
         BodyRef::Raw(bytes)
+    } else if header.flags.contains(Flags::TYPED) {
+        BodyRef::Typed(bytes)
     } else {
         // SAFETY: this function's contract: the bytes are a validated, unmodified archive.
-        BodyRef::Archived(unsafe { rkyv::access_unchecked::<ArchivedBody>(bytes) })
+        BodyRef::Archived(unsafe { rkyv::access_unchecked::<ArchivedPayload>(bytes) })
     };
-    Envelope { header, body, from }
-}
-
-/// Raw bytes need no validation: the header's bounds are the whole check.
-fn raw_envelope(header: FrameHeader, bytes: &[u8]) -> Envelope<'_> {
     Envelope {
         header,
-        body: BodyRef::Raw(bytes),
-        from: &UNKNOWN_SENDER,
+        extensions,
+        body,
+        from,
     }
 }
 
-/// Reads a frame's message in place, checking the header but not the body's archive.
+/// Reads a frame's message in place, checking the header and extension block but not a spec
+/// payload's archive.
 ///
 /// # Safety
-/// The body bytes must be a valid archive of [`Body`] written by [`encode`]: sound when the
-/// frame comes from a lane whose writer is trusted and the bytes were not modified since (for
-/// example, an agent reading its inbound lane, which only agentd writes, when every sender is a
-/// trusted process of the same build). Bytes from an untrusted or corrupting writer must go
-/// through [`decode`].
+/// A spec payload's bytes must be a valid archive of [`Payload`] written by [`encode`]: sound
+/// when the frame comes from a lane whose writer is trusted and the bytes were not modified
+/// since (for example, an agent reading its inbound lane, which only agentd writes, when every
+/// sender is a trusted process of the same build). Bytes from an untrusted or corrupting writer
+/// must go through [`decode`].
 pub unsafe fn decode_unchecked(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
-    let (header, bytes) = split(frame)?;
-    if header.flags.contains(Flags::RAW) {
-        return Ok(raw_envelope(header, bytes));
-    }
-    // SAFETY: the caller guarantees `bytes` is a valid archive of Body (this function's
-    // contract); the header was validated and bounds the slice.
-    let body = unsafe { rkyv::access_unchecked::<ArchivedBody>(bytes) };
-    check_type(&header, body)?;
+    let (header, extensions, bytes) = split(frame)?;
+    let body = if header.flags.contains(Flags::RAW) {
+        BodyRef::Raw(bytes)
+    } else if header.flags.contains(Flags::TYPED) {
+        BodyRef::Typed(bytes)
+    } else {
+        // SAFETY: the caller guarantees `bytes` is a valid archive of Payload (this function's
+        // contract); the header was validated and bounds the slice.
+        let body = unsafe { rkyv::access_unchecked::<ArchivedPayload>(bytes) };
+        check_type(&header, body)?;
+        BodyRef::Archived(body)
+    };
     Ok(Envelope {
         header,
-        body: BodyRef::Archived(body),
+        extensions,
+        body,
         from: &UNKNOWN_SENDER,
     })
+}
+
+/// Reads the typed value `T` from a body without validating it.
+///
+/// # Safety
+/// The body's bytes must be an archive of `T` written by this crate's encoder (a typed send or
+/// loan of a `T`) and unmodified since: sound only when every sender on this path is a trusted
+/// process of the same build sending `T` here. Anything else goes through [`typed`].
+pub unsafe fn typed_unchecked<T: TypedPayload>(
+    body: BodyRef<'_>,
+) -> Result<&T::Archived, DecodeError> {
+    match body {
+        // SAFETY: this function's contract: the bytes are an unmodified archive of `T`.
+        BodyRef::Typed(bytes) => Ok(unsafe { rkyv::access_unchecked::<T::Archived>(bytes) }),
+        _ => Err(DecodeError::new("the body is not a typed value")),
+    }
 }

@@ -120,6 +120,22 @@ pub enum EncodeError {
     /// The lane's reader wrote an impossible position: the lane is unusable.
     #[error(transparent)]
     Corrupt(#[from] Corruption),
+    /// A metadata key longer than the wire allows.
+    #[error("a metadata key of {len} bytes is longer than the {max} allowed: use a shorter key")]
+    MetadataKeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The longest allowed.
+        max: usize,
+    },
+    /// Trace context, reply-to and metadata together are more than an extension block holds.
+    #[error("metadata and reply-to take {size} bytes, more than the {max} a message may carry beside its payload: put large values in the payload")]
+    ExtrasTooLarge {
+        /// Bytes they would take.
+        size: usize,
+        /// The most allowed.
+        max: usize,
+    },
 }
 
 impl From<EncodeError> for CommunicationError {
@@ -132,6 +148,11 @@ impl From<EncodeError> for CommunicationError {
                 CommunicationError::QueueFull { needed, free }
             }
             EncodeError::Serialization(reason) => CommunicationError::Serialization { reason },
+            e @ (EncodeError::MetadataKeyTooLong { .. } | EncodeError::ExtrasTooLarge { .. }) => {
+                CommunicationError::Serialization {
+                    reason: e.to_string(),
+                }
+            }
             EncodeError::Corrupt(c) => CommunicationError::InvalidFormat {
                 reason: c.to_string(),
             },

@@ -15,11 +15,9 @@
 //! | 8 | source slot `u16` (stamped by the router) | | | |
 //! | 10 | source epoch `u16` (stamped by the router) | | | |
 //!
-//! Anything optional travels in an **extension block** right after the header, present only
-//! when [`Flags::EXTENDED`] is set: a `u16` block length (a multiple of 16, the block included),
-//! then items of a `u8` tag, a `u8` length and that many bytes, zero-padded to the block's end.
-//! Today one item exists: the trace context (tag 1, 24 bytes), so a traced frame carries a
-//! 32-byte block and an untraced one none. The router copies the block as it is.
+//! Anything optional (trace context, reply-to, metadata) travels in an extension block right
+//! after the header, present only when set and flagged [`Flags::EXTENDED`]; see
+//! [`crate::extensions`]. The header's `u32` at offset 4 counts the block and the payload.
 //!
 //! No magic or version: frames live in lanes only agentd and attached clients of the same
 //! protocol version write (checked at attach), and every field is validated on read.
@@ -32,13 +30,6 @@ use crate::kinds::{MessagePriority, MessageType, RouteKind};
 pub const HEADER_LEN: usize = 48;
 /// The source slot agentd writes from (errors back, `sys.agents`): no agent ever has it.
 pub const AGENTD_SLOT: u32 = 0xFFFF;
-/// Extension item: the trace context (16-byte trace id, 8-byte span id).
-const EXT_TRACE: u8 = 1;
-/// Bytes of the trace item's data.
-const TRACE_LEN: usize = 24;
-/// Bytes of an extension block carrying the trace item: 2 (length) + 2 (tag, length) + 24,
-/// padded to 16.
-const TRACE_BLOCK: usize = 32;
 
 /// Header flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -55,11 +46,13 @@ impl Flags {
     pub const EXPECTS_REPLY: Flags = Flags(8);
     /// An extension block follows the header (set by the header's writer, from its content).
     pub const EXTENDED: Flags = Flags(16);
-    /// The body is raw application bytes, not an archive (set by the encoder for a raw payload
-    /// without metadata or reply-to).
+    /// The body is raw application bytes, not an archive (set by the encoder).
     pub const RAW: Flags = Flags(32);
+    /// The body is the rkyv archive of an application's own type, not of a spec payload (set
+    /// by the encoder; read with `Delivery::typed`).
+    pub const TYPED: Flags = Flags(64);
     /// Every flag this version knows.
-    pub const ALL: Flags = Flags(63);
+    pub const ALL: Flags = Flags(127);
 
     /// No flags.
     pub const fn empty() -> Flags {
@@ -146,8 +139,9 @@ pub struct FrameHeader {
     pub timestamp_ns: u64,
     /// Milliseconds it may wait for delivery before it is dead-lettered (0: the bus default).
     pub ttl_ms: u32,
-    /// Trace context (in the extension block when set).
-    pub trace: TraceContext,
+    /// Bytes of the extension block between the header and the body (0: none; else a multiple
+    /// of 16).
+    pub extension_len: u32,
 }
 
 // Readers over the fixed-size header: constant offsets into a `[u8; HEADER_LEN]` need no
@@ -172,18 +166,9 @@ impl TraceContext {
 }
 
 impl FrameHeader {
-    /// Bytes of the extension block this header writes (0 when nothing optional is set).
-    pub fn extension_len(&self) -> usize {
-        if self.trace.is_empty() {
-            0
-        } else {
-            TRACE_BLOCK
-        }
-    }
-
     /// Bytes before the body: the header and its extension block.
     pub fn prefix_len(&self) -> usize {
-        HEADER_LEN + self.extension_len()
+        HEADER_LEN + self.extension_len as usize
     }
 
     /// Bytes of the whole message: header, extension block and body.
@@ -191,19 +176,19 @@ impl FrameHeader {
         self.prefix_len() + self.body_len as usize
     }
 
-    /// Writes the wire form (header and extension block) into the first
-    /// [`FrameHeader::prefix_len`] bytes of `out`. [`Flags::EXTENDED`] is set from the content,
-    /// whatever `flags` says.
+    /// Writes the fixed header into the first [`HEADER_LEN`] bytes of `out` (the extension
+    /// block, when there is one, is written after it by its owner:
+    /// [`crate::extensions::Extras::write`], or the router copying it as it is).
+    /// [`Flags::EXTENDED`] is set from `extension_len`, whatever `flags` says.
     ///
     /// A source slot or epoch past 16 bits (only a caller writing its own header could set one)
     /// is written as 0xFFFF; the router restamps both on every frame it routes anyway.
     ///
     /// # Panics
-    /// If `out` is shorter than [`FrameHeader::prefix_len`] (a caller bug: frames are claimed
-    /// with room).
+    /// If `out` is shorter than [`HEADER_LEN`] (a caller bug: frames are claimed with room).
     pub fn write(&self, out: &mut [u8]) {
-        let ext = self.extension_len();
-        let (b, rest) = out.split_at_mut(HEADER_LEN);
+        let ext = self.extension_len;
+        let b = &mut out[..HEADER_LEN];
         let flags = if ext > 0 {
             self.flags | Flags::EXTENDED
         } else {
@@ -213,7 +198,7 @@ impl FrameHeader {
         b[1] = self.priority as u8;
         b[2] = self.route as u8;
         b[3] = flags.bits();
-        b[4..8].copy_from_slice(&(ext as u32 + self.body_len).to_le_bytes());
+        b[4..8].copy_from_slice(&(ext + self.body_len).to_le_bytes());
         let slot = u16::try_from(self.source_slot).unwrap_or(u16::MAX);
         let epoch = u16::try_from(self.source_epoch).unwrap_or(u16::MAX);
         b[8..10].copy_from_slice(&slot.to_le_bytes());
@@ -223,15 +208,6 @@ impl FrameHeader {
         b[24..32].copy_from_slice(&self.message_id.0.to_le_bytes());
         b[32..40].copy_from_slice(&self.correlation_id.0.to_le_bytes());
         b[40..48].copy_from_slice(&self.timestamp_ns.to_le_bytes());
-        if ext > 0 {
-            let e = &mut rest[..TRACE_BLOCK];
-            e[0..2].copy_from_slice(&(TRACE_BLOCK as u16).to_le_bytes());
-            e[2] = EXT_TRACE;
-            e[3] = TRACE_LEN as u8;
-            e[4..20].copy_from_slice(&self.trace.trace_id);
-            e[20..28].copy_from_slice(&self.trace.span_id);
-            e[28..].fill(0);
-        }
     }
 
     /// Reads and checks a header (and its extension block) at the start of `frame`: every
@@ -254,6 +230,11 @@ impl FrameHeader {
             .ok_or_else(|| DecodeError::new(format!("unknown route kind {}", b[2])))?;
         let flags = Flags::from_bits(b[3])
             .ok_or_else(|| DecodeError::new(format!("unknown flags {:#04x}", b[3])))?;
+        if flags.contains(Flags::RAW | Flags::TYPED) {
+            return Err(DecodeError::new(
+                "flags say the body is both raw bytes and a typed value",
+            ));
+        }
         let after = u32_at(b, 4) as usize;
         let present = frame.len() - HEADER_LEN;
         if after > present {
@@ -261,9 +242,8 @@ impl FrameHeader {
                 "body of {after} bytes announced, {present} present"
             )));
         }
-        let mut trace = TraceContext::default();
         let ext = if flags.contains(Flags::EXTENDED) {
-            parse_extension(&frame[HEADER_LEN..HEADER_LEN + after], &mut trace)?
+            crate::extensions::check(&frame[HEADER_LEN..HEADER_LEN + after])?.0
         } else {
             0
         };
@@ -280,53 +260,25 @@ impl FrameHeader {
             correlation_id: MessageId(u64_at(b, 32)),
             timestamp_ns: u64_at(b, 40),
             ttl_ms: u32_at(b, 12),
-            trace,
+            extension_len: ext as u32,
         })
     }
-}
-
-/// Reads an extension block from the start of `after` (the bytes after the header); returns
-/// its length.
-fn parse_extension(after: &[u8], trace: &mut TraceContext) -> Result<usize, DecodeError> {
-    let bad = |why: String| Err(DecodeError::new(format!("extension block: {why}")));
-    if after.len() < 16 {
-        return bad(format!("{} bytes, less than a block", after.len()));
-    }
-    let len = u16::from_le_bytes([after[0], after[1]]) as usize;
-    if len < 16 || len % 16 != 0 || len > after.len() {
-        return bad(format!(
-            "length {len} (a multiple of 16 up to {})",
-            after.len()
-        ));
-    }
-    let block = &after[..len];
-    let mut at = 2;
-    while at + 2 <= len && block[at] != 0 {
-        let (tag, n) = (block[at], block[at + 1] as usize);
-        let Some(data) = block.get(at + 2..at + 2 + n) else {
-            return bad(format!("item {tag} of {n} bytes runs past the block"));
-        };
-        match (tag, n) {
-            (EXT_TRACE, TRACE_LEN) => {
-                trace.trace_id.copy_from_slice(&data[..16]);
-                trace.span_id.copy_from_slice(&data[16..]);
-            }
-            _ => return bad(format!("unknown item {tag} of {n} bytes")),
-        }
-        at += 2 + n;
-    }
-    // One canonical form, the one `write` makes: the router rewrites headers from what it
-    // parsed, so a block it would write differently must not pass.
-    let expected = if trace.is_empty() { 0 } else { TRACE_BLOCK };
-    if len != expected {
-        return bad(format!("{len} bytes where its items take {expected}"));
-    }
-    Ok(len)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extensions::Extras;
+
+    const TRACED: Extras<'static> = Extras {
+        trace: TraceContext {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+        },
+        ..Extras::NONE
+    };
+    /// 2 (length) + 3 (tag, length) + 24, padded to 16.
+    const TRACE_BLOCK: usize = 32;
 
     fn sample() -> FrameHeader {
         FrameHeader {
@@ -342,22 +294,26 @@ mod tests {
             correlation_id: MessageId(42),
             timestamp_ns: 1_700_000_000_000_000_000,
             ttl_ms: 250,
-            trace: TraceContext {
-                trace_id: [1; 16],
-                span_id: [2; 8],
-            },
+            extension_len: TRACE_BLOCK as u32,
         }
+    }
+
+    fn traced_frame() -> [u8; HEADER_LEN + TRACE_BLOCK + 3] {
+        let mut buf = [0u8; HEADER_LEN + TRACE_BLOCK + 3];
+        sample().write(&mut buf);
+        assert_eq!(TRACED.block_len().unwrap(), TRACE_BLOCK);
+        TRACED.write(&mut buf[HEADER_LEN..HEADER_LEN + TRACE_BLOCK]);
+        buf
     }
 
     #[test]
     fn a_header_round_trips_through_its_wire_form() {
-        let mut buf = [0u8; HEADER_LEN + TRACE_BLOCK + 3];
-        sample().write(&mut buf);
+        let buf = traced_frame();
         assert_eq!(FrameHeader::parse(&buf).unwrap(), sample());
         assert_eq!(sample().prefix_len(), HEADER_LEN + TRACE_BLOCK);
-        // Untraced: no extension block at all.
+        // Nothing optional: no extension block at all.
         let plain = FrameHeader {
-            trace: TraceContext::default(),
+            extension_len: 0,
             ..sample()
         };
         let mut buf = [0u8; HEADER_LEN + 3];
@@ -369,8 +325,7 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_refused_with_its_reason() {
-        let mut good = [0u8; HEADER_LEN + TRACE_BLOCK + 3];
-        sample().write(&mut good);
+        let good = traced_frame();
         let cases: &[(usize, u8, &str)] = &[
             (0, 10, "message type"),
             (1, 4, "priority"),

@@ -1,10 +1,12 @@
 //! agentbus: the message model and (soon) the client of the bus.
 //!
-//! Every message travels as one frame in a shared-memory lane: a fixed routing
-//! [`FrameHeader`] followed by an rkyv archive of its [`Body`], serialized by the sender straight
-//! into the lane ([`codec::encode`]) and read by the receiver where it lies ([`codec::decode`]).
+//! Every message travels as one frame in a shared-memory lane: a fixed 48-byte routing
+//! [`FrameHeader`], an [`extensions`] block only when trace context, reply-to or metadata is
+//! set, then the payload: raw bytes, an application's own rkyv type, or the archive of one of the
+//! spec's [`Payload`]s, written by the sender straight into the lane ([`codec`]) and read by the
+//! receiver where it lies.
 //!
-//! One file per concern: [`kinds`] (type, priority, route), [`header`], [`body`] and
+//! One file per concern: [`kinds`] (type, priority, route), [`header`], [`extensions`], [`body`] and
 //! [`payload`] (the spec's message bodies), [`value`] (JSON-like values), [`message`] (owned
 //! messages and their constructors), [`codec`], [`ids`], [`error`].
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -15,6 +17,7 @@ pub mod client;
 pub mod codec;
 pub mod control;
 pub mod error;
+pub mod extensions;
 pub mod header;
 pub mod ids;
 pub mod kinds;
@@ -24,9 +27,13 @@ pub mod paths;
 pub mod payload;
 pub mod value;
 
-pub use body::{AgentIdentifier, ArchivedBody, ArchivedPayload, Body, Payload};
-pub use codec::{decode, decode_unchecked, encode, BodyRef, Envelope, Route};
+pub use body::{AgentIdentifier, ArchivedPayload, Payload};
+pub use codec::{
+    decode, decode_unchecked, encode, encode_bytes, encode_typed, BodyRef, Envelope, Route,
+    TypedPayload,
+};
 pub use error::{CommunicationError, DecodeError, EncodeError};
+pub use extensions::{Extensions, Extras};
 pub use header::{Flags, FrameHeader, TraceContext, HEADER_LEN};
 pub use ids::{IdGenerator, MessageId};
 pub use kinds::{MessagePriority, MessageType, RouteKind};

@@ -1,14 +1,18 @@
 //! An owned message, with constructors for every type and setters for every optional field.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::body::{AgentIdentifier, Body, Payload};
+use crate::body::{AgentIdentifier, Payload};
+use crate::extensions::Extras;
 use crate::header::{Flags, TraceContext};
 use crate::ids::MessageId;
 use crate::kinds::{MessagePriority, MessageType};
 use crate::payload::*;
 
-/// The spec's `AgentMessage`: routing fields (which travel in the header) and the body.
+/// The spec's `AgentMessage`: routing fields (which travel in the header), what is optional
+/// (trace, metadata, reply-to: in the extension block, only when set) and the payload (the
+/// frame's body).
 ///
 /// ```
 /// use agentbus::{AgentIdentifier, Message, MessagePriority, TaskRequest, record};
@@ -49,8 +53,12 @@ pub struct Message {
     /// The recipients as the sender named them (multicast); not sent either: the header's
     /// destination is what routes it.
     pub to: Vec<AgentIdentifier>,
-    /// Metadata, reply-to and the payload: what travels in the frame's body.
-    pub body: Body,
+    /// Free-form string metadata (keys up to 255 bytes).
+    pub metadata: BTreeMap<String, String>,
+    /// Where replies should go, when not to the sender.
+    pub reply_to: Option<String>,
+    /// The payload: all the frame's body holds.
+    pub payload: Payload,
 }
 
 macro_rules! constructors {
@@ -79,11 +87,9 @@ impl Message {
             trace: TraceContext::default(),
             from,
             to: Vec::new(),
-            body: Body {
-                metadata: Default::default(),
-                reply_to: None,
-                payload,
-            },
+            metadata: BTreeMap::new(),
+            reply_to: None,
+            payload,
         }
     }
 
@@ -141,13 +147,13 @@ impl Message {
 
     /// Adds a metadata entry.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Message {
-        self.body.metadata.insert(key.into(), value.into());
+        self.metadata.insert(key.into(), value.into());
         self
     }
 
     /// Sets where replies go.
     pub fn reply_to(mut self, address: impl Into<String>) -> Message {
-        self.body.reply_to = Some(address.into());
+        self.reply_to = Some(address.into());
         self
     }
 
@@ -155,6 +161,15 @@ impl Message {
     pub fn trace(mut self, trace_id: [u8; 16], span_id: [u8; 8]) -> Message {
         self.trace = TraceContext { trace_id, span_id };
         self
+    }
+
+    /// What travels in the extension block, borrowed.
+    pub fn extras(&self) -> Extras<'_> {
+        Extras {
+            trace: self.trace,
+            reply_to: self.reply_to.as_deref(),
+            metadata: (!self.metadata.is_empty()).then_some(&self.metadata),
+        }
     }
 
     /// Adds header flags.

@@ -14,7 +14,7 @@ fn encoded_frames() -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     for (i, p) in payloads().into_iter().enumerate() {
         let m = full_message(p, i as u64);
-        encode(&mut tx, &header_for(&m, route(), 1), &m.body).unwrap();
+        encode(&mut tx, &header_for(&m, route(), 1), &m).unwrap();
         frames.push(rx.peek().unwrap().unwrap().to_vec());
         rx.pop();
         rx.release();

@@ -18,7 +18,7 @@ fn every_message_type_round_trips_through_a_ring_with_every_field() {
         .collect();
     assert_eq!(messages.len(), 11, "ten spec types and raw bytes");
     for m in &messages {
-        encode(&mut tx, &header_for(m, route(), 5), &m.body).unwrap();
+        encode(&mut tx, &header_for(m, route(), 5), m).unwrap();
     }
     for m in &messages {
         let frame = rx.peek().unwrap().expect("a frame per message");
@@ -27,12 +27,16 @@ fn every_message_type_round_trips_through_a_ring_with_every_field() {
         assert_eq!(env.header.route, RouteKind::Multicast);
         assert_eq!(env.header.destination, 77);
         assert_eq!(env.header.source_slot, 5);
-        assert_eq!(env.header.flags, Flags::ACK_REQUESTED);
+        assert_eq!(env.header.flags.without(Flags::RAW), Flags::ACK_REQUESTED);
         assert_eq!(env.header.ttl_ms, 1500);
         assert_eq!(env.header.frame_len(), frame.len());
         assert_eq!(
             env.header.prefix_len(),
-            HEADER_LEN + if m.trace.is_empty() { 0 } else { 32 }
+            HEADER_LEN + m.extras().block_len().unwrap()
+        );
+        assert!(
+            env.header.prefix_len() > HEADER_LEN,
+            "metadata and trace travel"
         );
         // The owned copy equals the original in every field that travels, header and body;
         // `from` and `to` do not travel (the receiver's client resolves the sender from the
@@ -50,12 +54,16 @@ fn every_message_type_round_trips_through_a_ring_with_every_field() {
         );
         // And the in-place view reads the same without copying.
         assert_eq!(m.to.len(), 2, "the sender named two");
-        assert_eq!(
-            env.payload()
-                .expect("archived: it carries metadata")
-                .message_type(),
-            m.body.payload.message_type()
-        );
+        match &m.payload {
+            Payload::Raw(bytes) => assert_eq!(env.raw(), Some(&bytes[..])),
+            p => assert_eq!(
+                env.payload().expect("a spec payload").message_type(),
+                p.message_type()
+            ),
+        }
+        assert_eq!(env.metadata("desk"), Some("equities"));
+        assert_eq!(env.extensions.reply_to(), m.reply_to.as_deref());
+        assert_eq!(env.extensions.trace(), m.trace);
         rx.pop();
         rx.release();
     }
@@ -66,7 +74,7 @@ fn every_message_type_round_trips_through_a_ring_with_every_field() {
 fn unchecked_access_reads_what_checked_access_reads() {
     let (mut tx, mut rx) = Ring::heap(RingOptions::new(1 << 16)).unwrap().split();
     let m = full_message(payloads().remove(0), 0);
-    encode(&mut tx, &header_for(&m, route(), 1), &m.body).unwrap();
+    encode(&mut tx, &header_for(&m, route(), 1), &m).unwrap();
     let frame = rx.peek().unwrap().unwrap();
     let checked = decode(frame).unwrap().to_message().unwrap();
     // SAFETY: the frame was just written by `encode` in this test and not modified since.
@@ -75,7 +83,8 @@ fn unchecked_access_reads_what_checked_access_reads() {
         .to_message()
         .unwrap();
     assert_eq!(checked, unchecked);
-    assert_eq!(checked.body, m.body);
+    assert_eq!(checked.payload, m.payload);
+    assert_eq!(checked.metadata, m.metadata);
     assert_eq!(checked.id, m.id);
 }
 
@@ -85,7 +94,7 @@ fn a_body_that_contradicts_its_header_type_is_invalid() {
     let m = full_message(payloads().remove(0), 0); // a TaskRequest body
     let mut header = header_for(&m, route(), 1);
     header.message_type = MessageType::Heartbeat;
-    encode(&mut tx, &header, &m.body).unwrap();
+    encode(&mut tx, &header, &m).unwrap();
     let err = decode(rx.peek().unwrap().unwrap()).unwrap_err();
     assert!(err.reason.contains("heartbeat"), "{err}");
 }
@@ -98,7 +107,7 @@ fn constructors_set_the_type_and_leave_optional_fields_reachable() {
     assert_eq!(m.priority, MessagePriority::Normal);
     assert!(m.ttl.is_none() && m.correlation_id.is_none() && m.to.is_empty());
     let raw = Message::raw(me, MessageType::Notification, vec![1, 2]);
-    assert_eq!(raw.body.payload, Payload::Raw(vec![1, 2]));
+    assert_eq!(raw.payload, Payload::Raw(vec![1, 2]));
 }
 
 #[test]
@@ -109,7 +118,7 @@ fn a_small_raw_message_is_a_small_frame() {
         MessageType::Notification,
         vec![7; 64],
     );
-    encode(&mut tx, &header_for(&m, route(), 1), &m.body).unwrap();
+    encode(&mut tx, &header_for(&m, route(), 1), &m).unwrap();
     let frame = rx.peek().unwrap().unwrap();
     eprintln!(
         "a 64-byte raw payload travels as a {}-byte message",
@@ -123,14 +132,18 @@ fn a_small_raw_message_is_a_small_frame() {
     assert!(env.header.flags.contains(Flags::RAW));
     assert_eq!(env.raw(), Some(&[7u8; 64][..]));
     assert!(env.payload().is_none());
-    assert_eq!(env.to_message().unwrap().body, m.body);
+    assert_eq!(env.to_message().unwrap().payload, m.payload);
     rx.pop();
     rx.release();
-    // With metadata, raw bytes go in the archive as before, and read back the same.
+    // With metadata, raw bytes stay raw: the metadata goes in an extension block, the body
+    // is still only the bytes.
     let tagged = m.clone().metadata("venue", "XNAS");
-    encode(&mut tx, &header_for(&tagged, route(), 1), &tagged.body).unwrap();
-    let env = decode(rx.peek().unwrap().unwrap()).unwrap();
-    assert!(!env.header.flags.contains(Flags::RAW));
+    encode(&mut tx, &header_for(&tagged, route(), 1), &tagged).unwrap();
+    let frame = rx.peek().unwrap().unwrap();
+    let env = decode(frame).unwrap();
+    assert!(env.header.flags.contains(Flags::RAW) && env.header.extension_len == 16);
+    assert_eq!(env.header.prefix_len(), HEADER_LEN + 16);
+    assert_eq!(frame.len(), HEADER_LEN + 16 + 64);
     assert_eq!(env.raw(), Some(&[7u8; 64][..]));
     assert_eq!(env.metadata("venue"), Some("XNAS"));
 }

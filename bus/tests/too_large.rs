@@ -17,7 +17,7 @@ fn a_message_larger_than_the_lane_is_refused_and_nothing_is_committed() {
         MessageType::Notification,
         vec![7; 10_000],
     );
-    match encode(&mut tx, &header_for(&big, route(), 1), &big.body) {
+    match encode(&mut tx, &header_for(&big, route(), 1), &big) {
         Err(EncodeError::TooLarge { size, max: m }) => {
             assert_eq!(m, max);
             assert!(size > 10_000, "the real size is reported: {size}");
@@ -30,9 +30,9 @@ fn a_message_larger_than_the_lane_is_refused_and_nothing_is_committed() {
     assert_eq!(tx.position(), 0);
     // The lane still carries messages, including one that needs more than the first claim.
     let medium = Message::raw(agent("a", "feed"), MessageType::Notification, vec![1; 1500]);
-    encode(&mut tx, &header_for(&medium, route(), 1), &medium.body).unwrap();
+    encode(&mut tx, &header_for(&medium, route(), 1), &medium).unwrap();
     let env = decode(rx.peek().unwrap().unwrap()).unwrap();
-    assert_eq!(env.to_message().unwrap().body, medium.body);
+    assert_eq!(env.to_message().unwrap().payload, medium.payload);
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn a_full_lane_reports_queue_full_and_commits_nothing() {
     let m = Message::raw(agent("a", "feed"), MessageType::Notification, vec![3; 900]);
     let mut sent = 0;
     loop {
-        match encode(&mut tx, &header_for(&m, route(), 1), &m.body) {
+        match encode(&mut tx, &header_for(&m, route(), 1), &m) {
             Ok(()) => sent += 1,
             Err(EncodeError::QueueFull { needed, free }) => {
                 assert!(needed > free);

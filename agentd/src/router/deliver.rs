@@ -11,7 +11,7 @@ use agentbus::{
 use agentbus_ipc::ring::{ClaimError, Producer};
 
 use crate::dead_letters::{DeadLetter, DeadLetterQueue};
-use agentbus::header::AGENTD_SLOT;
+use agentbus::header::{AGENTD_SLOT, HEADER_LEN};
 
 /// How a copy into an inbound lane went.
 #[derive(Debug)]
@@ -59,10 +59,11 @@ pub fn copy(
     };
     match lane.try_claim(frame.len()) {
         Ok(mut claim) => {
+            // The fixed header from the router's copy, then the extension block and the body
+            // as they are.
             let buf = claim.payload();
-            let prefix = header.prefix_len();
-            header.write(&mut buf[..prefix]);
-            buf[prefix..frame.len()].copy_from_slice(&frame[prefix..]);
+            header.write(&mut buf[..HEADER_LEN]);
+            buf[HEADER_LEN..frame.len()].copy_from_slice(&frame[HEADER_LEN..]);
             claim.commit(frame.len());
             Outcome::Delivered
         }
@@ -144,7 +145,7 @@ pub fn error_back(
     h.message_id = ids.next_id();
     h.timestamp_ns = now_rt;
     if let Some(lane) = lane(inbound, touched, touched_mask, sender, p) {
-        if let Err(e) = encode(lane, &h, &msg.body) {
+        if let Err(e) = encode(lane, &h, &msg) {
             // Its own lane is full: it is not reading its errors. The dead letter (logged,
             // rate-limited) already records the failure; a line per lost error would not be.
             tracing::debug!(
@@ -200,7 +201,7 @@ pub fn notify_agents_topic(
         let Some(lane) = lane(inbound, touched, touched_mask, d, p) else {
             continue;
         };
-        match encode(lane, &h, &msg.body) {
+        match encode(lane, &h, &msg) {
             Ok(()) => *delivered += 1,
             Err(e) => {
                 let why = format!("sys.agents notification not delivered: {e}");

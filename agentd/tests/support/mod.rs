@@ -57,7 +57,7 @@ pub fn note(from: &Agent, seq: i64) -> Message {
 
 /// The `seq` of a received test note.
 pub fn seq_of(d: &agentbus::client::Delivery<'_>) -> i64 {
-    match d.to_message().body.payload {
+    match d.to_message().payload {
         Payload::Notification(n) => match n.data.get("seq") {
             Some(Value::Int(s)) => *s,
             other => panic!("no seq: {other:?}"),

@@ -13,16 +13,19 @@ use agentbus_ipc::words::{SharedDoorbell, WordTable};
 use super::conn::ControlConn;
 use super::delivery::Frame;
 use super::handlers::Handlers;
-use super::{AttachOptions, ClientError, Delivery};
-use crate::codec::{decode, encode, header_for, Route};
+use super::{AttachOptions, ClientError, Delivery, Loan};
+use crate::codec::{
+    bare_header, decode, encode, encode_bytes, encode_typed, header_for, Route, TypedPayload,
+};
 use crate::control::{
     AgentAddress, AgentInfo, AttachInfo, AttachRequest, BusStats, DeadLetterInfo, DeadLetterPage,
     Refused, Request, Response, TopicInfo, PROTOCOL_VERSION,
 };
 use crate::error::{CommunicationError, EncodeError};
+use crate::extensions::Extras;
 use crate::header::FrameHeader;
 use crate::ids::{IdGenerator, MessageId};
-use crate::kinds::RouteKind;
+use crate::kinds::{MessagePriority, RouteKind};
 use crate::lanes::{self, PRIORITIES};
 use crate::message::Message;
 use crate::paths;
@@ -254,18 +257,76 @@ impl Agent {
         route: Route,
         message: &Message,
     ) -> Result<MessageId, CommunicationError> {
-        let mut header = header_for(message, route, 0);
+        let header = self.outgoing(header_for(message, route, 0))?;
+        let lane = &mut self.outbound[message.priority as usize];
+        encode(lane, &header, message).map_err(encode_error)?;
+        Ok(header.message_id)
+    }
+
+    /// `header`, ready to go: an id if it has none, and the send's one clock reading as its
+    /// timestamp, which also stamps this agent's liveness and checks that agentd is still
+    /// there.
+    fn outgoing(&mut self, mut header: FrameHeader) -> Result<FrameHeader, CommunicationError> {
         if header.message_id.is_none() {
             header.message_id = self.ids.next_id();
         }
-        // The one clock reading of a send: the timestamp, the liveness stamp and the check
-        // that agentd is still there all use it.
         let now = realtime_ns();
         self.check_link(now)?;
         header.timestamp_ns = now;
-        let lane = &mut self.outbound[message.priority as usize];
-        encode(lane, &header, &message.body).map_err(encode_error)?;
         self.stamp_send(now);
+        Ok(header)
+    }
+
+    /// The header of a message without a [`Message`] (a loan, raw bytes, a typed value) to the
+    /// agent `to`.
+    fn bare_to(
+        &mut self,
+        to: &str,
+        priority: MessagePriority,
+    ) -> Result<FrameHeader, CommunicationError> {
+        let a = self.address(to)?;
+        self.outgoing(bare_header(
+            Route {
+                kind: RouteKind::Agent,
+                destination: a.destination(),
+            },
+            priority,
+        ))
+    }
+
+    /// Claims room for a `len`-byte payload to the agent `to` in this agent's lane for
+    /// `priority`, to write in place and send ([`Loan`]). Fails at once with `QueueFull` if the
+    /// lane has no room for it.
+    pub fn loan(
+        &mut self,
+        to: &str,
+        priority: MessagePriority,
+        len: usize,
+    ) -> Result<Loan<'_>, CommunicationError> {
+        let header = self.bare_to(to, priority)?;
+        Loan::new(&mut self.outbound[priority as usize], header, len).map_err(encode_error)
+    }
+
+    /// Sends raw `bytes` to the agent `to` at normal priority, labelled
+    /// [`crate::MessageType::Notification`] (a [`Loan`] labels otherwise), allocating nothing.
+    pub fn send_bytes(&mut self, to: &str, bytes: &[u8]) -> Result<MessageId, CommunicationError> {
+        let header = self.bare_to(to, MessagePriority::Normal)?;
+        let lane = &mut self.outbound[MessagePriority::Normal as usize];
+        encode_bytes(lane, &header, &Extras::NONE, bytes).map_err(encode_error)?;
+        Ok(header.message_id)
+    }
+
+    /// Sends the typed value `value` to the agent `to` at normal priority, labelled
+    /// [`crate::MessageType::Notification`], serialized in place without allocating; the receiver
+    /// reads it with [`Delivery::typed`].
+    pub fn send_typed<T: TypedPayload>(
+        &mut self,
+        to: &str,
+        value: &T,
+    ) -> Result<MessageId, CommunicationError> {
+        let header = self.bare_to(to, MessagePriority::Normal)?;
+        let lane = &mut self.outbound[MessagePriority::Normal as usize];
+        encode_typed(lane, &header, &Extras::NONE, value).map_err(encode_error)?;
         Ok(header.message_id)
     }
 

@@ -11,16 +11,25 @@ use agentbus_ipc::words::WordTable;
 use rkyv::util::AlignedVec;
 
 use super::delivery::Frame;
-use super::Delivery;
+use super::{Delivery, Loan};
 use crate::body::AgentIdentifier;
 use crate::channel_layout::{self, CLOSED};
-use crate::codec::{decode, encode, header_for, Route};
+use crate::codec::{
+    bare_header, decode, encode, encode_bytes, encode_typed, header_for, Route, TypedPayload,
+};
 use crate::control::ChannelInfo;
 use crate::error::CommunicationError;
+use crate::extensions::Extras;
 use crate::header::{Flags, FrameHeader};
 use crate::ids::{IdGenerator, MessageId};
-use crate::kinds::RouteKind;
+use crate::kinds::{MessagePriority, RouteKind};
 use crate::message::Message;
+
+/// Where a channel's frames say they go: the other end (the header's route is not read).
+const PEER: Route = Route {
+    kind: RouteKind::Agent,
+    destination: 0,
+};
 
 /// One end of a direct channel. Messages skip the router: the sender writes into the ring the
 /// receiver reads. Receiving copies each frame once into a private buffer before validating
@@ -112,27 +121,52 @@ impl Channel {
     /// Sends `message` to the other end. Fails with `QueueFull` if the ring is full, and with
     /// `AgentUnreachable` once the channel is closed.
     pub fn send(&mut self, message: &Message) -> Result<MessageId, CommunicationError> {
+        let header = self.outgoing(header_for(message, PEER, self.slot))?;
+        encode(&mut self.tx, &header, message)?;
+        Ok(header.message_id)
+    }
+
+    /// `header` with an id if it has none and the send's timestamp, once the channel is
+    /// known to be open.
+    fn outgoing(&mut self, mut header: FrameHeader) -> Result<FrameHeader, CommunicationError> {
         self.check_open()?;
-        let mut header = header_for(
-            message,
-            Route {
-                kind: RouteKind::Agent,
-                destination: 0,
-            },
-            self.slot,
-        );
         if header.message_id.is_none() {
             header.message_id = self.ids.next_id();
         }
         header.timestamp_ns = realtime_ns();
-        encode(&mut self.tx, &header, &message.body)?;
+        Ok(header)
+    }
+
+    /// Claims room for a `len`-byte payload in the ring to the other end, to write in place and
+    /// send ([`Loan`]); `QueueFull` at once if there is none.
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, CommunicationError> {
+        let header = self.outgoing(bare_header(PEER, MessagePriority::Normal))?;
+        Ok(Loan::new(&mut self.tx, header, len)?)
+    }
+
+    /// Sends raw `bytes`, labelled [`crate::MessageType::Notification`], allocating nothing.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<MessageId, CommunicationError> {
+        let header = self.outgoing(bare_header(PEER, MessagePriority::Normal))?;
+        encode_bytes(&mut self.tx, &header, &Extras::NONE, bytes)?;
         Ok(header.message_id)
     }
 
-    /// The next message from the other end, if one is waiting. Raw bytes are read in place
-    /// (their header is parsed once, at receipt, and the ring bounds them, so the peer's writes
-    /// cannot make them unsafe to read); archives are validated in a private copy, because the
-    /// peer could rewrite their relative pointers during validation. Messages the peer sent
+    /// Sends the typed value `value`, serialized in place without allocating; the other end
+    /// reads it with [`Delivery::typed`].
+    pub fn send_typed<T: TypedPayload>(
+        &mut self,
+        value: &T,
+    ) -> Result<MessageId, CommunicationError> {
+        let header = self.outgoing(bare_header(PEER, MessagePriority::Normal))?;
+        encode_typed(&mut self.tx, &header, &Extras::NONE, value)?;
+        Ok(header.message_id)
+    }
+
+    /// The next message from the other end, if one is waiting. Raw bytes (and plain values read
+    /// from them, [`Delivery::plain`]) are read in place: their header is parsed once, at
+    /// receipt, and the ring bounds them, so the peer's writes cannot make them unsafe to read.
+    /// Archives (spec payloads, typed values) are read from a private copy, because the peer
+    /// could rewrite their relative pointers during or after validation. Messages the peer sent
     /// before closing are still delivered; after them, a closed channel is an error.
     pub fn try_recv(&mut self) -> Result<Option<Delivery<'_>>, CommunicationError> {
         let raw = match self.rx.peek() {

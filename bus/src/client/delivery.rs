@@ -5,7 +5,9 @@ use agentbus_ipc::ring::ReadGuard;
 use rkyv::util::AlignedVec;
 
 use crate::body::{AgentIdentifier, ArchivedPayload};
-use crate::codec::{view, BodyRef, Envelope};
+use crate::codec::{self, view, BodyRef, Envelope, TypedPayload};
+use crate::error::CommunicationError;
+use crate::extensions::Extensions;
 use crate::header::FrameHeader;
 use crate::message::Message;
 
@@ -61,17 +63,27 @@ impl Delivery<'_> {
 
     /// The message, in place.
     pub fn envelope(&self) -> Envelope<'_> {
-        // SAFETY: `view` reads an archive only when the header is not RAW. Such a body was
-        // validated with `decode` before this Delivery was made (`Agent::try_recv`, the
-        // dispatcher, `Channel::try_recv`) and cannot change since: a copied frame is ours alone
-        // (borrowed for this Delivery's life), and an agent lane frame is not written again by
-        // its only writer (agentd's router) until the guard we hold releases it. A channel frame
-        // read in place is always RAW (raw bytes: whatever the peer rewrites, the header used is
-        // the one parsed at receipt, and the bounds are the ring's).
+        // SAFETY: `view` reads a spec archive only when the header is neither RAW nor TYPED.
+        // Such a body was validated with `decode` before this Delivery was made
+        // (`Agent::try_recv`, the dispatcher, `Channel::try_recv`) and cannot change since: a
+        // copied frame is ours alone (borrowed for this Delivery's life), and an agent lane frame
+        // is not written again by its only writer (agentd's router) until the guard we hold
+        // releases it. A channel frame read in place is always RAW (raw bytes: whatever the peer
+        // rewrites, the header used is the one parsed at receipt, and the bounds are the ring's).
         unsafe { view(self.header, self.frame.bytes(), &self.from) }
     }
 
-    /// The body, in place: an archive, or raw bytes written without one.
+    /// Trace context, reply-to and metadata, in place.
+    pub fn extensions(&self) -> Extensions<'_> {
+        self.envelope().extensions
+    }
+
+    /// A metadata entry, in place.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.envelope().metadata(key)
+    }
+
+    /// The body, in place: a spec archive, raw bytes, or a typed value's archive.
     pub fn body(&self) -> BodyRef<'_> {
         self.envelope().body
     }
@@ -84,6 +96,55 @@ impl Delivery<'_> {
     /// Raw application bytes, in place (`None` for a spec payload).
     pub fn raw(&self) -> Option<&[u8]> {
         self.envelope().raw()
+    }
+
+    /// The application's typed value `T`, in place, validated (bytecheck) on every call:
+    /// bytes that are not a valid `T`, or a body that is not a typed value, are
+    /// `InvalidFormat`, never a panic. Validation checks the bytes are *a* valid `T`, not that
+    /// the sender meant a `T`: agree on the type per message type or topic. Allocates nothing.
+    ///
+    /// From an agent's inbound lane (written only by agentd) it reads the lane where it lies;
+    /// a channel hands typed values over in a private copy, because its peer can write the
+    /// shared memory and could rewrite an archive's relative pointers after validation. For a
+    /// value without pointers (`#[repr(C)]`, every bit pattern valid) use [`Delivery::plain`],
+    /// which a channel reads without a copy.
+    pub fn typed<T: TypedPayload>(&self) -> Result<&T::Archived, CommunicationError> {
+        codec::typed::<T>(self.body()).map_err(CommunicationError::from)
+    }
+
+    /// As [`Delivery::typed`], without validating the archive.
+    ///
+    /// # Safety
+    /// Every sender on this path must be a trusted process of the same build that sends a `T`
+    /// here (see [`codec::typed_unchecked`]); bytes from anyone else must go through
+    /// [`Delivery::typed`].
+    pub unsafe fn typed_unchecked<T: TypedPayload>(
+        &self,
+    ) -> Result<&T::Archived, CommunicationError> {
+        // SAFETY: forwarded to this function's own contract.
+        unsafe { codec::typed_unchecked::<T>(self.body()) }.map_err(CommunicationError::from)
+    }
+
+    /// Raw bytes read as a plain value `T` in place, with no copy and no validation beyond the
+    /// length and alignment: sound for any bytes because every bit pattern is a valid `T`
+    /// (`bytemuck::AnyBitPattern`: integers, floats, arrays of them, `#[repr(C)]` structs of
+    /// them), even while a channel's peer rewrites them. Send one with `bytemuck::bytes_of`, or
+    /// write it in place into a loan ([`super::Loan::plain_mut`]).
+    pub fn plain<T: bytemuck::AnyBitPattern>(&self) -> Result<&T, CommunicationError> {
+        let Some(bytes) = self.envelope().raw() else {
+            return Err(CommunicationError::InvalidFormat {
+                reason: "the body is not raw bytes, so it cannot be read as a plain value".into(),
+            });
+        };
+        bytemuck::try_from_bytes(bytes).map_err(|e| CommunicationError::InvalidFormat {
+            reason: format!(
+                "{} bytes cannot be read as a {} ({} bytes, aligned to {}): {e:?}",
+                bytes.len(),
+                std::any::type_name::<T>(),
+                size_of::<T>(),
+                align_of::<T>()
+            ),
+        })
     }
 
     /// An owned copy (allocates).

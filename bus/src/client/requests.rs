@@ -34,7 +34,7 @@ pub enum Destination<'a> {
 /// A reply frame as the caller sees it: the message, or the error an `Error` reply reports.
 fn response_result(bytes: &[u8]) -> Result<Message, CommunicationError> {
     let m = decode(bytes)?.to_message()?;
-    match &m.body.payload {
+    match &m.payload {
         Payload::Error(e) if m.message_type == MessageType::Error => Err(match e.kind {
             ErrorKind::AgentUnreachable => CommunicationError::AgentUnreachable {
                 agent: String::new(),

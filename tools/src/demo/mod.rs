@@ -90,7 +90,7 @@ fn collect(
     while let Some(d) = monitor.recv_timeout(deadline.saturating_duration_since(Instant::now()))? {
         let m = d.to_message();
         drop(d);
-        let Payload::Notification(n) = m.body.payload else {
+        let Payload::Notification(n) = m.payload else {
             continue;
         };
         let agent = match n.data.get("agent") {

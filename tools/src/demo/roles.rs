@@ -379,7 +379,7 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
                 Some(Ok(resp)) => {
                     ctx.received(&header_of(&resp, RouteKind::Agent));
                     checks.swap_remove(i);
-                    let approved = matches!(&resp.body.payload, Payload::TaskResponse(r) if r.status == TaskStatus::Completed);
+                    let approved = matches!(&resp.payload, Payload::TaskResponse(r) if r.status == TaskStatus::Completed);
                     if !approved {
                         ctx.count("denied");
                         continue;
@@ -445,7 +445,7 @@ fn header_of(m: &Message, route: RouteKind) -> FrameHeader {
         correlation_id: m.correlation_id,
         timestamp_ns: m.timestamp_ns,
         ttl_ms: 0,
-        trace: m.trace,
+        extension_len: 0,
     }
 }
 
