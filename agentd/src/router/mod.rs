@@ -167,6 +167,9 @@ pub struct Router {
     entries: Vec<Option<Entry>>,
     outbound: Vec<Option<Vec<agentbus_ipc::ring::Consumer>>>,
     inbound: Vec<Option<Vec<agentbus_ipc::ring::Producer>>>,
+    /// The slots with lanes, in slot order: a pass visits these, not every slot (an empty
+    /// pass over 64 slots x 4 lanes cost 0.7-1.15 us, mostly a `%` per slot).
+    attached: Vec<u32>,
     routes: Routes,
     touched: Vec<(u32, usize)>,
     touched_mask: Vec<u8>,
@@ -188,6 +191,7 @@ impl Router {
             entries: (0..n).map(|_| None).collect(),
             outbound: (0..n).map(|_| None).collect(),
             inbound: (0..n).map(|_| None).collect(),
+            attached: Vec::with_capacity(n),
             routes: Routes::default(),
             touched: Vec::with_capacity(n * 4),
             touched_mask: vec![0; n],
@@ -294,15 +298,20 @@ impl Router {
             mono,
             rt: mono.wrapping_add(self.rt_offset),
         };
-        let n = self.entries.len();
+        // Each pass starts one attached agent further on, so none is always served first.
+        // Slots are removed only after the loop (`handle_faults`, `finish_drained`).
+        let n = self.attached.len();
         let start = (self.counters.passes as usize) % n.max(1);
         let mut work = 0;
         for p in 0..4 {
-            for i in 0..n {
-                let s = ((start + i) % n) as u32;
-                if self.outbound[s as usize].is_some() {
-                    work += self.drain_lane(s, p, now);
+            let mut k = start;
+            for _ in 0..n {
+                let s = self.attached[k];
+                k += 1;
+                if k == n {
+                    k = 0;
                 }
+                work += self.drain_lane(s, p, now);
             }
         }
         self.publish_touched();
@@ -617,6 +626,9 @@ impl Router {
                         );
                         self.outbound[slot] = Some(a.outbound);
                         self.inbound[slot] = Some(a.inbound);
+                        if let Err(at) = self.attached.binary_search(&(slot as u32)) {
+                            self.attached.insert(at, slot as u32);
+                        }
                         self.entries[slot] = Some(Entry {
                             epoch: a.epoch,
                             identity,
@@ -706,6 +718,7 @@ impl Router {
         };
         self.outbound[s] = None;
         self.inbound[s] = None;
+        self.attached.retain(|&a| a != slot);
         let now_rt = realtime_ns();
         let layout = agentbus::lanes::LaneLayout {
             capacity: entry.lane_capacity,
