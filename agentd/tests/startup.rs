@@ -79,6 +79,7 @@ fn attaching_without_agentd_says_how_to_start_it() {
 #[test]
 fn the_agentd_binary_serves_and_cleans_up_on_sigterm() {
     let cfg = config("binary");
+    let _dir = RemoveDir(cfg.socket_dir.clone());
     let socket = paths::socket_path(&cfg.socket_dir, &cfg.bus);
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentd"))
         .args(["--bus", &cfg.bus, "--socket-dir"])

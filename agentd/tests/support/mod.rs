@@ -11,16 +11,29 @@ use agentd::{Config, Daemon};
 pub mod process;
 pub mod raw;
 
+/// Field order matters: `daemon` drops (closing its socket) before `_dir` removes the directory.
 pub struct TestBus {
     pub daemon: Daemon,
     pub bus: String,
     pub dir: PathBuf,
+    _dir: RemoveDir,
 }
 
+/// Removes a test's socket directory when dropped, also when the test panics.
+pub struct RemoveDir(pub PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A bus name and a socket directory of this test's own, both named for `name` (tests running
+/// at once use different names, so they never share or remove each other's directory).
 pub fn config(name: &str) -> Config {
-    let bus = format!("t-{name}-{}", std::process::id());
-    let mut cfg = Config::new(&bus);
-    cfg.socket_dir = std::env::temp_dir().join(format!("agentbus-test-{}", std::process::id()));
+    let pid = std::process::id();
+    let mut cfg = Config::new(&format!("t-{name}-{pid}"));
+    cfg.socket_dir = std::env::temp_dir().join(format!("agentbus-test-{pid}-{name}"));
     cfg
 }
 
@@ -31,8 +44,14 @@ pub fn start(name: &str) -> TestBus {
 pub fn start_with(cfg: Config) -> TestBus {
     let bus = cfg.bus.clone();
     let dir = cfg.socket_dir.clone();
+    let cleanup = RemoveDir(dir.clone());
     let daemon = Daemon::start(cfg).expect("agentd starts");
-    TestBus { daemon, bus, dir }
+    TestBus {
+        daemon,
+        bus,
+        dir,
+        _dir: cleanup,
+    }
 }
 
 impl TestBus {

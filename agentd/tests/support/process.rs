@@ -73,5 +73,6 @@ impl Drop for AgentdProcess {
         let _ = std::fs::remove_file(
             PathBuf::from("/dev/shm").join(paths::header_segment_name(&self.bus)),
         );
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
