@@ -447,8 +447,8 @@ pub fn channel(cfg: Config, kind: ChannelPayload) -> anyhow::Result<Row> {
         id: kind.id().into(),
         name: match kind {
             ChannelPayload::Raw => "channel".into(),
-            ChannelPayload::Typed => "typed (64 B struct, channel)".into(),
-            ChannelPayload::Plain => "plain (64 B struct, loan, channel)".into(),
+            ChannelPayload::Typed => "typed 64 B struct".into(),
+            ChannelPayload::Plain => "plain 64 B struct, loan".into(),
         },
         hist,
     })
