@@ -11,6 +11,7 @@
 mod budget;
 mod command;
 mod deliver;
+mod inbound;
 mod table;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,17 +19,18 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentbus::{FrameHeader, IdGenerator, MessagePriority};
+use agentbus::{AgentIdentifier, AgentStatus, FrameHeader, IdGenerator, MessagePriority};
 use agentbus_ipc::clock::{monotonic_ns, realtime_ns};
-use agentbus_ipc::ring::ReadError;
+use agentbus_ipc::ring::{Consumer, ReadError};
 use agentbus_ipc::wait::Wait;
 use agentbus_ipc::words::{SharedDoorbell, WordTable};
 
 pub use budget::DeadLetterLimit;
 use budget::{BudgetState, DeadLetterBudget};
 pub use command::{Command, NewAgent, RouterEvent};
-use deliver::Outcome;
-pub use table::{Entry, Now, Partial, Routes, SlotSet, Unroutable, View};
+use deliver::FrameSender;
+use inbound::{Copied, InboundLanes, Unwritten};
+pub use table::{Entry, Now, Partial, Routes, Slot, SlotSet, Unroutable, View};
 
 use crate::bus_header::word;
 use crate::dead_letters::DeadLetterQueue;
@@ -160,26 +162,65 @@ struct Counters {
 }
 
 /// The router's state; [`Router::run`] is the thread's body.
+///
+/// Its reading side (every slot's outbound lanes) is kept apart from [`Dispatch`], the
+/// rest: a frame is read in place from an outbound lane and routed, copied and accounted by
+/// `Dispatch` while that lane still holds it.
 #[derive(Debug)]
 pub struct Router {
     cfg: RouterConfig,
     links: RouterLinks,
-    entries: Vec<Option<Entry>>,
-    outbound: Vec<Option<Vec<agentbus_ipc::ring::Consumer>>>,
-    inbound: Vec<Option<Vec<agentbus_ipc::ring::Producer>>>,
+    /// Every slot's outbound lanes, CRITICAL first.
+    outbound: Vec<Option<Vec<Consumer>>>,
     /// The slots with lanes, in slot order: a pass visits these, not every slot (an empty
     /// pass over 64 slots x 4 lanes cost 0.7-1.15 us, mostly a `%` per slot).
     attached: Vec<u32>,
+    dispatch: Dispatch,
+    rt_offset: u64,
+    last_publish: u64,
+}
+
+/// Everything a frame is routed with: the slots, the inbound lanes, the routes, and the books.
+#[derive(Debug)]
+struct Dispatch {
+    slots: Vec<Slot>,
+    inbound: InboundLanes,
     routes: Routes,
-    touched: Vec<(u32, usize)>,
-    touched_mask: Vec<u8>,
-    scratch: Vec<u32>,
+    /// A frame's destinations, reused frame to frame (no allocation per frame).
+    destinations: Vec<u32>,
+    /// Slots to detach at the end of the pass, and why.
     faults: Vec<(u32, String)>,
     ids: IdGenerator,
     counters: Counters,
-    slots: Vec<[u64; slot_counter::PER_SLOT]>,
-    rt_offset: u64,
-    last_publish: u64,
+    dead_letters: Arc<Mutex<DeadLetterQueue>>,
+    heartbeat_timeout_ns: u64,
+    delivery_timeout_ns: u64,
+}
+
+/// What routing one frame came to.
+enum Routed {
+    /// Every destination has it or failed for good: pop it from its lane.
+    Finished {
+        /// Its sender broke the protocol with it: detach the sender.
+        fault: Option<String>,
+    },
+    /// A destination lane is full: keep it, and retry next pass.
+    Blocked,
+}
+
+/// What routing one frame (or one pass over a blocked one) did, for the books.
+#[derive(Debug, Default)]
+struct FrameBooks {
+    /// Destinations that have it, or where it failed for good.
+    done: SlotSet,
+    /// Copies written.
+    copies: u64,
+    /// Copies dead-lettered at one destination.
+    copies_dead: u64,
+    /// Dead letters recorded (whole frame or one copy).
+    letters: u64,
+    /// Whether any of it was dead-lettered.
+    dead: bool,
 }
 
 impl Router {
@@ -188,18 +229,20 @@ impl Router {
         let n = cfg.max_agents;
         let mono = monotonic_ns();
         Router {
-            entries: (0..n).map(|_| None).collect(),
             outbound: (0..n).map(|_| None).collect(),
-            inbound: (0..n).map(|_| None).collect(),
             attached: Vec::with_capacity(n),
-            routes: Routes::default(),
-            touched: Vec::with_capacity(n * 4),
-            touched_mask: vec![0; n],
-            scratch: Vec::with_capacity(n),
-            faults: Vec::new(),
-            ids: IdGenerator::new(),
-            counters: Counters::default(),
-            slots: vec![[0; slot_counter::PER_SLOT]; n],
+            dispatch: Dispatch {
+                slots: (0..n).map(|_| Slot::free()).collect(),
+                inbound: InboundLanes::new(n),
+                routes: Routes::default(),
+                destinations: Vec::with_capacity(n),
+                faults: Vec::new(),
+                ids: IdGenerator::new(),
+                counters: Counters::default(),
+                dead_letters: Arc::clone(&links.dead_letters),
+                heartbeat_timeout_ns: cfg.heartbeat_timeout.as_nanos() as u64,
+                delivery_timeout_ns: cfg.delivery_timeout.as_nanos() as u64,
+            },
             rt_offset: realtime_ns().wrapping_sub(mono),
             last_publish: 0,
             cfg,
@@ -227,7 +270,7 @@ impl Router {
                 self.idle(idle, idle_since);
             }
         }
-        self.publish_touched();
+        self.dispatch.inbound.publish();
         self.publish_counters(monotonic_ns());
     }
 
@@ -269,19 +312,19 @@ impl Router {
         if !self.links.commands.is_empty() || self.links.shutdown.load(Ordering::Acquire) {
             return true;
         }
-        if self
-            .entries
+        let slots = &self.dispatch.slots;
+        if slots
             .iter()
-            .flatten()
+            .filter_map(|s| s.agent.as_ref())
             .any(|e| e.draining || e.partial.iter().any(Option::is_some))
         {
             return true;
         }
         // A throttled agent's frames are not work until its budget refills (at the next
         // publication of the counters, at the latest after one sleep slice).
-        let entries = &self.entries;
         self.outbound.iter_mut().enumerate().any(|(slot, lanes)| {
-            let open = entries[slot]
+            let open = slots[slot]
+                .agent
                 .as_ref()
                 .is_some_and(|e| e.budget.affordable());
             open && lanes
@@ -301,23 +344,23 @@ impl Router {
         // Each pass starts one attached agent further on, so none is always served first.
         // Slots are removed only after the loop (`handle_faults`, `finish_drained`).
         let n = self.attached.len();
-        let start = (self.counters.passes as usize) % n.max(1);
+        let start = (self.dispatch.counters.passes as usize) % n.max(1);
         let mut work = 0;
-        for p in 0..4 {
+        for priority in 0..4 {
             let mut k = start;
             for _ in 0..n {
-                let s = self.attached[k];
+                let slot = self.attached[k];
                 k += 1;
                 if k == n {
                     k = 0;
                 }
-                work += self.drain_lane(s, p, now);
+                work += self.drain_lane(slot, priority, now);
             }
         }
-        self.publish_touched();
+        self.dispatch.inbound.publish();
         self.handle_faults();
         self.finish_drained();
-        self.counters.passes += 1;
+        self.dispatch.counters.passes += 1;
         if mono.saturating_sub(self.last_publish) > 1_000_000 {
             self.publish_counters(mono);
         }
@@ -326,20 +369,21 @@ impl Router {
 
     fn publish_counters(&mut self, now: u64) {
         let h = &self.links.header;
+        let c = &self.dispatch.counters;
         // Relaxed: monitors read these as independent gauges.
         h.store(word::ROUTER_BEAT, now, Ordering::Relaxed);
-        h.store(word::PASSES, self.counters.passes, Ordering::Relaxed);
-        h.store(word::FRAMES_IN, self.counters.frames_in, Ordering::Relaxed);
-        h.store(word::DELIVERED, self.counters.delivered, Ordering::Relaxed);
-        h.store(word::DEAD, self.counters.dead, Ordering::Relaxed);
-        h.store(word::FAULTED, self.counters.faulted, Ordering::Relaxed);
-        for slot in 0..self.slots.len() {
+        h.store(word::PASSES, c.passes, Ordering::Relaxed);
+        h.store(word::FRAMES_IN, c.frames_in, Ordering::Relaxed);
+        h.store(word::DELIVERED, c.delivered, Ordering::Relaxed);
+        h.store(word::DEAD, c.dead, Ordering::Relaxed);
+        h.store(word::FAULTED, c.faulted, Ordering::Relaxed);
+        for slot in 0..self.dispatch.slots.len() {
             self.publish_slot(slot);
         }
         let rt = now.wrapping_add(self.rt_offset);
         // Budgets refill here, about once a millisecond, not on every pass.
         self.refill_budgets(Now { mono: now, rt });
-        for e in self.entries.iter().flatten() {
+        for e in self.dispatch.slots.iter().filter_map(|s| s.agent.as_ref()) {
             // Release: pairs with the client's Acquire load when it checks agentd is there.
             e.control
                 .store(agentbus::lanes::word::ROUTER_BEAT, rt, Ordering::Release);
@@ -348,7 +392,7 @@ impl Router {
     }
 
     fn publish_slot(&self, slot: usize) {
-        for (i, v) in self.slots[slot].iter().enumerate() {
+        for (i, v) in self.dispatch.slots[slot].counters.iter().enumerate() {
             // Relaxed: independent gauges; the attach ack (a channel send) orders the reset
             // before the control thread's next read.
             self.links.slot_counters.words[slot * slot_counter::PER_SLOT + i]
@@ -356,240 +400,81 @@ impl Router {
         }
     }
 
-    fn publish_touched(&mut self) {
-        for (d, p) in self.touched.drain(..) {
-            if let Some(lanes) = self.inbound[d as usize].as_mut() {
-                lanes[p].publish();
-            }
-            self.touched_mask[d as usize] = 0;
-        }
-    }
-
-    /// Routes up to a batch of frames from lane `p` of agent `s`; returns how many it handled.
-    ///
-    /// The books: every frame taken is counted once as delivered or dead; every copy written is
-    /// counted, and when a frame is done the number of distinct destinations it reached (or
-    /// failed at) is added too, so `copies + copies dead = destinations` holds per sender, and a
-    /// copy written twice to one destination shows as a difference instead of hiding.
-    fn drain_lane(&mut self, s: u32, p: usize, now: Now) -> usize {
+    /// Routes up to a batch of frames from lane `priority` of the agent in `slot`; returns how
+    /// many it handled. Each frame: read (peek and parse), then [`Dispatch::route`] (resolve,
+    /// deliver, account), then pop unless it waits for a full destination.
+    fn drain_lane(&mut self, slot: u32, priority: usize, now: Now) -> usize {
         let mut handled = 0;
-        let hb_timeout = self.cfg.heartbeat_timeout.as_nanos() as u64;
-        let delivery_timeout = self.cfg.delivery_timeout.as_nanos() as u64;
-        let su = s as usize;
         while handled < self.cfg.batch_limit {
-            if !self.entries[su]
-                .as_ref()
-                .is_some_and(|e| e.budget.affordable())
-            {
-                break; // throttled: its frames wait in its lanes
-            }
-            let Some(lanes) = self.outbound[su].as_mut() else {
+            let Some(agent) = self.dispatch.slots[slot as usize].agent.as_ref() else {
                 break;
             };
+            if !agent.budget.affordable() {
+                break; // throttled: its frames wait in its lanes
+            }
+            let sender = FrameSender {
+                slot,
+                epoch: agent.epoch,
+                priority,
+            };
+            let Some(lanes) = self.outbound[slot as usize].as_mut() else {
+                break;
+            };
+            let lane = &mut lanes[priority];
             // The position comes from the peek itself: `peek` steps over a padding frame, so a
             // position read before it would name the padding, never match on the retry, and
             // throw away the record of who already has this frame (duplicate copies).
-            let (position, frame) = match lanes[p].peek_with_position() {
+            let (position, frame) = match lane.peek_with_position() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(ReadError::Corrupt(c)) => {
-                    self.faults.push((s, c.to_string()));
+                    self.dispatch.faults.push((slot, c.to_string()));
                     break;
                 }
             };
-            let header = match FrameHeader::parse(frame) {
+            let mut header = match FrameHeader::parse(frame) {
                 Ok(h) => h,
                 Err(e) => {
-                    self.faults.push((s, e.to_string()));
+                    self.dispatch.faults.push((slot, e.to_string()));
                     break;
                 }
             };
             let frame = &frame[..header.frame_len()];
-            let entry_epoch = self.entries[su].as_ref().map_or(0, |e| e.epoch);
-            let mut header = header;
-            header.source_slot = s;
-            header.source_epoch = entry_epoch;
-            header.priority = MessagePriority::ALL[p];
-            // Who already has this frame, from an earlier pass that found a destination full.
-            let partial = self.entries[su]
-                .as_ref()
-                .and_then(|e| e.partial[p])
-                .filter(|pt| pt.position == position);
-            let mut done = partial.map_or(SlotSet::default(), |pt| pt.done);
-            let mut frame_dead = false;
-            let mut letters = 0u64;
-            let mut copies = 0u64;
-            let mut copies_dead = 0u64;
-            let mut fault = None;
-            let view = View {
-                entries: &self.entries,
-                routes: &self.routes,
-                inbound: &self.inbound,
-            };
-            // Resolved before the ttl is looked at: a frame for an impossible destination is a
-            // protocol violation whatever timestamp its sender wrote.
-            let resolved = view.resolve(&header, s, now, hb_timeout, &mut self.scratch);
-            if resolved != Err(Unroutable::Impossible) && expired(&header, now.rt, delivery_timeout)
-            {
-                deliver::dead_letter(
-                    &self.links.dead_letters,
-                    &header,
-                    frame,
-                    None,
-                    if partial.is_some() {
-                        "a destination lane stayed full until the ttl ran out"
-                    } else {
-                        "ttl expired before delivery"
-                    },
-                    now.rt,
-                );
-                letters += 1;
-                frame_dead = true;
-            } else {
-                match resolved {
-                    Err(why) => {
-                        deliver::dead_letter(
-                            &self.links.dead_letters,
-                            &header,
-                            frame,
-                            None,
-                            why.reason(),
-                            now.rt,
-                        );
-                        letters += 1;
-                        frame_dead = true;
-                        if why == Unroutable::Impossible {
-                            fault = Some(format!(
-                                "it sent a frame to an impossible destination ({:?} {:#x}; {} slots)",
-                                header.route,
-                                header.destination,
-                                self.entries.len()
-                            ));
-                        } else if header.message_type != agentbus::MessageType::Error {
-                            deliver::error_back(
-                                &mut self.inbound,
-                                &mut self.touched,
-                                &mut self.touched_mask,
-                                &mut self.ids,
-                                (s, entry_epoch, p),
-                                &header,
-                                why.reason(),
-                                now.rt,
-                            );
-                        }
-                    }
-                    Ok(()) => {
-                        let mut blocked = false;
-                        for &d in &self.scratch {
-                            if done.contains(d) {
-                                continue;
-                            }
-                            match deliver::copy(
-                                &mut self.inbound,
-                                &mut self.touched,
-                                &mut self.touched_mask,
-                                d,
-                                p,
-                                &header,
-                                frame,
-                            ) {
-                                Outcome::Delivered => {
-                                    done.insert(d);
-                                    copies += 1;
-                                    self.slots[d as usize][slot_counter::RECEIVED] += 1;
-                                }
-                                Outcome::Full => blocked = true,
-                                Outcome::Failed(why) => {
-                                    deliver::dead_letter(
-                                        &self.links.dead_letters,
-                                        &header,
-                                        frame,
-                                        Some(d),
-                                        &why,
-                                        now.rt,
-                                    );
-                                    letters += 1;
-                                    copies_dead += 1;
-                                    frame_dead = true;
-                                    done.insert(d);
-                                    if why.starts_with("ring corrupted") {
-                                        self.faults.push((d, why));
-                                    }
-                                }
-                            }
-                        }
-                        if blocked {
-                            // Keep the frame; retry next pass; skip the slots that have it.
-                            // Whether an earlier pass already dead-lettered a copy is kept too.
-                            let was_dead = partial.is_some_and(|pt| pt.dead);
-                            if let Some(e) = self.entries[su].as_mut() {
-                                e.partial[p] = Some(Partial {
-                                    position,
-                                    done,
-                                    dead: was_dead || frame_dead,
-                                });
-                            }
-                            self.account_copies(s, copies, copies_dead, letters);
-                            break;
-                        }
+            header.source_slot = slot;
+            header.source_epoch = sender.epoch;
+            header.priority = MessagePriority::ALL[priority];
+            match self.dispatch.route(sender, &header, frame, position, now) {
+                Routed::Blocked => break,
+                Routed::Finished { fault } => {
+                    lane.pop();
+                    self.dispatch.counters.frames_in += 1;
+                    handled += 1;
+                    if let Some(why) = fault {
+                        self.dispatch.faults.push((slot, why));
+                        break;
                     }
                 }
             }
-            if let Some(e) = self.entries[su].as_mut() {
-                e.partial[p] = None;
-            }
-            let frame_dead = frame_dead || partial.is_some_and(|pt| pt.dead);
-            self.account_copies(s, copies, copies_dead, letters);
-            let counters = &mut self.slots[su];
-            counters[slot_counter::SENT] += 1;
-            counters[slot_counter::DESTINATIONS] += done.len();
-            if frame_dead {
-                counters[slot_counter::DEAD] += 1;
-            } else {
-                counters[slot_counter::DELIVERED] += 1;
-            }
-            if let Some(lanes) = self.outbound[su].as_mut() {
-                lanes[p].pop();
-            }
-            self.counters.frames_in += 1;
-            handled += 1;
-            if let Some(why) = fault {
-                self.faults.push((s, why));
-                break;
-            }
         }
-        if let Some(lanes) = self.outbound[su].as_mut() {
-            lanes[p].release();
+        if let Some(lanes) = self.outbound[slot as usize].as_mut() {
+            lanes[priority].release();
         }
         handled
-    }
-
-    /// Counts what routing one frame (or one pass over a blocked one) did for sender `s`, and
-    /// spends its dead-letter budget.
-    fn account_copies(&mut self, s: u32, copies: u64, copies_dead: u64, letters: u64) {
-        self.counters.delivered += copies;
-        self.counters.dead += letters;
-        let counters = &mut self.slots[s as usize];
-        counters[slot_counter::COPIES] += copies;
-        counters[slot_counter::COPIES_DEAD] += copies_dead;
-        if let Some(e) = self.entries[s as usize].as_mut() {
-            for _ in 0..letters {
-                e.budget.spend();
-            }
-        }
     }
 
     /// Refills every agent's dead-letter budget; says (once per episode) who is throttled.
     fn refill_budgets(&mut self, now: Now) {
         let limit = self.cfg.dead_letter_limit;
-        for (slot, entry) in self.entries.iter_mut().enumerate() {
-            let Some(e) = entry.as_mut() else { continue };
+        for (index, slot) in self.dispatch.slots.iter_mut().enumerate() {
+            let Some(e) = slot.agent.as_mut() else {
+                continue;
+            };
             match e.budget.refill(limit, now.mono) {
                 BudgetState::Open | BudgetState::Throttled { started: false } => {}
                 BudgetState::Throttled { started: true } => {
-                    self.slots[slot][slot_counter::THROTTLED] += 1;
+                    slot.counters[slot_counter::THROTTLED] += 1;
                     tracing::warn!(
-                        slot,
+                        slot = index,
                         agent = %e.identity.agent_id,
                         "throttling an agent that makes more than {} dead letters a second (burst {}): its lanes are read only as its budget refills",
                         limit.rate,
@@ -597,7 +482,7 @@ impl Router {
                     );
                 }
                 BudgetState::Recovered { for_ns } => tracing::info!(
-                    slot,
+                    slot = index,
                     agent = %e.identity.agent_id,
                     "no longer throttled, after {} ms",
                     for_ns / 1_000_000
@@ -609,81 +494,83 @@ impl Router {
     fn apply_commands(&mut self) {
         while let Ok(cmd) = self.links.commands.pop() {
             match cmd {
-                Command::AddAgent(a, ack) => {
-                    let slot = a.slot as usize;
-                    if slot < self.entries.len() {
-                        // The new occupant starts from zero, visibly at once: a listing made
-                        // right after its attach must not show the previous agent's numbers.
-                        self.slots[slot] = [0; slot_counter::PER_SLOT];
-                        self.publish_slot(slot);
-                        let identity = a.identity.clone();
-                        // Release: as in `publish_counters`; the agent sees a beat from its
-                        // first send on.
-                        a.control.store(
-                            agentbus::lanes::word::ROUTER_BEAT,
-                            realtime_ns(),
-                            Ordering::Release,
-                        );
-                        self.outbound[slot] = Some(a.outbound);
-                        self.inbound[slot] = Some(a.inbound);
-                        if let Err(at) = self.attached.binary_search(&(slot as u32)) {
-                            self.attached.insert(at, slot as u32);
-                        }
-                        self.entries[slot] = Some(Entry {
-                            epoch: a.epoch,
-                            identity,
-                            control: a.control,
-                            lanes: a.lanes,
-                            lane_capacity: a.lane_capacity,
-                            capacity: a.capacity,
-                            draining: false,
-                            partial: [None; 4],
-                            budget: DeadLetterBudget::new(
-                                self.cfg.dead_letter_limit,
-                                monotonic_ns(),
-                            ),
-                        });
-                        self.notify_sys_agents(a.slot, agentbus::AgentStatus::Active);
-                    }
+                Command::AddAgent(agent, ack) => {
+                    self.add(*agent);
                     let _ = ack.send(());
                 }
                 Command::RemoveAgent { slot, epoch, drain } => {
-                    let matches = self
-                        .entries
-                        .get(slot as usize)
-                        .and_then(|e| e.as_ref())
-                        .is_some_and(|e| e.epoch == epoch);
-                    if matches {
-                        if drain {
-                            if let Some(e) = self.entries[slot as usize].as_mut() {
-                                e.draining = true;
-                            }
-                        } else {
-                            self.remove(slot, None);
-                        }
+                    let Some(e) = self
+                        .dispatch
+                        .slots
+                        .get_mut(slot as usize)
+                        .and_then(|s| s.agent.as_mut())
+                        .filter(|e| e.epoch == epoch)
+                    else {
+                        continue;
+                    };
+                    if drain {
+                        e.draining = true;
+                    } else {
+                        self.remove(slot, None);
                     }
                 }
                 Command::SetTopic(id, slots, ack) => {
-                    self.routes.set_topic(id, slots);
+                    self.dispatch.routes.set_topic(id, slots);
                     let _ = ack.send(());
                 }
                 Command::SetCapabilitySet(id, slots, ack) => {
-                    self.routes.set_capset(id, slots);
+                    self.dispatch.routes.set_capset(id, slots);
                     let _ = ack.send(());
                 }
                 Command::SetType(id, slots, ack) => {
-                    self.routes.set_type(id, slots);
+                    self.dispatch.routes.set_type(id, slots);
                     let _ = ack.send(());
                 }
             }
         }
     }
 
+    /// Gives an attached agent its slot.
+    fn add(&mut self, agent: NewAgent) {
+        let index = agent.slot as usize;
+        let Some(slot) = self.dispatch.slots.get_mut(index) else {
+            return;
+        };
+        // The new occupant starts from zero, visibly at once: a listing made right after its
+        // attach must not show the previous agent's numbers.
+        slot.counters = [0; slot_counter::PER_SLOT];
+        // Release: as in `publish_counters`; the agent sees a beat from its first send on.
+        agent.control.store(
+            agentbus::lanes::word::ROUTER_BEAT,
+            realtime_ns(),
+            Ordering::Release,
+        );
+        slot.agent = Some(Entry {
+            epoch: agent.epoch,
+            identity: agent.identity,
+            control: agent.control,
+            lanes: agent.lanes,
+            lane_capacity: agent.lane_capacity,
+            capacity: agent.capacity,
+            draining: false,
+            partial: [None; 4],
+            budget: DeadLetterBudget::new(self.cfg.dead_letter_limit, monotonic_ns()),
+        });
+        self.publish_slot(index);
+        self.outbound[index] = Some(agent.outbound);
+        self.dispatch.inbound.attach(agent.slot, agent.inbound);
+        if let Err(at) = self.attached.binary_search(&agent.slot) {
+            self.attached.insert(at, agent.slot);
+        }
+        self.dispatch
+            .notify_sys_agents(self.cfg.sys_agents_topic, agent.slot, AgentStatus::Active);
+    }
+
     fn handle_faults(&mut self) {
-        while let Some((slot, why)) = self.faults.pop() {
-            if self.entries[slot as usize].is_some() {
+        while let Some((slot, why)) = self.dispatch.faults.pop() {
+            if self.dispatch.slots[slot as usize].agent.is_some() {
                 tracing::warn!(slot, "detaching a misbehaving agent: {why}");
-                self.counters.faulted += 1;
+                self.dispatch.counters.faulted += 1;
                 self.remove(slot, Some(why));
             }
         }
@@ -691,8 +578,11 @@ impl Router {
 
     /// Removes draining agents whose outbound lanes are empty.
     fn finish_drained(&mut self) {
-        for slot in 0..self.entries.len() {
-            let draining = self.entries[slot].as_ref().is_some_and(|e| e.draining);
+        for slot in 0..self.dispatch.slots.len() {
+            let draining = self.dispatch.slots[slot]
+                .agent
+                .as_ref()
+                .is_some_and(|e| e.draining);
             if !draining {
                 continue;
             }
@@ -708,16 +598,13 @@ impl Router {
     /// Frees a slot: what it never read becomes dead letters, `sys.agents` hears of it, and the
     /// control thread is told the slot is free.
     fn remove(&mut self, slot: u32, fault: Option<String>) {
-        let s = slot as usize;
-        // Frames already copied for it this pass must be visible before we read them back.
-        if self.touched_mask[s] != 0 {
-            self.publish_touched();
-        }
-        let Some(entry) = self.entries[s].take() else {
+        let index = slot as usize;
+        // Frames already copied for it this pass become visible before they are read back.
+        self.dispatch.inbound.detach(slot);
+        let Some(entry) = self.dispatch.slots[index].agent.take() else {
             return;
         };
-        self.outbound[s] = None;
-        self.inbound[s] = None;
+        self.outbound[index] = None;
         self.attached.retain(|&a| a != slot);
         let now_rt = realtime_ns();
         let layout = agentbus::lanes::LaneLayout {
@@ -733,14 +620,14 @@ impl Router {
                 if let Ok(h) = FrameHeader::parse(frame) {
                     let end = h.frame_len().min(frame.len());
                     deliver::dead_letter(
-                        &self.links.dead_letters,
+                        &self.dispatch.dead_letters,
                         &h,
                         &frame[..end],
                         Some(slot),
                         "its recipient left before reading it",
                         now_rt,
                     );
-                    self.counters.dead += 1;
+                    self.dispatch.counters.dead += 1;
                 }
                 unread.pop();
             }
@@ -751,25 +638,234 @@ impl Router {
             fault,
         });
         let _ = self.links.waker.wake();
-        self.notify_identity(&entry.identity, slot, agentbus::AgentStatus::Dead);
+        self.dispatch.notify_identity(
+            self.cfg.sys_agents_topic,
+            &entry.identity,
+            slot,
+            AgentStatus::Dead,
+        );
+    }
+}
+
+impl Dispatch {
+    /// Routes one frame from `sender`, read at `position` of its lane: resolves its
+    /// destinations, copies it to each that does not have it yet, dead-letters what cannot be
+    /// delivered, and does the books.
+    ///
+    /// The books: every frame taken is counted once as delivered or dead; every copy written is
+    /// counted, and when a frame is done the number of distinct destinations it reached (or
+    /// failed at) is added too, so `copies + copies dead = destinations` holds per sender, and a
+    /// copy written twice to one destination shows as a difference instead of hiding.
+    fn route(
+        &mut self,
+        sender: FrameSender,
+        header: &FrameHeader,
+        frame: &[u8],
+        position: u64,
+        now: Now,
+    ) -> Routed {
+        // Who already has this frame, from an earlier pass that found a destination full.
+        let partial = self.slots[sender.slot as usize]
+            .agent
+            .as_ref()
+            .and_then(|e| e.partial[sender.priority])
+            .filter(|pt| pt.position == position);
+        let mut books = FrameBooks {
+            done: partial.map_or(SlotSet::default(), |pt| pt.done),
+            ..FrameBooks::default()
+        };
+        let mut fault = None;
+        let view = View {
+            slots: &self.slots,
+            routes: &self.routes,
+            inbound: &self.inbound,
+        };
+        // Resolved before the ttl is looked at: a frame for an impossible destination is a
+        // protocol violation whatever timestamp its sender wrote.
+        let resolved = view.resolve(
+            header,
+            sender.slot,
+            now,
+            self.heartbeat_timeout_ns,
+            &mut self.destinations,
+        );
+        if resolved != Err(Unroutable::Impossible)
+            && expired(header, now.rt, self.delivery_timeout_ns)
+        {
+            let reason = if partial.is_some() {
+                "a destination lane stayed full until the ttl ran out"
+            } else {
+                "ttl expired before delivery"
+            };
+            self.dead_letter(header, frame, None, reason, now, &mut books);
+        } else {
+            match resolved {
+                Err(why) => {
+                    self.dead_letter(header, frame, None, why.reason(), now, &mut books);
+                    if why == Unroutable::Impossible {
+                        fault = Some(format!(
+                            "it sent a frame to an impossible destination ({:?} {:#x}; {} slots)",
+                            header.route,
+                            header.destination,
+                            self.slots.len()
+                        ));
+                    } else if header.message_type != agentbus::MessageType::Error {
+                        self.error_back(sender, header, why.reason(), now);
+                    }
+                }
+                Ok(()) => {
+                    if self.deliver(sender, header, frame, now, &mut books) {
+                        // Keep the frame; retry next pass; skip the slots that have it.
+                        // Whether an earlier pass already dead-lettered a copy is kept too.
+                        let dead = books.dead || partial.is_some_and(|pt| pt.dead);
+                        if let Some(e) = self.slots[sender.slot as usize].agent.as_mut() {
+                            e.partial[sender.priority] = Some(Partial {
+                                position,
+                                done: books.done,
+                                dead,
+                            });
+                        }
+                        self.account(sender.slot, &books);
+                        return Routed::Blocked;
+                    }
+                }
+            }
+        }
+        books.dead |= partial.is_some_and(|pt| pt.dead);
+        self.finish(sender, &books);
+        Routed::Finished { fault }
     }
 
-    fn notify_sys_agents(&mut self, slot: u32, status: agentbus::AgentStatus) {
-        if let Some(identity) = self.entries[slot as usize]
-            .as_ref()
-            .map(|e| e.identity.clone())
+    /// Copies a resolved frame to each destination that does not have it yet; returns whether
+    /// one was full (the frame must wait).
+    fn deliver(
+        &mut self,
+        sender: FrameSender,
+        header: &FrameHeader,
+        frame: &[u8],
+        now: Now,
+        books: &mut FrameBooks,
+    ) -> bool {
+        let mut blocked = false;
+        for i in 0..self.destinations.len() {
+            let destination = self.destinations[i];
+            if books.done.contains(destination) {
+                continue;
+            }
+            let copied = self
+                .inbound
+                .copy(destination, sender.priority, header, frame);
+            match copied {
+                Copied::Delivered => {
+                    books.done.insert(destination);
+                    books.copies += 1;
+                    self.slots[destination as usize].counters[slot_counter::RECEIVED] += 1;
+                }
+                Copied::Full => blocked = true,
+                Copied::Gone | Copied::TooLarge(_) | Copied::Corrupt(_) => {
+                    let why = copied.failure().unwrap_or_default();
+                    self.dead_letter(header, frame, Some(destination), &why, now, books);
+                    books.copies_dead += 1;
+                    books.done.insert(destination);
+                    if matches!(copied, Copied::Corrupt(_)) {
+                        self.faults.push((destination, why));
+                    }
+                }
+            }
+        }
+        blocked
+    }
+
+    /// Records a dead letter of `header`'s frame (at `destination`, or the whole frame).
+    fn dead_letter(
+        &mut self,
+        header: &FrameHeader,
+        frame: &[u8],
+        destination: Option<u32>,
+        reason: &str,
+        now: Now,
+        books: &mut FrameBooks,
+    ) {
+        deliver::dead_letter(
+            &self.dead_letters,
+            header,
+            frame,
+            destination,
+            reason,
+            now.rt,
+        );
+        books.letters += 1;
+        books.dead = true;
+    }
+
+    /// Tells `sender` its frame could not be routed, and why.
+    fn error_back(&mut self, sender: FrameSender, failed: &FrameHeader, reason: &str, now: Now) {
+        let (header, message) =
+            deliver::unroutable_error(&mut self.ids, sender, failed, reason, now.rt);
+        if let Err(e) = self
+            .inbound
+            .write(sender.slot, sender.priority, &header, &message)
         {
-            self.notify_identity(&identity, slot, status);
+            // Its own lane is full: it is not reading its errors. The dead letter (logged,
+            // rate-limited) already records the failure; a line per lost error would not be.
+            tracing::debug!(
+                sender = sender.slot,
+                "could not tell the sender its message was unroutable: {e}"
+            );
         }
     }
 
+    /// Counts what routing one frame (or one pass over a blocked one) did for `sender`, and
+    /// spends its dead-letter budget.
+    fn account(&mut self, sender: u32, books: &FrameBooks) {
+        self.counters.delivered += books.copies;
+        self.counters.dead += books.letters;
+        let slot = &mut self.slots[sender as usize];
+        slot.counters[slot_counter::COPIES] += books.copies;
+        slot.counters[slot_counter::COPIES_DEAD] += books.copies_dead;
+        if let Some(e) = slot.agent.as_mut() {
+            for _ in 0..books.letters {
+                e.budget.spend();
+            }
+        }
+    }
+
+    /// The books of a finished frame: no longer partial, counted once as sent and as
+    /// delivered or dead.
+    fn finish(&mut self, sender: FrameSender, books: &FrameBooks) {
+        if let Some(e) = self.slots[sender.slot as usize].agent.as_mut() {
+            e.partial[sender.priority] = None;
+        }
+        self.account(sender.slot, books);
+        let counters = &mut self.slots[sender.slot as usize].counters;
+        counters[slot_counter::SENT] += 1;
+        counters[slot_counter::DESTINATIONS] += books.done.len();
+        if books.dead {
+            counters[slot_counter::DEAD] += 1;
+        } else {
+            counters[slot_counter::DELIVERED] += 1;
+        }
+    }
+
+    fn notify_sys_agents(&mut self, topic: u64, slot: u32, status: AgentStatus) {
+        if let Some(identity) = self.slots[slot as usize]
+            .agent
+            .as_ref()
+            .map(|e| e.identity.clone())
+        {
+            self.notify_identity(topic, &identity, slot, status);
+        }
+    }
+
+    /// Tells the subscribers of `sys.agents` (`topic`), but the agent itself, that the agent
+    /// `identity` in `slot` attached or died.
     fn notify_identity(
         &mut self,
-        identity: &agentbus::AgentIdentifier,
+        topic: u64,
+        identity: &AgentIdentifier,
         slot: u32,
-        status: agentbus::AgentStatus,
+        status: AgentStatus,
     ) {
-        let topic = self.cfg.sys_agents_topic;
         let subscribers: Vec<u32> = self
             .routes
             .topics
@@ -777,18 +873,29 @@ impl Router {
             .map_or(Vec::new(), |v| {
                 v.iter().copied().filter(|&s| s != slot).collect()
             });
-        deliver::notify_agents_topic(
-            &mut self.inbound,
-            &mut self.touched,
-            &mut self.touched_mask,
-            &mut self.ids,
-            &self.links.dead_letters,
-            &mut self.counters.delivered,
-            &mut self.counters.dead,
-            (topic, &subscribers),
-            identity,
-            slot,
-            status,
-        );
+        if subscribers.is_empty() {
+            return;
+        }
+        let (header, message) =
+            deliver::agents_notice(&mut self.ids, topic, identity, slot, status);
+        let priority = MessagePriority::High as usize;
+        for subscriber in subscribers {
+            match self.inbound.write(subscriber, priority, &header, &message) {
+                Ok(()) => self.counters.delivered += 1,
+                Err(Unwritten::Gone) => {}
+                Err(e) => {
+                    let why = format!("sys.agents notification not delivered: {e}");
+                    deliver::dead_letter(
+                        &self.dead_letters,
+                        &header,
+                        &[],
+                        Some(subscriber),
+                        &why,
+                        header.timestamp_ns,
+                    );
+                    self.counters.dead += 1;
+                }
+            }
+        }
     }
 }

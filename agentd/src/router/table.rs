@@ -3,7 +3,6 @@
 use agentbus::control::AgentAddress;
 use agentbus::lanes;
 use agentbus::{AgentIdentifier, FrameHeader, RouteKind};
-use agentbus_ipc::ring::Producer;
 use agentbus_ipc::words::WordTable;
 use agentbus_ipc::Region;
 
@@ -67,6 +66,27 @@ pub struct Entry {
     pub partial: [Option<Partial>; 4],
     /// Its dead-letter budget (an agent over it is throttled).
     pub budget: DeadLetterBudget,
+}
+
+/// What the router keeps per slot, besides its lanes (those are in [`super::InboundLanes`] and
+/// the router's outbound list, apart because a frame read in place from an outbound lane stays
+/// borrowed while the slots are resolved against and updated).
+#[derive(Debug)]
+pub struct Slot {
+    /// The agent attached there, if any.
+    pub agent: Option<Entry>,
+    /// Its counters (indexes in [`super::slot_counter`]), published for the control thread.
+    pub counters: [u64; super::slot_counter::PER_SLOT],
+}
+
+impl Slot {
+    /// A free slot.
+    pub fn free() -> Slot {
+        Slot {
+            agent: None,
+            counters: [0; super::slot_counter::PER_SLOT],
+        }
+    }
 }
 
 /// Routes by id: topic subscribers, capability-set candidates, type members.
@@ -155,17 +175,17 @@ pub struct Now {
 /// What resolution reads: the agents, the routes, and the inbound lanes (for backlog).
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
-    /// Agents by slot.
-    pub entries: &'a [Option<Entry>],
+    /// Every slot.
+    pub slots: &'a [Slot],
     /// Routes.
     pub routes: &'a Routes,
     /// Inbound lanes by slot.
-    pub inbound: &'a [Option<Vec<Producer>>],
+    pub inbound: &'a super::InboundLanes,
 }
 
 impl View<'_> {
     fn live(&self, slot: u32) -> Option<&Entry> {
-        self.entries.get(slot as usize)?.as_ref()
+        self.slots.get(slot as usize)?.agent.as_ref()
     }
 
     /// Whether `slot` may be given new work: attached, not leaving, beating (or sending),
@@ -189,11 +209,7 @@ impl View<'_> {
         for &slot in candidates {
             if let Some(load) = self.available(slot, now, hb_timeout) {
                 // Ties go to the agent with the least waiting in its inbound lanes.
-                let backlog = self
-                    .inbound
-                    .get(slot as usize)
-                    .and_then(|l| l.as_ref())
-                    .map_or(0, |lanes| lanes.iter().map(|l| l.backlog_hint()).sum());
+                let backlog = self.inbound.backlog(slot);
                 if best.is_none_or(|(l, b, _)| (load, backlog) < (l, b)) {
                     best = Some((load, backlog, slot));
                 }
@@ -224,7 +240,7 @@ impl View<'_> {
         match header.route {
             RouteKind::Agent | RouteKind::Multicast => {
                 let a = AgentAddress::from_destination(header.destination);
-                if a.slot as usize >= self.entries.len() {
+                if a.slot as usize >= self.slots.len() {
                     return Err(Unroutable::Impossible);
                 }
                 match self.live(a.slot) {
@@ -270,7 +286,7 @@ impl View<'_> {
             }
             RouteKind::Broadcast => {
                 out.extend(
-                    (0..self.entries.len() as u32)
+                    (0..self.slots.len() as u32)
                         .filter(|&s| s != source && self.live(s).is_some_and(|e| !e.draining)),
                 );
                 if out.is_empty() {
