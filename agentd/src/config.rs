@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agentbus::paths;
-use agentbus_ipc::wait::Wait;
+use agentbus_ipc::wait::{ParseWaitError, Wait};
 use serde::Deserialize;
 
 /// Everything agentd needs to run a bus.
@@ -58,6 +58,51 @@ pub const DEFAULT_ROUTER_SPIN: Duration = Duration::from_micros(5);
 /// The most agents a bus can hold.
 pub const MAX_AGENTS: usize = 256;
 
+/// Why a configuration was refused: which setting, and what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting's value is out of its range.
+    #[error("{key} = {value} is not valid: {allowed}")]
+    Invalid {
+        /// The setting, as its TOML key.
+        key: &'static str,
+        /// The value it has.
+        value: String,
+        /// What it may be.
+        allowed: String,
+    },
+    /// The heartbeat timeout is not longer than the interval: every agent would look dead.
+    #[error("heartbeat_timeout_ms ({timeout:?}) must be longer than heartbeat_interval_ms ({interval:?}): raise the timeout or shorten the interval")]
+    HeartbeatTimeout {
+        /// The timeout.
+        timeout: Duration,
+        /// The interval.
+        interval: Duration,
+    },
+    /// `wait` names no wait strategy.
+    #[error("wait: {0}")]
+    Wait(#[from] ParseWaitError),
+    /// The text is not TOML, has a key agentd does not know, or a value of the wrong type.
+    #[error("invalid TOML: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// The configuration file could not be read.
+    #[error("cannot read config {}: {source}; check the path and its permissions", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration file's settings are wrong.
+    #[error("config {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong in it.
+        source: Box<ConfigError>,
+    },
+}
+
 impl Config {
     /// Defaults for bus `bus`.
     pub fn new(bus: &str) -> Config {
@@ -84,58 +129,86 @@ impl Config {
     }
 
     /// Checks the values, saying what to change.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(
+            key: &'static str,
+            value: String,
+            allowed: impl Into<String>,
+        ) -> Result<(), ConfigError> {
+            Err(ConfigError::Invalid {
+                key,
+                value,
+                allowed: allowed.into(),
+            })
+        }
         if !paths::valid_bus_name(&self.bus) {
-            return Err(format!(
-                "bus name {:?} is not valid: use 1 to 64 letters, digits, '-', '_' or '.'",
-                self.bus
-            ));
+            return invalid(
+                "bus",
+                format!("{:?}", self.bus),
+                "use 1 to 64 letters, digits, '-', '_' or '.'",
+            );
         }
         if !self.lane_capacity.is_power_of_two() || !(4096..=1 << 26).contains(&self.lane_capacity)
         {
-            return Err(format!(
-                "lane_capacity {} must be a power of two from 4096 to 67108864 bytes",
-                self.lane_capacity
-            ));
-        }
-        if !(1..=MAX_AGENTS).contains(&self.max_agents) {
-            return Err(format!(
-                "max_agents {} must be 1 to {MAX_AGENTS}",
-                self.max_agents
-            ));
-        }
-        if self.batch_limit == 0 {
-            return Err("batch_limit must be at least 1".into());
-        }
-        if self.dead_letter_rate == 0 || self.dead_letter_burst == 0 {
-            return Err(
-                "dead_letter_rate and dead_letter_burst must be at least 1 (they bound how fast one agent can fill the dead-letter queue)"
-                    .into(),
+            return invalid(
+                "lane_capacity",
+                self.lane_capacity.to_string(),
+                "it must be a power of two from 4096 to 67108864 bytes",
             );
         }
+        if !(1..=MAX_AGENTS).contains(&self.max_agents) {
+            return invalid(
+                "max_agents",
+                self.max_agents.to_string(),
+                format!("it must be 1 to {MAX_AGENTS}"),
+            );
+        }
+        if self.batch_limit == 0 {
+            return invalid("batch_limit", "0".into(), "it must be at least 1");
+        }
+        for (key, value) in [
+            ("dead_letter_rate", self.dead_letter_rate),
+            ("dead_letter_burst", self.dead_letter_burst),
+        ] {
+            if value == 0 {
+                return invalid(
+                    key,
+                    "0".into(),
+                    "dead_letter_rate and dead_letter_burst must be at least 1 (they bound how fast one agent can fill the dead-letter queue)",
+                );
+            }
+        }
         if self.dead_letter_bytes < 4096 {
-            return Err(format!(
-                "dead_letter_bytes {} must be at least 4096",
-                self.dead_letter_bytes
-            ));
+            return invalid(
+                "dead_letter_bytes",
+                self.dead_letter_bytes.to_string(),
+                "it must be at least 4096",
+            );
         }
         if self.heartbeat_timeout <= self.heartbeat_interval {
-            return Err("heartbeat_timeout must be longer than heartbeat_interval".into());
+            return Err(ConfigError::HeartbeatTimeout {
+                timeout: self.heartbeat_timeout,
+                interval: self.heartbeat_interval,
+            });
         }
         Ok(())
     }
 
     /// Applies a TOML file's settings over these.
-    pub fn apply_file(&mut self, path: &Path) -> Result<(), String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-        self.apply_toml(&text)
-            .map_err(|e| format!("config {}: {e}", path.display()))
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        self.apply_toml(&text).map_err(|e| ConfigError::File {
+            path: path.into(),
+            source: Box::new(e),
+        })
     }
 
     /// Applies TOML settings over these.
-    pub fn apply_toml(&mut self, text: &str) -> Result<(), String> {
-        let f: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), ConfigError> {
+        let f: FileConfig = toml::from_str(text)?;
         if let Some(v) = f.bus {
             self.bus = v;
         }
@@ -233,11 +306,32 @@ mod tests {
         c.apply_toml("lane_parking = false").unwrap();
         assert!(!c.lane_parking);
         assert!(c.validate().is_ok());
-        assert!(c
-            .apply_toml("lane_size = 1")
-            .unwrap_err()
-            .contains("lane_size"));
+        let e = c.apply_toml("lane_size = 1").unwrap_err();
+        assert!(matches!(e, ConfigError::Toml(_)), "{e:?}");
+        assert!(e.to_string().contains("lane_size"), "{e}");
+        let e = c.apply_toml("wait = \"nap\"").unwrap_err();
+        assert!(matches!(e, ConfigError::Wait(_)), "{e:?}");
         c.lane_capacity = 5000;
-        assert!(c.validate().unwrap_err().contains("power of two"));
+        let e = c.validate().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    key: "lane_capacity",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("power of two"), "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_file_names_its_path() {
+        let mut c = Config::new("x");
+        let path = Path::new("/nonexistent/agentd.toml");
+        let e = c.apply_file(path).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+        assert!(e.to_string().contains("/nonexistent/agentd.toml"), "{e}");
     }
 }

@@ -14,7 +14,7 @@ use mio::net::UnixListener;
 use mio::{Interest, Poll, Waker};
 
 use crate::bus_header::{self, BusHeader};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::control::{Control, ControlParts, LISTENER, WAKER};
 use crate::dead_letters::DeadLetterQueue;
 use crate::router::{DeadLetterLimit, Router, RouterConfig, RouterLinks, SlotCounters};
@@ -24,7 +24,7 @@ use crate::router::{DeadLetterLimit, Router, RouterConfig, RouterLinks, SlotCoun
 pub enum StartError {
     /// A setting is wrong.
     #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(#[from] ConfigError),
     /// Another agentd serves this bus.
     #[error("bus {bus:?} is already served by a running agentd{}: stop it first, or pick another bus name", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     AlreadyRunning {
@@ -108,7 +108,7 @@ impl Daemon {
     /// uid through `/proc/<pid>/fd`. A process embedding agentd thus writes no core dumps, and
     /// debuggers of its uid (not root) cannot attach to it.
     pub fn start(config: Config) -> Result<Daemon, StartError> {
-        config.validate().map_err(StartError::InvalidConfig)?;
+        config.validate()?;
         let dir = config.socket_dir.clone();
         create_socket_dir(&dir)?;
         paths::check_socket_dir(&dir)?;

@@ -17,5 +17,5 @@ pub mod dead_letters;
 pub mod registry;
 pub mod router;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use daemon::{Daemon, StartError};

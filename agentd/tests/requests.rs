@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use agentbus::client::{Agent, Destination};
+use agentbus::client::{Agent, Destination, HandlerError};
 use agentbus::*;
 use support::*;
 
@@ -34,7 +34,9 @@ fn echo_handler(agent: &mut Agent) {
             status: TaskStatus::Completed,
             ..Default::default()
         })),
-        _ => Err("only task requests are answered here".into()),
+        _ => Err(HandlerError::new(
+            "only task requests are answered here: send a TaskRequest",
+        )),
     });
 }
 
@@ -163,7 +165,11 @@ fn a_failing_handler_answers_with_a_correlated_error() {
     let bus = start("handler-err");
     let mut client = bus.attach("client", "strategy");
     let mut risk = bus.attach("risk", "risk");
-    risk.on_request(|_| Err("insufficient margin for AAPL".into()));
+    risk.on_request(|_| {
+        Err(HandlerError::new(
+            "insufficient margin for AAPL: reduce the order or add collateral",
+        ))
+    });
     let (stop, h) = serve(risk);
     match client.request(
         Destination::Agent("risk"),

@@ -9,7 +9,7 @@
 
 use std::sync::atomic::Ordering;
 
-use agentbus_ipc::ring::{Ring, RingOptions};
+use agentbus_ipc::ring::{AttachError, Ring, RingOptions};
 use agentbus_ipc::segment::{CreateError, MemfdSegment};
 use agentbus_ipc::words::WordTable;
 use agentbus_ipc::Region;
@@ -61,22 +61,59 @@ pub fn control(seg: &Region) -> WordTable {
     .expect("segments are page-aligned")
 }
 
+/// Why a segment handed over as a channel is not one ([`rings`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelLayoutError {
+    /// Shorter than the control page.
+    #[error("channel segment of {len} bytes is too small for its control page ({CONTROL} bytes): agentd and this process disagree on the layout; run both from the same agentbus version")]
+    TooSmall {
+        /// The segment's length.
+        len: usize,
+    },
+    /// The control page does not start with a channel's magic.
+    #[error("not a channel segment (bad magic {found:#x}): agentd handed over something else; run agentd and agents from the same agentbus version")]
+    BadMagic {
+        /// The word found.
+        found: u64,
+    },
+    /// The rings the control page states do not fit the segment.
+    #[error("channel segment of {len} bytes is too small for rings of {capacity} bytes: agentd and this process disagree on the layout; run both from the same agentbus version")]
+    RingsDontFit {
+        /// The ring capacity the control page states.
+        capacity: usize,
+        /// The segment's length.
+        len: usize,
+    },
+    /// A ring could not be attached.
+    #[error("channel ring {side}: {source}")]
+    Ring {
+        /// Which ring: 0 (side 0 -> 1) or 1 (side 1 -> 0).
+        side: usize,
+        /// Why.
+        source: AttachError,
+    },
+}
+
 /// The two rings (side 0 -> 1, side 1 -> 0) of a channel segment, checked.
-pub fn rings(seg: &Region) -> Result<(Ring, Ring), String> {
+pub fn rings(seg: &Region) -> Result<(Ring, Ring), ChannelLayoutError> {
     if seg.len() < CONTROL {
-        return Err("channel segment too small".into());
+        return Err(ChannelLayoutError::TooSmall { len: seg.len() });
     }
     let words = control(seg);
-    if words.load(0, Ordering::Acquire) != MAGIC {
-        return Err("not a channel segment".into());
+    let magic = words.load(0, Ordering::Acquire);
+    if magic != MAGIC {
+        return Err(ChannelLayoutError::BadMagic { found: magic });
     }
     let capacity = words.load(W_CAPACITY, Ordering::Relaxed) as usize;
     let ring = Ring::size_for(capacity);
-    let region = |i: usize| {
-        seg.sub(CONTROL + i * ring, ring)
-            .ok_or_else(|| format!("channel segment too small for rings of {capacity} bytes"))
+    let attach = |side: usize| {
+        let region =
+            seg.sub(CONTROL + side * ring, ring)
+                .ok_or(ChannelLayoutError::RingsDontFit {
+                    capacity,
+                    len: seg.len(),
+                })?;
+        Ring::attach(region).map_err(|source| ChannelLayoutError::Ring { side, source })
     };
-    let a = Ring::attach(region(0)?).map_err(|e| e.to_string())?;
-    let b = Ring::attach(region(1)?).map_err(|e| e.to_string())?;
-    Ok((a, b))
+    Ok((attach(0)?, attach(1)?))
 }

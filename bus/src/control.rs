@@ -358,15 +358,16 @@ impl FrameReader {
 
     /// The next whole message's bytes (aligned for rkyv), `Ok(None)` if incomplete, or an error
     /// for a length over [`MAX_CONTROL_MESSAGE`].
-    pub fn next_frame(&mut self) -> Result<Option<AlignedVec>, String> {
+    pub fn next_frame(&mut self) -> Result<Option<AlignedVec>, FrameError> {
         if self.buf.len() < 4 {
             return Ok(None);
         }
         let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
         if len > MAX_CONTROL_MESSAGE {
-            return Err(format!(
-                "control message of {len} bytes exceeds the limit of {MAX_CONTROL_MESSAGE}"
-            ));
+            return Err(FrameError::TooLarge {
+                len,
+                max: MAX_CONTROL_MESSAGE,
+            });
         }
         if self.buf.len() < 4 + len {
             return Ok(None);
@@ -378,14 +379,40 @@ impl FrameReader {
     }
 }
 
+/// Why [`FrameReader::next_frame`] cannot yield a message: the stream is unusable from there on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix is over [`MAX_CONTROL_MESSAGE`].
+    #[error("control message of {len} bytes exceeds the limit of {max}: the peer is broken or runs another agentbus version; run agentd and its clients from the same version")]
+    TooLarge {
+        /// The length announced.
+        len: usize,
+        /// The most accepted.
+        max: usize,
+    },
+}
+
+/// Why a control message's bytes are not a valid [`Request`] or [`Response`].
+#[derive(Debug, thiserror::Error)]
+pub enum ControlDecodeError {
+    /// Not a valid request.
+    #[error("bad request: {0}; the client is broken or runs an agentbus version this agentd does not speak")]
+    Request(#[source] rancor::Error),
+    /// Not a valid response.
+    #[error(
+        "bad response: {0}; agentd is broken or runs another agentbus version than this client"
+    )]
+    Response(#[source] rancor::Error),
+}
+
 /// Decodes a request, validating it.
-pub fn decode_request(bytes: &[u8]) -> Result<Request, String> {
-    rkyv::from_bytes::<Request, rancor::Error>(bytes).map_err(|e| format!("bad request: {e}"))
+pub fn decode_request(bytes: &[u8]) -> Result<Request, ControlDecodeError> {
+    rkyv::from_bytes::<Request, rancor::Error>(bytes).map_err(ControlDecodeError::Request)
 }
 
 /// Decodes a response, validating it.
-pub fn decode_response(bytes: &[u8]) -> Result<Response, String> {
-    rkyv::from_bytes::<Response, rancor::Error>(bytes).map_err(|e| format!("bad response: {e}"))
+pub fn decode_response(bytes: &[u8]) -> Result<Response, ControlDecodeError> {
+    rkyv::from_bytes::<Response, rancor::Error>(bytes).map_err(ControlDecodeError::Response)
 }
 
 /// Whether topic `name` matches subscription `pattern`: segments split on `.`, `*` matches one
@@ -435,6 +462,16 @@ mod tests {
         assert!(r.next_frame().unwrap().is_none());
         let mut huge = FrameReader::default();
         huge.push(&u32::MAX.to_le_bytes());
-        assert!(huge.next_frame().is_err());
+        assert_eq!(
+            huge.next_frame().unwrap_err(),
+            FrameError::TooLarge {
+                len: u32::MAX as usize,
+                max: MAX_CONTROL_MESSAGE
+            }
+        );
+        assert!(matches!(
+            decode_request(&[1, 2, 3]),
+            Err(ControlDecodeError::Request(_))
+        ));
     }
 }

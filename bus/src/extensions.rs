@@ -138,9 +138,27 @@ enum Item<'a> {
     Metadata(&'a str, &'a str),
 }
 
+/// Why an item of an extension block is malformed (reported inside a [`DecodeError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ItemError {
+    #[error("item {tag} at byte {at} has no length")]
+    NoLength { tag: u8, at: usize },
+    #[error("item {tag} of {len} bytes runs past the block")]
+    PastBlock { tag: u8, len: usize },
+    #[error("{what} is not UTF-8: {source}")]
+    NotUtf8 {
+        what: &'static str,
+        source: std::str::Utf8Error,
+    },
+    #[error("a metadata key of {len} bytes runs past its item")]
+    KeyPastItem { len: usize },
+    #[error("unknown item {tag} of {len} bytes")]
+    Unknown { tag: u8, len: usize },
+}
+
 /// Reads the item at `at` of `block`: `None` at the end of the items, an error for anything
 /// malformed. Every access is bounds-checked, so it is safe on bytes a peer rewrites.
-fn item_at(block: &[u8], at: usize) -> Result<Option<(Item<'_>, usize)>, String> {
+fn item_at(block: &[u8], at: usize) -> Result<Option<(Item<'_>, usize)>, ItemError> {
     let Some(&tag) = block.get(at) else {
         return Ok(None);
     };
@@ -148,15 +166,15 @@ fn item_at(block: &[u8], at: usize) -> Result<Option<(Item<'_>, usize)>, String>
         return Ok(None);
     }
     let Some(len) = block.get(at + 1..at + 3) else {
-        return Err(format!("item {tag} at byte {at} has no length"));
+        return Err(ItemError::NoLength { tag, at });
     };
     let n = u16::from_le_bytes([len[0], len[1]]) as usize;
     let start = at + ITEM_HEAD;
     let Some(data) = block.get(start..start + n) else {
-        return Err(format!("item {tag} of {n} bytes runs past the block"));
+        return Err(ItemError::PastBlock { tag, len: n });
     };
-    fn text<'b>(b: &'b [u8], what: &str) -> Result<&'b str, String> {
-        std::str::from_utf8(b).map_err(|e| format!("{what} is not UTF-8: {e}"))
+    fn text<'b>(b: &'b [u8], what: &'static str) -> Result<&'b str, ItemError> {
+        std::str::from_utf8(b).map_err(|source| ItemError::NotUtf8 { what, source })
     }
     let item = match (tag, n) {
         (TAG_TRACE, TRACE_LEN) => {
@@ -169,14 +187,14 @@ fn item_at(block: &[u8], at: usize) -> Result<Option<(Item<'_>, usize)>, String>
         (TAG_METADATA, 1..) => {
             let k = data[0] as usize;
             let Some(key) = data.get(1..1 + k) else {
-                return Err(format!("a metadata key of {k} bytes runs past its item"));
+                return Err(ItemError::KeyPastItem { len: k });
             };
             Item::Metadata(
                 text(key, "a metadata key")?,
                 text(&data[1 + k..], "a metadata value")?,
             )
         }
-        _ => return Err(format!("unknown item {tag} of {n} bytes")),
+        _ => return Err(ItemError::Unknown { tag, len: n }),
     };
     Ok(Some((item, start + n)))
 }
@@ -207,7 +225,7 @@ pub(crate) fn check(after: &[u8]) -> Result<(usize, TraceContext), DecodeError> 
                 }
                 at = next;
             }
-            Err(why) => return bad(why),
+            Err(why) => return bad(why.to_string()),
         }
     }
     if at == 2 {

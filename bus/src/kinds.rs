@@ -5,6 +5,19 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+/// Why a name is not one of a header enum's spec names (the `FromStr` of [`MessageType`],
+/// [`MessagePriority`] and [`RouteKind`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {given:?}: expected one of {}", expected.join(", "))]
+pub struct ParseKindError {
+    /// The enum parsed (`MessageType`, ...).
+    pub kind: &'static str,
+    /// The name given.
+    pub given: String,
+    /// The names it accepts, in wire order.
+    pub expected: Vec<&'static str>,
+}
+
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $value:expr => $text:expr,)+ }) => {
         $(#[$m])*
@@ -42,15 +55,16 @@ macro_rules! wire_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = String;
+            type Err = ParseKindError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 $name::ALL
                     .iter()
                     .copied()
                     .find(|v| v.as_str() == s)
-                    .ok_or_else(|| {
-                        let names: Vec<_> = $name::ALL.iter().map(|v| v.as_str()).collect();
-                        format!("unknown {} {s:?}: expected one of {}", stringify!($name), names.join(", "))
+                    .ok_or_else(|| ParseKindError {
+                        kind: stringify!($name),
+                        given: s.into(),
+                        expected: $name::ALL.iter().map(|v| v.as_str()).collect(),
                     })
             }
         }
@@ -141,6 +155,7 @@ mod tests {
         assert!("urgent"
             .parse::<MessagePriority>()
             .unwrap_err()
+            .to_string()
             .contains("critical, high, normal, low"));
     }
 }

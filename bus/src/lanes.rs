@@ -165,31 +165,63 @@ pub fn create(
     Ok(seg)
 }
 
+/// Why a segment handed over as an agent's lanes is not one ([`check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LaneLayoutError {
+    /// Shorter than a control block.
+    #[error("lane segment of {len} bytes has no control block ({CONTROL_BLOCK} bytes): agentd and this process disagree on the layout; run both from the same agentbus version")]
+    NoControlBlock {
+        /// The segment's length.
+        len: usize,
+    },
+    /// The control block does not start with the lanes' magic.
+    #[error("not a lane segment (bad magic {found:#x}): agentd handed over something else; run agentd and agents from the same agentbus version")]
+    BadMagic {
+        /// The word found.
+        found: u64,
+    },
+    /// Another layout version.
+    #[error("lane layout version {found}, this build speaks {expected}: run agentd and agents from the same agentbus version")]
+    Version {
+        /// The segment's version.
+        found: u64,
+        /// The version this build speaks.
+        expected: u64,
+    },
+    /// The lane capacity is not a power of two, or the lanes do not fit the segment.
+    #[error("lane capacity {capacity} does not fit a segment of {len} bytes: agentd and this process disagree on the layout; run both from the same agentbus version")]
+    BadCapacity {
+        /// The capacity the control block states.
+        capacity: usize,
+        /// The segment's length.
+        len: usize,
+    },
+}
+
 /// Checks a lane segment handed over by agentd and returns its layout (the agent's side).
-pub fn check(seg: &Region) -> Result<LaneLayout, String> {
+pub fn check(seg: &Region) -> Result<LaneLayout, LaneLayoutError> {
     if seg.len() < CONTROL_BLOCK {
-        return Err(format!(
-            "lane segment of {} bytes has no control block",
-            seg.len()
-        ));
+        return Err(LaneLayoutError::NoControlBlock { len: seg.len() });
     }
     let cb = control_block(seg);
-    if cb.load(word::MAGIC, Ordering::Acquire) != MAGIC {
-        return Err("not a lane segment (bad magic)".into());
+    let magic = cb.load(word::MAGIC, Ordering::Acquire);
+    if magic != MAGIC {
+        return Err(LaneLayoutError::BadMagic { found: magic });
     }
     let version = cb.load(word::VERSION, Ordering::Relaxed);
     if version != VERSION {
-        return Err(format!(
-            "lane layout version {version}, this build speaks {VERSION}"
-        ));
+        return Err(LaneLayoutError::Version {
+            found: version,
+            expected: VERSION,
+        });
     }
     let capacity = cb.load(word::CAPACITY, Ordering::Relaxed) as usize;
     let layout = LaneLayout { capacity };
     if !capacity.is_power_of_two() || seg.len() < layout.segment_len() {
-        return Err(format!(
-            "lane capacity {capacity} does not fit a segment of {} bytes",
-            seg.len()
-        ));
+        return Err(LaneLayoutError::BadCapacity {
+            capacity,
+            len: seg.len(),
+        });
     }
     Ok(layout)
 }

@@ -36,7 +36,7 @@ pub use error::{CommunicationError, DecodeError, EncodeError};
 pub use extensions::{Extensions, Extras};
 pub use header::{Flags, FrameHeader, TraceContext, HEADER_LEN};
 pub use ids::{IdGenerator, MessageId};
-pub use kinds::{MessagePriority, MessageType, RouteKind};
+pub use kinds::{MessagePriority, MessageType, ParseKindError, RouteKind};
 pub use message::Message;
 pub use payload::*;
 pub use value::{Record, Value};

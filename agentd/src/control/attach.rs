@@ -129,7 +129,7 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
         capacity: req.max_capacity,
     };
     if let Err(e) = ctl.command(|ack| Command::AddAgent(Box::new(new), ack)) {
-        return refuse(Refusal::NoRoom, e);
+        return refuse(Refusal::NoRoom, e.to_string());
     }
     ctl.registry.agents[slot as usize] = Some(AgentRecord {
         epoch,

@@ -125,6 +125,18 @@ impl From<Response> for Reply {
     }
 }
 
+/// Why the router did not apply a command ([`Control::command`]); the message goes back to
+/// the client whose request needed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum CommandError {
+    /// agentd is stopping: it applies no more routing changes.
+    #[error("agentd is shutting down: attach again once it runs")]
+    ShuttingDown,
+    /// No acknowledgement within 5 s: the router stopped, or is wedged.
+    #[error("the router did not apply a routing change (stopped, or busy for 5 s): retry; if it persists, check `agentbus stat` and restart agentd")]
+    NotApplied,
+}
+
 fn refuse(kind: Refusal, message: impl Into<String>) -> Reply {
     Response::Refused(Refused {
         kind,
@@ -319,7 +331,7 @@ impl Control {
                 Ok(Some(frame)) => {
                     let reply = match decode_request(&frame) {
                         Ok(request) => self.handle(token, request),
-                        Err(e) => refuse(Refusal::BadRequest, e),
+                        Err(e) => refuse(Refusal::BadRequest, e.to_string()),
                     };
                     if !self.reply(token, reply) {
                         return Err(());
@@ -463,9 +475,12 @@ impl Control {
     }
 
     /// Sends a command that carries an acknowledgement and waits for the router to apply it.
-    fn command(&mut self, make: impl FnOnce(SyncSender<()>) -> Command) -> Result<(), String> {
+    fn command(
+        &mut self,
+        make: impl FnOnce(SyncSender<()>) -> Command,
+    ) -> Result<(), CommandError> {
         if self.shutdown.load(Ordering::Acquire) {
-            return Err("agentd is shutting down".into());
+            return Err(CommandError::ShuttingDown);
         }
         let (tx, rx) = sync_channel(1);
         self.push(make(tx));
@@ -475,12 +490,7 @@ impl Control {
                 Ok(()) => return Ok(()),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout)
                     if Instant::now() < deadline && !self.shutdown.load(Ordering::Acquire) => {}
-                Err(_) => {
-                    return Err(
-                        "the router did not apply a routing change (stopped, or busy for 5 s)"
-                            .into(),
-                    )
-                }
+                Err(_) => return Err(CommandError::NotApplied),
             }
         }
     }

@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap;
 use super::conn::ControlConn;
 use super::delivery::Frame;
 use super::handlers::Handlers;
-use super::{AttachOptions, ClientError, Delivery, Loan};
+use super::{AttachOptions, ClientError, Delivery, HandoverError, Loan};
 use crate::codec::{
     bare_header, decode, encode, encode_bytes, encode_typed, header_for, Route, TypedPayload,
 };
@@ -116,29 +116,33 @@ impl Agent {
             other => return Err(unexpected(other)),
         };
         if fds.len() != 2 {
-            return Err(ClientError::BadLanes(format!(
-                "expected 2 descriptors (lanes, router doorbell), got {}",
-                fds.len()
-            )));
+            return Err(HandoverError::Descriptors { got: fds.len() }.into());
         }
         let bell_fd = fds.pop().expect("two descriptors");
         let lanes_fd = fds.pop().expect("two descriptors");
-        let bad = |e: &dyn std::fmt::Display| ClientError::BadLanes(e.to_string());
-        let lanes_seg = MemfdSegment::open(lanes_fd, lanes::CONTROL_BLOCK).map_err(|e| bad(&e))?;
-        let router_bell_seg = MemfdSegment::open(bell_fd, 8).map_err(|e| bad(&e))?;
+        let map = |what| move |source| HandoverError::Map { what, source };
+        let lanes_seg = MemfdSegment::open(lanes_fd, lanes::CONTROL_BLOCK).map_err(map("lanes"))?;
+        let router_bell_seg = MemfdSegment::open(bell_fd, 8).map_err(map("router doorbell"))?;
         let region = lanes_seg.region();
-        let layout = lanes::check(&region).map_err(|e| bad(&e))?;
+        let layout = lanes::check(&region).map_err(HandoverError::from)?;
         let router_bell = SharedDoorbell::new(router_bell_seg.region())
-            .ok_or_else(|| bad(&"router doorbell misaligned"))?;
+            .ok_or(HandoverError::MisalignedDoorbell)?;
+        let lane = |direction, priority| {
+            move |source| HandoverError::Lane {
+                direction,
+                priority,
+                source,
+            }
+        };
         let mut outbound = Vec::with_capacity(PRIORITIES);
-        for ring in layout.outbound_ring(&region) {
-            let mut producer = ring.map_err(|e| bad(&e))?.into_producer();
+        for (p, ring) in layout.outbound_ring(&region).enumerate() {
+            let mut producer = ring.map_err(lane("outbound", p))?.into_producer();
             producer.set_wake(router_bell.clone());
             outbound.push(producer);
         }
         let mut inbound = Vec::with_capacity(PRIORITIES);
-        for ring in layout.inbound_rings(&region) {
-            inbound.push(ring.map_err(|e| bad(&e))?.into_consumer());
+        for (p, ring) in layout.inbound_rings(&region).enumerate() {
+            inbound.push(ring.map_err(lane("inbound", p))?.into_consumer());
         }
         let control = lanes::control_block(&region);
         let bell = lanes::agent_bell(&region);
@@ -696,11 +700,13 @@ impl Agent {
         info: crate::control::ChannelInfo,
         fd: Option<std::os::fd::OwnedFd>,
     ) -> Result<super::Channel, ClientError> {
-        let fd =
-            fd.ok_or_else(|| ClientError::BadLanes("a channel came without its segment".into()))?;
-        let seg = MemfdSegment::open(fd, 4096).map_err(|e| ClientError::BadLanes(e.to_string()))?;
+        let fd = fd.ok_or(HandoverError::NoChannelSegment)?;
+        let seg = MemfdSegment::open(fd, 4096).map_err(|source| HandoverError::Map {
+            what: "channel",
+            source,
+        })?;
         super::Channel::new(info, seg, self.identity(), self.slot(), self.options.wait)
-            .map_err(ClientError::BadLanes)
+            .map_err(|e| HandoverError::from(e).into())
     }
 
     /// Every attached agent.

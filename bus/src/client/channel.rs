@@ -13,7 +13,7 @@ use rkyv::util::AlignedVec;
 use super::delivery::Frame;
 use super::{Delivery, Loan};
 use crate::body::AgentIdentifier;
-use crate::channel_layout::{self, CLOSED};
+use crate::channel_layout::{self, ChannelLayoutError, CLOSED};
 use crate::codec::{
     bare_header, decode, encode, encode_bytes, encode_typed, header_for, Route, TypedPayload,
 };
@@ -60,7 +60,7 @@ impl Channel {
         identity: AgentIdentifier,
         slot: u32,
         wait: Wait,
-    ) -> Result<Channel, String> {
+    ) -> Result<Channel, ChannelLayoutError> {
         let region = segment.region();
         let (a, b) = channel_layout::rings(&region)?;
         let (a2, b2) = channel_layout::rings(&region)?;

@@ -64,8 +64,8 @@ impl ControlConn {
     /// The next message from agentd, with its descriptors; `Timeout` if none came in time.
     fn read_message(&mut self, timeout: Duration) -> Result<(Response, Vec<OwnedFd>), ClientError> {
         loop {
-            if let Some(frame) = self.reader.next_frame().map_err(ClientError::Protocol)? {
-                let response = decode_response(&frame).map_err(ClientError::Protocol)?;
+            if let Some(frame) = self.reader.next_frame()? {
+                let response = decode_response(&frame)?;
                 let fds = (0..response.fd_count())
                     .filter_map(|_| self.fds.pop_front())
                     .collect();
@@ -86,7 +86,7 @@ impl ControlConn {
                     errno: Errno::ECONNRESET,
                     ..
                 }) => return Err(ClientError::Disconnected),
-                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+                Err(e) => return Err(ClientError::Receive(e)),
             }
         }
     }

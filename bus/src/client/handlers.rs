@@ -7,9 +7,48 @@ use std::fmt;
 use crate::body::Payload;
 use crate::codec::Envelope;
 
-/// Answers a request: the payload of the response, or an error sent back as an `Error`
-/// response correlated to the request.
-pub type RequestHandler = Box<dyn FnMut(&Envelope<'_>) -> Result<Payload, String> + Send>;
+/// Answers a request: the payload of the response, or a [`HandlerError`] sent back as an
+/// `Error` response correlated to the request.
+pub type RequestHandler = Box<dyn FnMut(&Envelope<'_>) -> Result<Payload, HandlerError> + Send>;
+
+/// Why a request handler could not answer. It goes back to the requester as an `Error`
+/// response of kind [`ErrorKind::HandlerError`](crate::payload::ErrorKind::HandlerError),
+/// correlated to the request; the requester sees it as
+/// [`CommunicationError::RequestFailed`](crate::error::CommunicationError::RequestFailed) with
+/// this message as its `details`. Say what was wrong with the request and what the requester
+/// can do about it: the message is all it gets.
+///
+/// ```
+/// use agentbus::client::HandlerError;
+///
+/// let e = HandlerError::new("insufficient margin for AAPL: reduce the order or add collateral");
+/// assert_eq!(e.to_string(), e.message());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    message: String,
+}
+
+impl HandlerError {
+    /// A failure the requester is told about with `message`.
+    pub fn new(message: impl Into<String>) -> HandlerError {
+        HandlerError {
+            message: message.into(),
+        }
+    }
+
+    /// What the requester is told.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// What the requester is told, owned.
+    pub fn into_message(self) -> String {
+        self.message
+    }
+}
+
 /// Handles a message in place.
 pub type MessageHandler = Box<dyn FnMut(&Envelope<'_>) + Send>;
 /// Decides, before the handler runs, whether a topic message is of interest.

@@ -3,7 +3,9 @@
 use std::time::{Duration, Instant};
 
 use super::delivery::copy_frame;
-use super::handlers::{Listener, ListenerId, MessageFilter, RequestHandler, SubscriptionHandler};
+use super::handlers::{
+    HandlerError, Listener, ListenerId, MessageFilter, RequestHandler, SubscriptionHandler,
+};
 use super::{Agent, ClientError};
 use crate::body::Payload;
 use crate::codec::{decode, Envelope, Route};
@@ -260,10 +262,11 @@ impl Agent {
 
     /// Sets the handler that answers requests (the spec's `setRequestHandler`). It runs from
     /// [`Agent::poll`] (and while this agent waits for its own responses); what it returns is
-    /// sent back correlated to the request, an `Err` as an `Error` response.
+    /// sent back correlated to the request, an `Err` as an `Error` response carrying the
+    /// [`HandlerError`]'s message.
     pub fn on_request(
         &mut self,
-        handler: impl FnMut(&Envelope<'_>) -> Result<Payload, String> + Send + 'static,
+        handler: impl FnMut(&Envelope<'_>) -> Result<Payload, HandlerError> + Send + 'static,
     ) {
         self.handlers.request = Some(Box::new(handler) as RequestHandler);
     }
@@ -460,11 +463,11 @@ impl Agent {
                         let t = payload.message_type().unwrap_or(MessageType::TaskResponse);
                         Message::new(t, self.identity(), payload)
                     }
-                    Err(details) => Message::error(
+                    Err(e) => Message::error(
                         self.identity(),
                         ErrorPayload {
                             kind: ErrorKind::HandlerError,
-                            details,
+                            details: e.into_message(),
                         },
                     ),
                 };

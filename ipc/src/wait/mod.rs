@@ -11,4 +11,4 @@ mod futex;
 mod strategy;
 
 pub use doorbell::Doorbell;
-pub use strategy::{Backoff, BusySpin, Park, Wait, WaitError, WaitStrategy};
+pub use strategy::{Backoff, BusySpin, Park, ParseWaitError, Wait, WaitError, WaitStrategy};

@@ -194,8 +194,16 @@ impl Default for Wait {
     }
 }
 
+/// Why a name is not a wait strategy ([`Wait`]'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown wait strategy {given:?}: use spin, backoff or park")]
+pub struct ParseWaitError {
+    /// The name given.
+    pub given: String,
+}
+
 impl std::str::FromStr for Wait {
-    type Err = String;
+    type Err = ParseWaitError;
 
     /// Parses `spin`, `backoff` or `park`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -203,9 +211,9 @@ impl std::str::FromStr for Wait {
             "spin" | "busy-spin" => Ok(Wait::BusySpin(BusySpin)),
             "backoff" => Ok(Wait::Backoff(Backoff::default())),
             "park" => Ok(Wait::Park(Park::default())),
-            other => Err(format!(
-                "unknown wait strategy {other:?}: use spin, backoff or park"
-            )),
+            other => Err(ParseWaitError {
+                given: other.into(),
+            }),
         }
     }
 }
@@ -298,6 +306,7 @@ mod tests {
         assert!("nap"
             .parse::<Wait>()
             .unwrap_err()
+            .to_string()
             .contains("spin, backoff or park"));
     }
 }
