@@ -52,36 +52,104 @@ pub struct RegistryEntry {
 const MAGIC: u64 = u64::from_le_bytes(*b"AGBUSCTL");
 const VERSION: u64 = 1;
 
-/// Word indexes.
-pub mod word {
-    /// Magic.
+/// Word indexes of the header's first line: private, used only through [`HeaderWords`].
+mod word {
     pub const MAGIC: usize = 0;
-    /// Layout version.
     pub const VERSION: usize = 1;
-    /// agentd's pid.
     pub const PID: usize = 2;
-    /// Start time.
     pub const STARTED_NS: usize = 3;
-    /// The router's heartbeat.
     pub const ROUTER_BEAT: usize = 4;
-    /// Agents attached.
     pub const AGENTS: usize = 5;
-    /// Router passes.
     pub const PASSES: usize = 8;
-    /// Frames read from outbound lanes.
     pub const FRAMES_IN: usize = 9;
-    /// Copies delivered.
     pub const DELIVERED: usize = 10;
-    /// Copies dead-lettered.
     pub const DEAD: usize = 11;
-    /// Agents detached as faulty.
     pub const FAULTED: usize = 12;
+}
+
+/// The router's totals, as it publishes them in the header (about once a millisecond while
+/// busy, and before each sleep).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouterTotals {
+    /// The router's heartbeat, monotonic ns.
+    pub beat: u64,
+    /// Passes made.
+    pub passes: u64,
+    /// Frames read from outbound lanes.
+    pub frames_in: u64,
+    /// Copies delivered.
+    pub delivered: u64,
+    /// Copies dead-lettered.
+    pub dead: u64,
+    /// Agents detached as faulty.
+    pub faulted: u64,
+}
+
+/// The header's words as a typed view: who writes what is in the method names (the router:
+/// [`publish_router`](Self::publish_router); the control thread:
+/// [`set_agents`](Self::set_agents); agentd at start: the pid).
+#[derive(Debug, Clone)]
+pub struct HeaderWords {
+    words: WordTable,
+}
+
+impl HeaderWords {
+    fn of(segment: &NamedSegment) -> HeaderWords {
+        HeaderWords {
+            words: WordTable::new(segment.region()).expect("segments are page-aligned"),
+        }
+    }
+
+    /// Publishes the router's totals (the router thread).
+    pub fn publish_router(&self, totals: RouterTotals) {
+        let w = &self.words;
+        // Relaxed: monitors read these as independent gauges.
+        w.store(word::ROUTER_BEAT, totals.beat, Ordering::Relaxed);
+        w.store(word::PASSES, totals.passes, Ordering::Relaxed);
+        w.store(word::FRAMES_IN, totals.frames_in, Ordering::Relaxed);
+        w.store(word::DELIVERED, totals.delivered, Ordering::Relaxed);
+        w.store(word::DEAD, totals.dead, Ordering::Relaxed);
+        w.store(word::FAULTED, totals.faulted, Ordering::Relaxed);
+    }
+
+    /// The router's totals as last published.
+    pub fn router(&self) -> RouterTotals {
+        let w = |i| self.words.load(i, Ordering::Relaxed);
+        RouterTotals {
+            beat: w(word::ROUTER_BEAT),
+            passes: w(word::PASSES),
+            frames_in: w(word::FRAMES_IN),
+            delivered: w(word::DELIVERED),
+            dead: w(word::DEAD),
+            faulted: w(word::FAULTED),
+        }
+    }
+
+    /// Publishes how many agents are attached (the control thread).
+    pub fn set_agents(&self, agents: u64) {
+        // Relaxed: a gauge.
+        self.words.store(word::AGENTS, agents, Ordering::Relaxed);
+    }
+
+    /// The agentd whose header this is, if the header is complete (its magic written last).
+    pub fn pid(&self) -> Option<u32> {
+        // Acquire pairs with the Release store of the magic in `BusHeader::create`.
+        (self.words.load(word::MAGIC, Ordering::Acquire) == MAGIC)
+            .then(|| self.words.load(word::PID, Ordering::Relaxed) as u32)
+    }
+
+    /// Records `pid` as the agentd serving this bus (agentd at start; a test fakes the header a
+    /// crashed agentd left with it).
+    pub fn record_pid(&self, pid: u32) {
+        self.words.store(word::PID, pid as u64, Ordering::Relaxed);
+    }
 }
 
 /// The header segment, as agentd holds it.
 #[derive(Debug)]
 pub struct BusHeader {
     segment: NamedSegment,
+    view: HeaderWords,
     words: WordTable,
 }
 
@@ -89,9 +157,10 @@ impl BusHeader {
     /// Creates the header for this agentd.
     pub fn create(name: &str) -> Result<BusHeader, CreateError> {
         let segment = NamedSegment::create(name, HEADER_LEN, 0o600)?;
-        let words = WordTable::new(segment.region()).expect("segments are page-aligned");
+        let view = HeaderWords::of(&segment);
+        let words = view.words.clone();
         words.store(word::VERSION, VERSION, Ordering::Relaxed);
-        words.store(word::PID, std::process::id() as u64, Ordering::Relaxed);
+        view.record_pid(std::process::id());
         words.store(
             word::STARTED_NS,
             agentbus_ipc::clock::realtime_ns(),
@@ -99,12 +168,16 @@ impl BusHeader {
         );
         // Pairs with the Acquire load in `read_pid`.
         words.store(word::MAGIC, MAGIC, Ordering::Release);
-        Ok(BusHeader { segment, words })
+        Ok(BusHeader {
+            segment,
+            view,
+            words,
+        })
     }
 
-    /// The words, for the router and the control thread.
-    pub fn words(&self) -> &WordTable {
-        &self.words
+    /// The header's words, for the router and the control thread.
+    pub fn words(&self) -> &HeaderWords {
+        &self.view
     }
 
     /// Publishes the record of `slot` (`None`: the slot is free).
@@ -147,11 +220,7 @@ impl BusHeader {
 /// The pid recorded in an existing header, if it is one.
 pub fn read_pid(name: &str) -> Result<Option<u32>, OpenError> {
     let seg = NamedSegment::open(name, false, HEADER_LEN)?;
-    let words = WordTable::new(seg.region()).expect("segments are page-aligned");
-    if words.load(word::MAGIC, Ordering::Acquire) != MAGIC {
-        return Ok(None);
-    }
-    Ok(Some(words.load(word::PID, Ordering::Relaxed) as u32))
+    Ok(HeaderWords::of(&seg).pid())
 }
 
 /// Reads the registry from bus `bus`'s header, as a monitor tool does (read-only, without

@@ -28,7 +28,10 @@ fn sends_after_agentd_dies_fail_with_disconnected_and_count_what_was_never_route
     let (unsent, noticed) = loop {
         match sender.send("receiver", &note(&sender, 1000)) {
             Ok(_) => accepted += 1,
-            Err(CommunicationError::Disconnected { unsent }) => break (unsent, died.elapsed()),
+            Err(CommunicationError::Disconnected {
+                unsent: Some(unsent),
+                ..
+            }) => break (unsent, died.elapsed()),
             Err(CommunicationError::QueueFull { .. }) => {}
             Err(e) => panic!("expected Disconnected, got {e}"),
         }
@@ -55,7 +58,9 @@ fn sends_after_agentd_dies_fail_with_disconnected_and_count_what_was_never_route
     // A receiver waiting for mail hears of it too, instead of waiting out its timeout.
     let waited = Instant::now();
     match receiver.recv_timeout(Duration::from_secs(10)) {
-        Err(CommunicationError::Disconnected { unsent: 0 }) => {}
+        Err(CommunicationError::Disconnected {
+            unsent: Some(0), ..
+        }) => {}
         other => panic!(
             "expected Disconnected, got {:?}",
             other.map(|d| d.is_some())

@@ -217,7 +217,8 @@ fn requests_route_by_capability_and_by_type() {
         &task(&client, "x"),
         Duration::from_secs(5),
     ) {
-        Err(CommunicationError::AgentUnreachable { reason, .. }) => {
+        Err(CommunicationError::AgentUnreachable { agent, reason }) => {
+            assert_eq!(agent, "capabilities fx", "the destination as named");
             assert!(reason.contains("capabilit"), "{reason}")
         }
         other => panic!("expected AgentUnreachable, got {other:?}"),

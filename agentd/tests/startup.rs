@@ -5,13 +5,12 @@ mod support;
 
 use std::os::unix::net::UnixListener;
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use agentbus::client::Agent;
 use agentbus::paths;
 use agentbus_ipc::segment::NamedSegment;
-use agentd::bus_header::{word, BusHeader};
+use agentd::bus_header::BusHeader;
 use agentd::{Daemon, StartError};
 use support::*;
 
@@ -50,9 +49,7 @@ fn a_stale_socket_and_header_from_a_dead_agentd_are_replaced() {
         let dead_pid = dead.id();
         dead.wait().unwrap();
         let header = BusHeader::create(&name).unwrap();
-        header
-            .words()
-            .store(word::PID, dead_pid as u64, Ordering::Relaxed);
+        header.words().record_pid(dead_pid);
         // dropped without unlinking: what a crashed agentd leaves
     }
     let bus = start_with(cfg);

@@ -16,17 +16,123 @@ use agentbus_ipc::Region;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"AGBCHANL");
 const CONTROL: usize = 4096;
-/// Word of the control page holding who closed the channel.
-pub const CLOSED: usize = 8;
-const W_CAPACITY: usize = 3;
+
+/// Word indexes of the control page: private, used only through [`ChannelControl`].
+mod word {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 1;
+    pub const ID: usize = 2;
+    pub const CAPACITY: usize = 3;
+    /// Who closed the channel (0 while open), on its own cache line.
+    pub const CLOSED: usize = 8;
+}
 
 /// Who closed a channel.
-pub fn closed_by(word: u64) -> Option<&'static str> {
-    match word {
-        0 => None,
-        1 => Some("its opener closed it"),
-        2 => Some("the agent it was offered to closed it"),
-        _ => Some("agentd closed it: the agent at the other end left or died"),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// The agent that opened it.
+    Opener,
+    /// The agent it was offered to.
+    Acceptor,
+    /// agentd: the agent at the other end left or died.
+    Agentd,
+}
+
+impl ClosedBy {
+    fn word(self) -> u64 {
+        match self {
+            ClosedBy::Opener => 1,
+            ClosedBy::Acceptor => 2,
+            ClosedBy::Agentd => 3,
+        }
+    }
+
+    /// The side of a channel (0: opener, 1: acceptor) closing it.
+    pub fn side(side: u8) -> ClosedBy {
+        if side == 0 {
+            ClosedBy::Opener
+        } else {
+            ClosedBy::Acceptor
+        }
+    }
+}
+
+impl std::fmt::Display for ClosedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClosedBy::Opener => "its opener closed it",
+            ClosedBy::Acceptor => "the agent it was offered to closed it",
+            ClosedBy::Agentd => "agentd closed it: the agent at the other end left or died",
+        })
+    }
+}
+
+/// A channel's control page (the first 4 KiB of its segment) as a typed view: the layout
+/// words agentd writes once, and who closed the channel, written by whichever side (or
+/// agentd) closes it first.
+///
+/// ```
+/// use agentbus::channel_layout::{self, ChannelControl, ClosedBy};
+///
+/// let seg = channel_layout::create(1, 4096, true).unwrap();
+/// let control = ChannelControl::of(&seg.region());
+/// assert_eq!(control.closed_by(), None);
+/// assert!(control.close(ClosedBy::Opener));
+/// assert!(!control.close(ClosedBy::Agentd)); // the first close is the one remembered
+/// assert_eq!(control.closed_by(), Some(ClosedBy::Opener));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChannelControl {
+    words: WordTable,
+}
+
+impl ChannelControl {
+    /// The control page of the channel segment `seg`.
+    pub fn of(seg: &Region) -> ChannelControl {
+        ChannelControl {
+            words: WordTable::new(
+                seg.sub(0, CONTROL)
+                    .expect("a channel segment has a control page"),
+            )
+            .expect("segments are page-aligned"),
+        }
+    }
+
+    /// Marks the channel closed by `by`, unless it is closed already; returns whether this
+    /// call closed it.
+    pub fn close(&self, by: ClosedBy) -> bool {
+        // Release pairs with the Acquire load in `closed_by` on the other side.
+        self.words
+            .word(word::CLOSED)
+            .compare_exchange(0, by.word(), Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Who closed the channel, or `None` while it is open.
+    pub fn closed_by(&self) -> Option<ClosedBy> {
+        // Acquire pairs with the Release in `close`.
+        match self.words.load(word::CLOSED, Ordering::Acquire) {
+            0 => None,
+            1 => Some(ClosedBy::Opener),
+            2 => Some(ClosedBy::Acceptor),
+            _ => Some(ClosedBy::Agentd),
+        }
+    }
+
+    fn init(&self, id: u64, capacity: usize) {
+        self.words.store(word::VERSION, 1, Ordering::Relaxed);
+        self.words.store(word::ID, id, Ordering::Relaxed);
+        self.words
+            .store(word::CAPACITY, capacity as u64, Ordering::Relaxed);
+        // Pairs with the Acquire load in `layout`.
+        self.words.store(word::MAGIC, MAGIC, Ordering::Release);
+    }
+
+    /// Magic (Acquire, pairs with `init`) and ring capacity.
+    fn layout(&self) -> (u64, usize) {
+        let magic = self.words.load(word::MAGIC, Ordering::Acquire);
+        let capacity = self.words.load(word::CAPACITY, Ordering::Relaxed) as usize;
+        (magic, capacity)
     }
 }
 
@@ -43,22 +149,8 @@ pub fn create(id: u64, capacity: usize, parking: bool) -> Result<MemfdSegment, C
         )
         .map_err(|_| CreateError::BadSize { size: capacity })?;
     }
-    let words = control(&region);
-    words.store(1, 1, Ordering::Relaxed);
-    words.store(2, id, Ordering::Relaxed);
-    words.store(W_CAPACITY, capacity as u64, Ordering::Relaxed);
-    // Pairs with the Acquire load in `rings`.
-    words.store(0, MAGIC, Ordering::Release);
+    ChannelControl::of(&region).init(id, capacity);
     Ok(seg)
-}
-
-/// The control page.
-pub fn control(seg: &Region) -> WordTable {
-    WordTable::new(
-        seg.sub(0, CONTROL)
-            .expect("a channel segment has a control page"),
-    )
-    .expect("segments are page-aligned")
 }
 
 /// Why a segment handed over as a channel is not one ([`rings`]).
@@ -99,12 +191,10 @@ pub fn rings(seg: &Region) -> Result<(Ring, Ring), ChannelLayoutError> {
     if seg.len() < CONTROL {
         return Err(ChannelLayoutError::TooSmall { len: seg.len() });
     }
-    let words = control(seg);
-    let magic = words.load(0, Ordering::Acquire);
+    let (magic, capacity) = ChannelControl::of(seg).layout();
     if magic != MAGIC {
         return Err(ChannelLayoutError::BadMagic { found: magic });
     }
-    let capacity = words.load(W_CAPACITY, Ordering::Relaxed) as usize;
     let ring = Ring::size_for(capacity);
     let attach = |side: usize| {
         let region =

@@ -118,11 +118,16 @@ pub fn bare_header(route: Route, priority: crate::MessagePriority) -> FrameHeade
     }
 }
 
+/// A failed `try_claim`'s error as the codec reports it.
 pub(crate) fn claim_error(e: ClaimError) -> EncodeError {
     match e {
         ClaimError::TooLarge { len, max } => EncodeError::TooLarge { size: len, max },
         ClaimError::Full { needed, free } => EncodeError::QueueFull { needed, free },
-        ClaimError::TimedOut => EncodeError::QueueFull { needed: 0, free: 0 },
+        // Only a claim that waits times out, and `try_claim` does not wait: were it ever to,
+        // it waited for nothing.
+        ClaimError::TimedOut => EncodeError::TimedOut {
+            after: std::time::Duration::ZERO,
+        },
         ClaimError::Corrupt(c) => EncodeError::Corrupt(c),
     }
 }
@@ -514,5 +519,31 @@ pub unsafe fn typed_unchecked<T: TypedPayload>(
         // SAFETY: this function's contract: the bytes are an unmodified archive of `T`.
         BodyRef::Typed(bytes) => Ok(unsafe { rkyv::access_unchecked::<T::Archived>(bytes) }),
         _ => Err(DecodeError::new("the body is not a typed value")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::CommunicationError;
+
+    /// A claim that ran out of time is a timeout, not a full queue with made-up numbers; a
+    /// full ring keeps its real numbers.
+    #[test]
+    fn claim_errors_keep_their_meaning() {
+        match CommunicationError::from(claim_error(ClaimError::TimedOut)) {
+            CommunicationError::Timeout { what, .. } => assert!(what.contains("room"), "{what}"),
+            other => panic!("expected Timeout, got {other:?}"),
+        }
+        assert_eq!(
+            CommunicationError::from(claim_error(ClaimError::Full {
+                needed: 96,
+                free: 40
+            })),
+            CommunicationError::QueueFull {
+                needed: 96,
+                free: 40
+            }
+        );
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use agentbus_ipc::ring::Corruption;
 
+use crate::control::Refusal;
 use crate::payload::ErrorKind;
 
 /// A communication failure, as the spec names them. Every message says what to do next.
@@ -12,7 +13,8 @@ pub enum CommunicationError {
     /// No agent could take the message.
     #[error("agent {agent:?} is unreachable: {reason}; check that it is attached (`agentbus top`), or route by capability or type instead")]
     AgentUnreachable {
-        /// The destination as named.
+        /// The destination as named: an agent id, or for a request routed by capability or type,
+        /// `capabilities a,b` or `type t`.
         agent: String,
         /// Why.
         reason: String,
@@ -40,7 +42,7 @@ pub enum CommunicationError {
         what: String,
     },
     /// No answer in time.
-    #[error("timed out after {after:?} waiting for {what}")]
+    #[error("timed out after {after:?} waiting for {what}: the other side is slow, busy or gone; check it (`agentbus top`), then retry or wait longer")]
     Timeout {
         /// What was awaited.
         what: String,
@@ -56,20 +58,55 @@ pub enum CommunicationError {
         free: usize,
     },
     /// A value could not be serialized.
-    #[error("could not serialize the message: {reason}")]
+    #[error(
+        "could not serialize the message: {reason}; make the value fit what the payload allows"
+    )]
     Serialization {
         /// The serializer's complaint.
         reason: String,
     },
-    /// agentd is gone (it stopped or died): nothing is routed any more. `unsent` messages this
-    /// agent had sent were still in its outbound lanes, never routed, when that was found.
-    #[error("agentd is gone (its control connection closed): {unsent} messages this agent sent were never routed; restart agentd and attach again")]
+    /// agentd is not running for the bus: nothing listens on its socket (the socket is absent,
+    /// or refuses connections). Not a spec kind: it is classified as
+    /// [`ErrorKind::AgentUnreachable`].
+    #[error("agentd is not running for bus {bus:?} ({reason}): start it (`agentd --bus {bus}`), then attach again")]
+    BusNotRunning {
+        /// The bus.
+        bus: String,
+        /// What showed it (the socket path tried, and what happened).
+        reason: String,
+    },
+    /// agentd closed this agent's control connection: it stopped or died (the router's beat
+    /// stopped too), or it detached this agent. Nothing this agent sends is routed any more.
+    /// Not a spec kind: it is classified as [`ErrorKind::AgentUnreachable`].
+    #[error("agentd for bus {bus:?} closed this agent's connection (it stopped, died, or detached this agent: see its log){}; start agentd if it stopped (`agentd --bus {bus}`), then attach again", unsent_note(.unsent))]
     Disconnected {
-        /// Messages accepted by `send` that agentd never took.
-        unsent: u64,
+        /// The bus.
+        bus: String,
+        /// Messages this agent's `send`s accepted that agentd never took (still in its outbound
+        /// lanes, never routed), counted when the agent found agentd gone. `None` when the
+        /// error was converted from a [`ClientError`](crate::client::ClientError) without its
+        /// agent, which cannot look at the lanes.
+        unsent: Option<u64>,
+    },
+    /// agentd refused a control request (resolve, subscribe, create a topic, ...) for a
+    /// reason the spec has no kind of its own for; agentd's message says what to do.
+    #[error("agentd refused ({refusal:?}): {message}")]
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// agentd's explanation.
+        message: String,
+    },
+    /// A control-plane operation failed in a way no spec kind describes (a socket error on the
+    /// control connection, unusable shared memory, an unsafe socket directory, ...). Classified
+    /// as [`ErrorKind::AgentUnreachable`]: agentd could not be used.
+    #[error("{reason}")]
+    Control {
+        /// What failed, and what to do (the control-plane error's own message).
+        reason: String,
     },
     /// The other side answered a request with an error.
-    #[error("the request failed at its receiver ({kind:?}): {details}")]
+    #[error("the request failed at its receiver ({kind:?}): {details}; its receiver's message says why: fix the request, or ask its owner")]
     RequestFailed {
         /// What kind of failure it reported.
         kind: ErrorKind,
@@ -83,7 +120,10 @@ impl CommunicationError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             CommunicationError::AgentUnreachable { .. }
-            | CommunicationError::Disconnected { .. } => ErrorKind::AgentUnreachable,
+            | CommunicationError::BusNotRunning { .. }
+            | CommunicationError::Disconnected { .. }
+            | CommunicationError::Control { .. } => ErrorKind::AgentUnreachable,
+            CommunicationError::Refused { refusal, .. } => refusal_kind(*refusal),
             CommunicationError::MessageTooLarge { .. } => ErrorKind::MessageTooLarge,
             CommunicationError::InvalidFormat { .. } => ErrorKind::InvalidFormat,
             CommunicationError::Unauthorized { .. } => ErrorKind::Unauthorized,
@@ -92,6 +132,28 @@ impl CommunicationError {
             CommunicationError::Serialization { .. } => ErrorKind::SerializationError,
             CommunicationError::RequestFailed { kind, .. } => *kind,
         }
+    }
+}
+
+/// The spec's kind closest to a refusal of agentd's.
+fn refusal_kind(refusal: Refusal) -> ErrorKind {
+    match refusal {
+        Refusal::Unauthorized | Refusal::AlreadyAttached => ErrorKind::Unauthorized,
+        Refusal::NoSuchAgent | Refusal::NotAttached | Refusal::ShuttingDown => {
+            ErrorKind::AgentUnreachable
+        }
+        Refusal::VersionMismatch | Refusal::BadRequest => ErrorKind::InvalidFormat,
+        // No free slot, no room for lanes or descriptors: try again later, as for a full lane.
+        Refusal::NoRoom => ErrorKind::QueueFull,
+    }
+}
+
+/// `Disconnected`'s account of the messages agentd never took.
+fn unsent_note(unsent: &Option<u64>) -> String {
+    match unsent {
+        Some(0) => String::new(),
+        Some(n) => format!(": {n} messages this agent sent were never routed"),
+        None => String::new(),
     }
 }
 
@@ -113,6 +175,13 @@ pub enum EncodeError {
         needed: usize,
         /// Bytes free.
         free: usize,
+    },
+    /// Waiting for room in the lane passed its deadline: its reader is not taking frames.
+    /// See [`CommunicationError::Timeout`].
+    #[error("timed out after {after:?} waiting for room in the lane: its reader is not taking frames; check that agentd runs (`agentbus stat`), or lower the rate")]
+    TimedOut {
+        /// How long the claim waited.
+        after: Duration,
     },
     /// See [`CommunicationError::Serialization`].
     #[error("could not serialize the message: {0}")]
@@ -147,6 +216,10 @@ impl From<EncodeError> for CommunicationError {
             EncodeError::QueueFull { needed, free } => {
                 CommunicationError::QueueFull { needed, free }
             }
+            EncodeError::TimedOut { after } => CommunicationError::Timeout {
+                what: "room in the lane".into(),
+                after,
+            },
             EncodeError::Serialization(reason) => CommunicationError::Serialization { reason },
             e @ (EncodeError::MetadataKeyTooLong { .. } | EncodeError::ExtrasTooLarge { .. }) => {
                 CommunicationError::Serialization {

@@ -25,39 +25,132 @@ pub const CONTROL_BLOCK: usize = 4096;
 const MAGIC: u64 = u64::from_le_bytes(*b"AGBLANES");
 const VERSION: u64 = 1;
 
-/// Word indexes in the control block.
-pub mod word {
-    /// Layout magic.
+/// Word indexes in the control block: private, so they can only be used through
+/// [`ControlBlock`] (an index of another table cannot reach this one).
+mod word {
     pub const MAGIC: usize = 0;
-    /// Layout version.
     pub const VERSION: usize = 1;
-    /// The agent's slot.
     pub const SLOT: usize = 2;
-    /// The slot's epoch.
     pub const EPOCH: usize = 3;
-    /// Bytes per lane.
     pub const CAPACITY: usize = 4;
-    /// The router's heartbeat, realtime ns since the epoch (agentd writes it about once a
-    /// millisecond while busy, and before each sleep while idle): a client whose router beat
-    /// stops checks whether agentd is gone.
     pub const ROUTER_BEAT: usize = 8;
-    /// The agent's last heartbeat, monotonic ns (the agent writes it).
     pub const HEARTBEAT: usize = 16;
-    /// When the agent last sent, realtime ns since the epoch (the agent writes it, from the
-    /// clock reading it stamps messages with, at most once per half heartbeat interval).
     pub const LAST_SEND: usize = 24;
-    /// The agent's reported load (the agent writes it).
     pub const LOAD: usize = 48;
 }
 
-/// Whether the agent whose control block is `cb` shows signs of life within `timeout_ns`: a
-/// heartbeat (stamped while it receives or idles) or a send (an agent that only sends is alive
-/// too). Its numbers are untrusted; a wrong one only misjudges that agent.
-pub fn alive(cb: &WordTable, now_mono: u64, now_rt: u64, timeout_ns: u64) -> bool {
-    // Acquire pairs with the agent's Release stores of its heartbeat and last send.
-    let beat = cb.load(word::HEARTBEAT, Ordering::Acquire);
-    let sent = cb.load(word::LAST_SEND, Ordering::Acquire);
-    now_mono.saturating_sub(beat) <= timeout_ns || now_rt.saturating_sub(sent) <= timeout_ns
+/// An agent's control block: the first 4 KiB of its lane segment, each word on its own cache
+/// line where two sides write. The agent's words are untrusted by agentd: a wrong number only
+/// misjudges that agent.
+///
+/// ```
+/// use agentbus::lanes::{self, LaneLayout};
+///
+/// let seg = lanes::create(LaneLayout { capacity: 4096 }, 3, 7, true).unwrap();
+/// let cb = lanes::ControlBlock::of(&seg.region());
+/// assert_eq!((cb.slot(), cb.epoch()), (3, 7));
+/// cb.beat(1_000);
+/// assert!(cb.alive(1_500, 0, 1_000));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ControlBlock {
+    words: WordTable,
+}
+
+impl ControlBlock {
+    /// The control block of the lane segment `seg`.
+    pub fn of(seg: &Region) -> ControlBlock {
+        ControlBlock {
+            words: WordTable::new(
+                seg.sub(0, CONTROL_BLOCK)
+                    .expect("segments hold a control block"),
+            )
+            .expect("segments are page-aligned"),
+        }
+    }
+
+    /// The slot agentd gave the agent.
+    pub fn slot(&self) -> u32 {
+        self.words.load(word::SLOT, Ordering::Relaxed) as u32
+    }
+
+    /// The slot's epoch.
+    pub fn epoch(&self) -> u32 {
+        self.words.load(word::EPOCH, Ordering::Relaxed) as u32
+    }
+
+    /// The router's heartbeat, realtime ns since the epoch (agentd writes it about once a
+    /// millisecond while busy, and before each sleep while idle): a client whose router beat
+    /// stops checks whether agentd is gone.
+    pub fn router_beat(&self) -> u64 {
+        // Acquire pairs with the Release in `set_router_beat`.
+        self.words.load(word::ROUTER_BEAT, Ordering::Acquire)
+    }
+
+    /// Stamps the router's heartbeat (agentd).
+    pub fn set_router_beat(&self, realtime_ns: u64) {
+        // Release pairs with the Acquire in `router_beat`.
+        self.words
+            .store(word::ROUTER_BEAT, realtime_ns, Ordering::Release);
+    }
+
+    /// Stamps the agent's heartbeat, monotonic ns (the agent; agentd once at attach, so an
+    /// agent is born beating).
+    pub fn beat(&self, monotonic_ns: u64) {
+        // Release pairs with the Acquire in `alive`.
+        self.words
+            .store(word::HEARTBEAT, monotonic_ns, Ordering::Release);
+    }
+
+    /// Stamps when the agent last sent, realtime ns since the epoch (the agent, from the clock
+    /// reading it stamps messages with, at most once per half heartbeat interval).
+    pub fn sent_at(&self, realtime_ns: u64) {
+        // Release pairs with the Acquire in `alive`.
+        self.words
+            .store(word::LAST_SEND, realtime_ns, Ordering::Release);
+    }
+
+    /// Reports the agent's load (the agent).
+    pub fn report_load(&self, load: u32) {
+        // Relaxed: a gauge; agentd reads it as it is when it routes.
+        self.words.store(word::LOAD, load as u64, Ordering::Relaxed);
+    }
+
+    /// The load the agent reported, clamped to `u32` (its number is untrusted).
+    pub fn load(&self) -> u32 {
+        self.words
+            .load(word::LOAD, Ordering::Relaxed)
+            .min(u32::MAX as u64) as u32
+    }
+
+    /// Whether the agent shows signs of life within `timeout_ns`: a heartbeat (stamped while
+    /// it receives or idles) or a send (an agent that only sends is alive too).
+    pub fn alive(&self, now_mono: u64, now_rt: u64, timeout_ns: u64) -> bool {
+        // Acquire pairs with the agent's Release stores in `beat` and `sent_at`.
+        let beat = self.words.load(word::HEARTBEAT, Ordering::Acquire);
+        let sent = self.words.load(word::LAST_SEND, Ordering::Acquire);
+        now_mono.saturating_sub(beat) <= timeout_ns || now_rt.saturating_sub(sent) <= timeout_ns
+    }
+
+    /// Writes the layout words, magic last (agentd, before handing the segment over).
+    fn init(&self, slot: u32, epoch: u32, capacity: usize) {
+        self.words.store(word::VERSION, VERSION, Ordering::Relaxed);
+        self.words.store(word::SLOT, slot as u64, Ordering::Relaxed);
+        self.words
+            .store(word::EPOCH, epoch as u64, Ordering::Relaxed);
+        self.words
+            .store(word::CAPACITY, capacity as u64, Ordering::Relaxed);
+        // Pairs with the Acquire load in `layout`.
+        self.words.store(word::MAGIC, MAGIC, Ordering::Release);
+    }
+
+    /// The layout words: magic (Acquire, pairs with `init`), version, capacity.
+    fn layout(&self) -> (u64, u64, usize) {
+        let magic = self.words.load(word::MAGIC, Ordering::Acquire);
+        let version = self.words.load(word::VERSION, Ordering::Relaxed);
+        let capacity = self.words.load(word::CAPACITY, Ordering::Relaxed) as usize;
+        (magic, version, capacity)
+    }
 }
 
 /// Byte offset of the agent's doorbell in the control block.
@@ -114,15 +207,6 @@ impl LaneLayout {
     }
 }
 
-/// The control block of a lane segment.
-pub fn control_block(seg: &Region) -> WordTable {
-    WordTable::new(
-        seg.sub(0, CONTROL_BLOCK)
-            .expect("segments hold a control block"),
-    )
-    .expect("segments are page-aligned")
-}
-
 /// The agent's doorbell in a lane segment.
 pub fn agent_bell(seg: &Region) -> SharedDoorbell {
     SharedDoorbell::new(
@@ -154,13 +238,7 @@ pub fn create(
             })?;
         }
     }
-    let cb = control_block(&region);
-    cb.store(word::VERSION, VERSION, Ordering::Relaxed);
-    cb.store(word::SLOT, slot as u64, Ordering::Relaxed);
-    cb.store(word::EPOCH, epoch as u64, Ordering::Relaxed);
-    cb.store(word::CAPACITY, layout.capacity as u64, Ordering::Relaxed);
-    // Pairs with the Acquire load in `check`.
-    cb.store(word::MAGIC, MAGIC, Ordering::Release);
+    ControlBlock::of(&region).init(slot, epoch, layout.capacity);
     region.mapping().prefault();
     Ok(seg)
 }
@@ -203,19 +281,16 @@ pub fn check(seg: &Region) -> Result<LaneLayout, LaneLayoutError> {
     if seg.len() < CONTROL_BLOCK {
         return Err(LaneLayoutError::NoControlBlock { len: seg.len() });
     }
-    let cb = control_block(seg);
-    let magic = cb.load(word::MAGIC, Ordering::Acquire);
+    let (magic, version, capacity) = ControlBlock::of(seg).layout();
     if magic != MAGIC {
         return Err(LaneLayoutError::BadMagic { found: magic });
     }
-    let version = cb.load(word::VERSION, Ordering::Relaxed);
     if version != VERSION {
         return Err(LaneLayoutError::Version {
             found: version,
             expected: VERSION,
         });
     }
-    let capacity = cb.load(word::CAPACITY, Ordering::Relaxed) as usize;
     let layout = LaneLayout { capacity };
     if !capacity.is_power_of_two() || seg.len() < layout.segment_len() {
         return Err(LaneLayoutError::BadCapacity {

@@ -1,7 +1,5 @@
 //! `Attach`: check the peer, give it a slot and lanes, start routing for it.
 
-use std::sync::atomic::Ordering;
-
 use agentbus::control::{AttachInfo, AttachRequest, Refusal, Response, PROTOCOL_VERSION};
 use agentbus::lanes::{self, LaneLayout};
 use agentbus::AgentIdentifier;
@@ -75,13 +73,9 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
         Err(e) => return refuse(Refusal::NoRoom, format!("cannot create lanes: {e}")),
     };
     let region = segment.region();
-    let control = lanes::control_block(&region);
+    let control = lanes::ControlBlock::of(&region);
     // Born beating: not UNRESPONSIVE before its first own beat.
-    control.store(
-        lanes::word::HEARTBEAT,
-        agentbus_ipc::clock::monotonic_ns(),
-        Ordering::Release,
-    );
+    control.beat(agentbus_ipc::clock::monotonic_ns());
     let agent_bell = lanes::agent_bell(&region);
     let outbound: Result<Vec<_>, _> = layout
         .outbound_ring(&region)
@@ -159,11 +153,8 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
     if let Some(conn) = ctl.conns.get_mut(&token) {
         conn.slot = Some((slot, epoch));
     }
-    ctl.header.store(
-        crate::bus_header::word::AGENTS,
-        ctl.registry.agents.iter().flatten().count() as u64,
-        Ordering::Relaxed,
-    );
+    ctl.header
+        .set_agents(ctl.registry.agents.iter().flatten().count() as u64);
     ctl.sync_routes();
     tracing::info!(slot, epoch, agent = %req.agent_id, pid = peer.pid, "attached");
     Reply {

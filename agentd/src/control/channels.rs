@@ -2,9 +2,8 @@
 //! when one side leaves.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::Ordering;
 
-use agentbus::channel_layout::{self, CLOSED};
+use agentbus::channel_layout::{self, ChannelControl, ClosedBy};
 use agentbus::control::{ChannelInfo, Push, Refusal, Response};
 use agentbus_ipc::segment::MemfdSegment;
 use mio::Token;
@@ -93,7 +92,7 @@ pub(super) fn close(ctl: &mut Control, token: Token, id: u64) -> Reply {
     };
     match ctl.channels.get(&id) {
         Some(r) if r.slots.contains(&slot) => {
-            let side = if r.slots[0] == slot { 1 } else { 2 };
+            let side = ClosedBy::side(if r.slots[0] == slot { 0 } else { 1 });
             shut(ctl.channels.remove(&id).expect("present"), side);
             Response::Done.into()
         }
@@ -114,17 +113,14 @@ pub(super) fn close_all_of(ctl: &mut Control, slot: u32) {
         .collect();
     for id in ids {
         if let Some(r) = ctl.channels.remove(&id) {
-            shut(r, 3);
+            shut(r, ClosedBy::Agentd);
         }
     }
 }
 
-fn shut(record: ChannelRecord, by: u64) {
+fn shut(record: ChannelRecord, by: ClosedBy) {
     let region = record.segment.region();
-    // Release pairs with the Acquire load in the ends' `check_open`.
-    let _ = channel_layout::control(&region)
-        .word(CLOSED)
-        .compare_exchange(0, by, Ordering::Release, Ordering::Relaxed);
+    ChannelControl::of(&region).close(by);
     if let Ok((a, b)) = channel_layout::rings(&region) {
         a.wake_both();
         b.wake_both();

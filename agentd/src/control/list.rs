@@ -1,9 +1,7 @@
 //! `ListAgents`: every agent with its status, load and heartbeat.
 
-use std::sync::atomic::Ordering;
-
 use agentbus::control::{AgentInfo, Response};
-use agentbus::lanes::{self, word};
+use agentbus::lanes;
 use agentbus::AgentStatus;
 
 use super::{Control, Reply};
@@ -20,11 +18,11 @@ pub(super) fn handle(ctl: &mut Control) -> Reply {
         .enumerate()
         .filter_map(|(slot, a)| a.as_ref().map(|a| (slot as u32, a)))
         .map(|(slot, a)| {
-            let cb = lanes::control_block(&a.lanes.region());
-            let load = cb.load(word::LOAD, Ordering::Relaxed).min(u32::MAX as u64) as u32;
+            let cb = lanes::ControlBlock::of(&a.lanes.region());
+            let load = cb.load();
             let status = if a.leaving {
                 AgentStatus::Dead
-            } else if !lanes::alive(&cb, now, now_rt, timeout) {
+            } else if !cb.alive(now, now_rt, timeout) {
                 AgentStatus::Unresponsive
             } else if load >= a.capacity {
                 AgentStatus::Busy

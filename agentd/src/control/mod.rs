@@ -28,7 +28,7 @@ use agentbus::control::{
 };
 use agentbus_ipc::segment::fdpass::{send_fds_partial, FdPassError};
 use agentbus_ipc::segment::MemfdSegment;
-use agentbus_ipc::words::{SharedDoorbell, WordTable};
+use agentbus_ipc::words::SharedDoorbell;
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
@@ -159,7 +159,7 @@ pub struct Control {
     router_bell: SharedDoorbell,
     router_bell_segment: MemfdSegment,
     dead_letters: Arc<Mutex<DeadLetterQueue>>,
-    header: WordTable,
+    header: crate::bus_header::HeaderWords,
     bus_header: Arc<crate::bus_header::BusHeader>,
     shutdown: Arc<AtomicBool>,
     own_uid: u32,
@@ -186,7 +186,7 @@ pub struct ControlParts {
     /// The dead-letter queue.
     pub dead_letters: Arc<Mutex<DeadLetterQueue>>,
     /// The bus header's words.
-    pub header: WordTable,
+    pub header: crate::bus_header::HeaderWords,
     /// The bus header, for publishing the registry.
     pub bus_header: Arc<crate::bus_header::BusHeader>,
     /// Set to stop.
@@ -440,11 +440,8 @@ impl Control {
                             tracing::info!(slot, agent = %record.identity.agent_id, "slot freed");
                         }
                     }
-                    self.header.store(
-                        crate::bus_header::word::AGENTS,
-                        self.registry.agents.iter().flatten().count() as u64,
-                        Ordering::Relaxed,
-                    );
+                    self.header
+                        .set_agents(self.registry.agents.iter().flatten().count() as u64);
                     self.sync_routes();
                 }
             }

@@ -1,15 +1,11 @@
 //! `Stats`: the router's counters from the bus header.
 
-use std::sync::atomic::Ordering;
-
 use agentbus::control::{BusStats, Response};
 
 use super::{Control, Reply};
-use crate::bus_header::word;
 
 pub(super) fn handle(ctl: &mut Control) -> Reply {
-    let h = &ctl.header;
-    let w = |i| h.load(i, Ordering::Relaxed);
+    let router = ctl.header.router();
     let (held, bytes, evicted) = {
         let q = ctl.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
         (q.len() as u64, q.bytes() as u64, q.evicted())
@@ -18,11 +14,11 @@ pub(super) fn handle(ctl: &mut Control) -> Reply {
         dead_letters_held: held,
         dead_letter_bytes: bytes,
         dead_letters_evicted: evicted,
-        passes: w(word::PASSES),
-        frames_in: w(word::FRAMES_IN),
-        delivered: w(word::DELIVERED),
-        dead_lettered: w(word::DEAD),
-        faulted: w(word::FAULTED),
+        passes: router.passes,
+        frames_in: router.frames_in,
+        delivered: router.delivered,
+        dead_lettered: router.dead,
+        faulted: router.faulted,
         agents: ctl
             .registry
             .agents

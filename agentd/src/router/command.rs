@@ -4,7 +4,6 @@ use std::sync::mpsc::SyncSender;
 
 use agentbus::AgentIdentifier;
 use agentbus_ipc::ring::{Consumer, Producer};
-use agentbus_ipc::words::WordTable;
 use agentbus_ipc::Region;
 
 /// An agent's lanes and identity, handed to the router at attach.
@@ -21,7 +20,7 @@ pub struct NewAgent {
     /// Its inbound lanes, CRITICAL first (the router produces).
     pub inbound: Vec<Producer>,
     /// Its control block (heartbeat, load).
-    pub control: WordTable,
+    pub control: agentbus::lanes::ControlBlock,
     /// Its whole lane segment (to collect unread frames when it dies).
     pub lanes: Region,
     /// Bytes per lane.

@@ -23,7 +23,7 @@ use agentbus::{AgentIdentifier, AgentStatus, FrameHeader, IdGenerator, MessagePr
 use agentbus_ipc::clock::{monotonic_ns, realtime_ns};
 use agentbus_ipc::ring::{Consumer, ReadError};
 use agentbus_ipc::wait::Wait;
-use agentbus_ipc::words::{SharedDoorbell, WordTable};
+use agentbus_ipc::words::SharedDoorbell;
 
 pub use budget::DeadLetterLimit;
 use budget::{BudgetState, DeadLetterBudget};
@@ -32,7 +32,7 @@ use deliver::FrameSender;
 use inbound::{Copied, InboundLanes, Unwritten};
 pub use table::{Entry, Now, Partial, Routes, Slot, SlotSet, Unroutable, View};
 
-use crate::bus_header::word;
+use crate::bus_header::{HeaderWords, RouterTotals};
 use crate::dead_letters::DeadLetterQueue;
 
 pub use agentbus::header::AGENTD_SLOT;
@@ -143,7 +143,7 @@ pub struct RouterLinks {
     /// The dead-letter queue.
     pub dead_letters: Arc<Mutex<DeadLetterQueue>>,
     /// The bus header's words (heartbeat, counters).
-    pub header: WordTable,
+    pub header: HeaderWords,
     /// The doorbell the router sleeps on.
     pub bell: SharedDoorbell,
     /// Set to stop.
@@ -368,15 +368,15 @@ impl Router {
     }
 
     fn publish_counters(&mut self, now: u64) {
-        let h = &self.links.header;
         let c = &self.dispatch.counters;
-        // Relaxed: monitors read these as independent gauges.
-        h.store(word::ROUTER_BEAT, now, Ordering::Relaxed);
-        h.store(word::PASSES, c.passes, Ordering::Relaxed);
-        h.store(word::FRAMES_IN, c.frames_in, Ordering::Relaxed);
-        h.store(word::DELIVERED, c.delivered, Ordering::Relaxed);
-        h.store(word::DEAD, c.dead, Ordering::Relaxed);
-        h.store(word::FAULTED, c.faulted, Ordering::Relaxed);
+        self.links.header.publish_router(RouterTotals {
+            beat: now,
+            passes: c.passes,
+            frames_in: c.frames_in,
+            delivered: c.delivered,
+            dead: c.dead,
+            faulted: c.faulted,
+        });
         for slot in 0..self.dispatch.slots.len() {
             self.publish_slot(slot);
         }
@@ -384,9 +384,7 @@ impl Router {
         // Budgets refill here, about once a millisecond, not on every pass.
         self.refill_budgets(Now { mono: now, rt });
         for e in self.dispatch.slots.iter().filter_map(|s| s.agent.as_ref()) {
-            // Release: pairs with the client's Acquire load when it checks agentd is there.
-            e.control
-                .store(agentbus::lanes::word::ROUTER_BEAT, rt, Ordering::Release);
+            e.control.set_router_beat(rt);
         }
         self.last_publish = now;
     }
@@ -539,12 +537,8 @@ impl Router {
         // The new occupant starts from zero, visibly at once: a listing made right after its
         // attach must not show the previous agent's numbers.
         slot.counters = [0; slot_counter::PER_SLOT];
-        // Release: as in `publish_counters`; the agent sees a beat from its first send on.
-        agent.control.store(
-            agentbus::lanes::word::ROUTER_BEAT,
-            realtime_ns(),
-            Ordering::Release,
-        );
+        // The agent sees a beat from its first send on.
+        agent.control.set_router_beat(realtime_ns());
         slot.agent = Some(Entry {
             epoch: agent.epoch,
             identity: agent.identity,

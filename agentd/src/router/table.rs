@@ -3,7 +3,6 @@
 use agentbus::control::AgentAddress;
 use agentbus::lanes;
 use agentbus::{AgentIdentifier, FrameHeader, RouteKind};
-use agentbus_ipc::words::WordTable;
 use agentbus_ipc::Region;
 
 use super::budget::DeadLetterBudget;
@@ -53,7 +52,7 @@ pub struct Entry {
     /// Identity.
     pub identity: AgentIdentifier,
     /// Control block (heartbeat, load), written by the agent: untrusted numbers.
-    pub control: WordTable,
+    pub control: lanes::ControlBlock,
     /// Its lane segment.
     pub lanes: Region,
     /// Bytes per lane.
@@ -195,12 +194,10 @@ impl View<'_> {
         if e.draining {
             return None;
         }
-        if !lanes::alive(&e.control, now.mono, now.rt, heartbeat_timeout_ns) {
+        if !e.control.alive(now.mono, now.rt, heartbeat_timeout_ns) {
             return None; // UNRESPONSIVE: avoided until it beats (or sends) again
         }
-        let load = e
-            .control
-            .load(lanes::word::LOAD, std::sync::atomic::Ordering::Relaxed);
+        let load = e.control.load() as u64;
         (load < e.capacity as u64).then_some(load)
     }
 

@@ -1,14 +1,13 @@
 //! The agent handle every communication pattern uses.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use agentbus_ipc::clock::{monotonic_ns, realtime_ns};
 use agentbus_ipc::ring::{Consumer, Producer};
 use agentbus_ipc::segment::MemfdSegment;
 use agentbus_ipc::wait::{WaitError, WaitStrategy};
-use agentbus_ipc::words::{SharedDoorbell, WordTable};
+use agentbus_ipc::words::SharedDoorbell;
 use rustc_hash::FxHashMap;
 
 use super::conn::ControlConn;
@@ -20,7 +19,7 @@ use crate::codec::{
 };
 use crate::control::{
     AgentAddress, AgentInfo, AttachInfo, AttachRequest, BusStats, DeadLetterInfo, DeadLetterPage,
-    Refused, Request, Response, TopicInfo, PROTOCOL_VERSION,
+    Refusal, Refused, Request, Response, TopicInfo, PROTOCOL_VERSION,
 };
 use crate::error::{CommunicationError, EncodeError};
 use crate::extensions::Extras;
@@ -57,7 +56,7 @@ pub struct Agent {
     _router_bell: MemfdSegment,
     pub(crate) outbound: Vec<Producer>,
     pub(crate) inbound: Vec<Consumer>,
-    pub(crate) control: WordTable,
+    pub(crate) control: lanes::ControlBlock,
     pub(crate) bell: SharedDoorbell,
     pub(crate) ids: IdGenerator,
     /// Resolved agent names. Looked up on every send by name: Fx hashing (a few ns for a short
@@ -73,7 +72,7 @@ pub struct Agent {
     last_send_beat: u64,
     pub(crate) link: super::link::Link,
     pub(crate) queue: VecDeque<(FrameHeader, AlignedVec<16>)>,
-    pub(crate) outstanding: HashMap<MessageId, super::requests::Replier>,
+    pub(crate) outstanding: HashMap<MessageId, super::requests::Pending>,
     pub(crate) forged_replies: u64,
     pub(crate) senders: super::senders::Senders,
     pub(crate) responses: HashMap<MessageId, (FrameHeader, AlignedVec<16>)>,
@@ -144,7 +143,7 @@ impl Agent {
         for (p, ring) in layout.inbound_rings(&region).enumerate() {
             inbound.push(ring.map_err(lane("inbound", p))?.into_consumer());
         }
-        let control = lanes::control_block(&region);
+        let control = lanes::ControlBlock::of(&region);
         let bell = lanes::agent_bell(&region);
         let mut agent = Agent {
             options,
@@ -215,9 +214,7 @@ impl Agent {
     /// `recv_timeout` and `try_recv` call it for you.
     pub fn beat(&mut self) {
         let now = monotonic_ns();
-        // Release: pairs with agentd's Acquire load when it judges liveness.
-        self.control
-            .store(lanes::word::HEARTBEAT, now, Ordering::Release);
+        self.control.beat(now);
         self.last_beat = now;
     }
 
@@ -256,8 +253,7 @@ impl Agent {
 
     /// Reports how many tasks this agent holds (load-balanced routing prefers the least loaded).
     pub fn set_load(&mut self, load: u32) {
-        self.control
-            .store(lanes::word::LOAD, load as u64, Ordering::Relaxed);
+        self.control.report_load(load);
     }
 
     pub(crate) fn send_routed(
@@ -343,9 +339,7 @@ impl Agent {
     fn stamp_send(&mut self, now: u64) {
         let every = self.info.heartbeat_interval_ms as u64 * 1_000_000 / 2;
         if now.wrapping_sub(self.last_send_beat) > every {
-            // Release: pairs with agentd's Acquire load when it judges liveness.
-            self.control
-                .store(lanes::word::LAST_SEND, now, Ordering::Release);
+            self.control.sent_at(now);
             self.last_send_beat = now;
         }
     }
@@ -356,17 +350,20 @@ impl Agent {
         }
         match self
             .control_call(Request::ResolveAgent(agent_id.into()))
-            .map_err(CommunicationError::from)?
+            .map_err(|e| self.control_failed(e))?
         {
             Response::Agent(a) => {
                 self.agents.insert(agent_id.into(), a);
                 Ok(a)
             }
-            Response::Refused(r) => Err(CommunicationError::AgentUnreachable {
+            Response::Refused(Refused {
+                kind: Refusal::NoSuchAgent,
+                message,
+            }) => Err(CommunicationError::AgentUnreachable {
                 agent: agent_id.into(),
-                reason: r.message,
+                reason: message,
             }),
-            other => Err(ClientError::Protocol(format!("{other:?}")).into()),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -477,7 +474,9 @@ impl Agent {
         topic: &str,
         message: &Message,
     ) -> Result<MessageId, CommunicationError> {
-        let id = self.create_topic(topic)?;
+        let id = self
+            .create_topic(topic)
+            .map_err(|e| self.control_failed(e))?;
         self.send_routed(
             Route {
                 kind: RouteKind::Topic,
@@ -514,7 +513,9 @@ impl Agent {
         let id = match self.capsets.get(&key) {
             Some(&id) => id,
             None => {
-                let id = self.id_call(Request::InternCapabilities(key.clone()))?;
+                let id = self
+                    .id_call(Request::InternCapabilities(key.clone()))
+                    .map_err(|e| self.control_failed(e))?;
                 self.capsets.insert(key, id);
                 id
             }
@@ -538,7 +539,9 @@ impl Agent {
         let id = match self.types.get(agent_type) {
             Some(&id) => id,
             None => {
-                let id = self.id_call(Request::InternType(agent_type.into()))?;
+                let id = self
+                    .id_call(Request::InternType(agent_type.into()))
+                    .map_err(|e| self.control_failed(e))?;
                 self.types.insert(agent_type.into(), id);
                 id
             }

@@ -1,19 +1,17 @@
 //! Direct channels: two rings shared by exactly two agents, skipping the router (one hop).
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use agentbus_ipc::clock::realtime_ns;
 use agentbus_ipc::ring::{Consumer, Producer, Ring};
 use agentbus_ipc::segment::MemfdSegment;
 use agentbus_ipc::wait::{Wait, WaitError};
-use agentbus_ipc::words::WordTable;
 use rkyv::util::AlignedVec;
 
 use super::delivery::Frame;
 use super::{Delivery, Loan};
 use crate::body::AgentIdentifier;
-use crate::channel_layout::{self, ChannelLayoutError, CLOSED};
+use crate::channel_layout::{self, ChannelControl, ChannelLayoutError, ClosedBy};
 use crate::codec::{
     bare_header, decode, encode, encode_bytes, encode_typed, header_for, Route, TypedPayload,
 };
@@ -46,7 +44,7 @@ pub struct Channel {
     rx: Consumer,
     tx_ring_wake: Ring,
     rx_ring_wake: Ring,
-    control: WordTable,
+    control: ChannelControl,
     ids: IdGenerator,
     wait: Wait,
     scratch: AlignedVec<16>,
@@ -74,7 +72,7 @@ impl Channel {
             info,
             identity,
             slot,
-            control: channel_layout::control(&region),
+            control: ChannelControl::of(&region),
             _segment: segment,
             tx,
             rx,
@@ -103,8 +101,7 @@ impl Channel {
     }
 
     fn check_open(&self) -> Result<(), CommunicationError> {
-        // Acquire pairs with the Release store in `close` (or agentd's, for a dead peer).
-        match channel_layout::closed_by(self.control.load(CLOSED, Ordering::Acquire)) {
+        match self.control.closed_by() {
             None => Ok(()),
             Some(why) => Err(CommunicationError::AgentUnreachable {
                 agent: self.info.peer.agent_id.clone(),
@@ -254,12 +251,7 @@ impl Channel {
             return;
         }
         self.closed = true;
-        let me = if self.info.side == 0 { 1 } else { 2 };
-        // Release pairs with the Acquire load in `check_open` on the other side.
-        let _ =
-            self.control
-                .word(CLOSED)
-                .compare_exchange(0, me, Ordering::Release, Ordering::Relaxed);
+        self.control.close(ClosedBy::side(self.info.side));
         self.tx_ring_wake.wake_both();
         self.rx_ring_wake.wake_both();
     }

@@ -23,6 +23,8 @@ pub(crate) struct ControlConn {
     fds: VecDeque<OwnedFd>,
     pushes: VecDeque<(Push, Vec<OwnedFd>)>,
     timeout: Duration,
+    /// The bus, for errors that tell how to start its agentd.
+    bus: String,
 }
 
 impl ControlConn {
@@ -47,6 +49,7 @@ impl ControlConn {
             fds: VecDeque::new(),
             pushes: VecDeque::new(),
             timeout,
+            bus: bus.into(),
         };
         conn.set_timeout(timeout)?;
         Ok(conn)
@@ -77,7 +80,7 @@ impl ControlConn {
                     self.reader.push(&buf[..n]);
                     self.fds.extend(fds);
                 }
-                Err(FdPassError::Closed) => return Err(ClientError::Disconnected),
+                Err(FdPassError::Closed) => return Err(self.disconnected()),
                 Err(FdPassError::Os {
                     errno: Errno::EAGAIN,
                     ..
@@ -85,7 +88,7 @@ impl ControlConn {
                 Err(FdPassError::Os {
                     errno: Errno::ECONNRESET,
                     ..
-                }) => return Err(ClientError::Disconnected),
+                }) => return Err(self.disconnected()),
                 Err(e) => return Err(ClientError::Receive(e)),
             }
         }
@@ -100,7 +103,7 @@ impl ControlConn {
         self.stream
             .write_all(&encode_frame(request))
             .map_err(|e| match e.kind() {
-                ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => ClientError::Disconnected,
+                ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => self.disconnected(),
                 _ => ClientError::Io {
                     what: "sending a request",
                     source: e,
@@ -111,6 +114,12 @@ impl ControlConn {
                 (Response::Push(p), fds) => self.pushes.push_back((p, fds)),
                 other => return Ok(other),
             }
+        }
+    }
+
+    fn disconnected(&self) -> ClientError {
+        ClientError::Disconnected {
+            bus: self.bus.clone(),
         }
     }
 

@@ -74,13 +74,16 @@ pub enum ClientError {
         message: String,
     },
     /// The connection to agentd closed: it stopped, or detached this agent.
-    #[error("agentd closed the control connection: it stopped or detached this agent; attach again once it runs")]
-    Disconnected,
+    #[error("agentd for bus {bus:?} closed the control connection: it stopped or detached this agent; start it if it stopped (`agentd --bus {bus}`), then attach again")]
+    Disconnected {
+        /// The bus.
+        bus: String,
+    },
     /// agentd did not answer in time.
     #[error("agentd did not answer within {0:?}: it may be wedged; check `agentbus stat`")]
     Timeout(std::time::Duration),
     /// A socket error.
-    #[error("control connection to agentd: {what}: {source}")]
+    #[error("control connection to agentd: {what}: {source}; check that agentd runs (`agentbus stat`), then attach again")]
     Io {
         /// What was being done.
         what: &'static str,
@@ -97,7 +100,7 @@ pub enum ClientError {
     #[error(transparent)]
     BadResponse(#[from] ControlDecodeError),
     /// Receiving from the control connection (with its descriptors) failed.
-    #[error("control connection to agentd: receiving: {0}")]
+    #[error("control connection to agentd: receiving: {0}; check that agentd runs (`agentbus stat`), then attach again")]
     Receive(#[source] FdPassError),
     /// The shared memory agentd handed over (lanes, or a channel) is unusable.
     #[error("the shared memory agentd handed over is unusable: {0}")]
@@ -108,33 +111,185 @@ pub enum ClientError {
     UnsafeSocketDir(#[from] SocketDirError),
     /// [`AttachOptions::non_dumpable`](crate::client::AttachOptions::non_dumpable) was asked
     /// for and the kernel refused it; nothing was sent.
-    #[error("could not make this process non-dumpable (prctl PR_SET_DUMPABLE): {0}")]
+    #[error("could not make this process non-dumpable (prctl PR_SET_DUMPABLE): {0}; attach without `non_dumpable`, or where the kernel allows it")]
     NonDumpable(std::io::Error),
 }
 
+/// Without the agent it came from: an agent converts its own control-plane failures itself,
+/// counting what agentd never took when the connection closed.
 impl From<ClientError> for CommunicationError {
     fn from(e: ClientError) -> Self {
         match e {
+            ClientError::BusNotRunning { bus, path } => CommunicationError::BusNotRunning {
+                bus,
+                reason: format!("nothing listens on {}", path.display()),
+            },
             ClientError::Refused {
                 kind: Refusal::Unauthorized,
                 message,
             } => CommunicationError::Unauthorized { what: message },
-            ClientError::Refused {
-                kind: Refusal::NoSuchAgent,
+            ClientError::Refused { kind, message } => CommunicationError::Refused {
+                refusal: kind,
                 message,
-            } => CommunicationError::AgentUnreachable {
-                agent: String::new(),
-                reason: message,
             },
-            ClientError::Disconnected => CommunicationError::Disconnected { unsent: 0 },
+            ClientError::Disconnected { bus } => {
+                CommunicationError::Disconnected { bus, unsent: None }
+            }
             ClientError::Timeout(after) => CommunicationError::Timeout {
-                what: "agentd".into(),
+                what: "an answer from agentd".into(),
                 after,
             },
-            other => CommunicationError::AgentUnreachable {
-                agent: "agentd".into(),
-                reason: other.to_string(),
+            e @ (ClientError::Protocol(_)
+            | ClientError::BadFrame(_)
+            | ClientError::BadResponse(_)) => CommunicationError::InvalidFormat {
+                reason: e.to_string(),
+            },
+            e @ (ClientError::Io { .. }
+            | ClientError::Receive(_)
+            | ClientError::BadLanes(_)
+            | ClientError::UnsafeSocketDir(_)
+            | ClientError::NonDumpable(_)) => CommunicationError::Control {
+                reason: e.to_string(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::payload::ErrorKind;
+
+    /// Every control-plane failure converts to what happened, with a kind of the spec's, and
+    /// never to an unreachable agent with a made-up or empty name.
+    #[test]
+    fn control_plane_failures_convert_to_what_happened() {
+        let cases: Vec<(ClientError, ErrorKind)> = vec![
+            (
+                ClientError::BusNotRunning {
+                    bus: "b".into(),
+                    path: "/run/agentbus/b.sock".into(),
+                },
+                ErrorKind::AgentUnreachable,
+            ),
+            (
+                ClientError::Disconnected { bus: "b".into() },
+                ErrorKind::AgentUnreachable,
+            ),
+            (
+                ClientError::Timeout(Duration::from_millis(7)),
+                ErrorKind::Timeout,
+            ),
+            (
+                ClientError::Refused {
+                    kind: Refusal::Unauthorized,
+                    message: "uid 7 is not allowed".into(),
+                },
+                ErrorKind::Unauthorized,
+            ),
+            (
+                ClientError::Refused {
+                    kind: Refusal::NoSuchAgent,
+                    message: "no agent \"x\" is attached".into(),
+                },
+                ErrorKind::AgentUnreachable,
+            ),
+            (
+                ClientError::Refused {
+                    kind: Refusal::BadRequest,
+                    message: "topic \"a..b\" is not valid".into(),
+                },
+                ErrorKind::InvalidFormat,
+            ),
+            (
+                ClientError::Refused {
+                    kind: Refusal::NoRoom,
+                    message: "no free slot".into(),
+                },
+                ErrorKind::QueueFull,
+            ),
+            (
+                ClientError::Protocol("Done".into()),
+                ErrorKind::InvalidFormat,
+            ),
+            (
+                ClientError::Io {
+                    what: "sending a request",
+                    source: std::io::Error::other("boom"),
+                },
+                ErrorKind::AgentUnreachable,
+            ),
+        ];
+        for (client, kind) in cases {
+            let shown = client.to_string();
+            let e = CommunicationError::from(client);
+            assert_eq!(e.kind(), kind, "{e:?}");
+            assert!(
+                !matches!(e, CommunicationError::AgentUnreachable { .. }),
+                "{shown} became {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_conversions_keep_what_they_know() {
+        match CommunicationError::from(ClientError::BusNotRunning {
+            bus: "b".into(),
+            path: "/run/agentbus/b.sock".into(),
+        }) {
+            CommunicationError::BusNotRunning { bus, reason } => {
+                assert_eq!(bus, "b");
+                assert!(reason.contains("/run/agentbus/b.sock"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without its agent, nobody counted the lanes: not a claim of 0.
+        assert_eq!(
+            CommunicationError::from(ClientError::Disconnected { bus: "b".into() }),
+            CommunicationError::Disconnected {
+                bus: "b".into(),
+                unsent: None
+            }
+        );
+        assert_eq!(
+            CommunicationError::from(ClientError::Timeout(Duration::from_millis(7))),
+            CommunicationError::Timeout {
+                what: "an answer from agentd".into(),
+                after: Duration::from_millis(7)
+            }
+        );
+    }
+
+    /// Every message tells what to do next: the ones naming a bus say how to start its agentd.
+    #[test]
+    fn bus_errors_say_how_to_start_agentd() {
+        for e in [
+            CommunicationError::BusNotRunning {
+                bus: "b".into(),
+                reason: "nothing listens on /x".into(),
+            },
+            CommunicationError::Disconnected {
+                bus: "b".into(),
+                unsent: Some(3),
+            },
+            CommunicationError::Disconnected {
+                bus: "b".into(),
+                unsent: None,
+            },
+        ] {
+            let text = e.to_string();
+            assert!(text.contains("`agentd --bus b`"), "{text}");
+        }
+        let text = CommunicationError::Disconnected {
+            bus: "b".into(),
+            unsent: Some(3),
+        }
+        .to_string();
+        assert!(
+            text.contains("3 messages this agent sent were never routed"),
+            "{text}"
+        );
     }
 }

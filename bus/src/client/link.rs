@@ -9,11 +9,9 @@
 //! [`RECHECK_NS`]): end-of-file means agentd is gone; anything else means the router is only
 //! slow (a loaded machine) or asleep on an idle bus, and the send goes ahead (ringing it).
 
-use std::sync::atomic::Ordering;
-
 use agentbus_ipc::clock::realtime_ns;
 
-use super::Agent;
+use super::{Agent, ClientError};
 use crate::error::CommunicationError;
 use crate::lanes;
 
@@ -34,13 +32,10 @@ pub(crate) struct Link {
 impl Agent {
     /// `Err(Disconnected)` if agentd is gone; `now` is a realtime clock reading the caller has.
     pub(crate) fn check_link(&mut self, now: u64) -> Result<(), CommunicationError> {
-        if let Some(unsent) = self.link.gone {
-            return Err(CommunicationError::Disconnected { unsent });
+        if self.link.gone.is_some() {
+            return Err(self.gone());
         }
-        // Acquire pairs with the router's Release store of its beat.
-        let beat = self
-            .control
-            .load(lanes::word::ROUTER_BEAT, Ordering::Acquire);
+        let beat = self.control.router_beat();
         if now.saturating_sub(beat) <= ROUTER_SILENT_NS
             || now.saturating_sub(self.link.last_check) < RECHECK_NS
         {
@@ -50,9 +45,33 @@ impl Agent {
         if !self.conn.closed() {
             return Ok(()); // the router is slow, not gone
         }
-        let unsent = self.unsent_frames();
-        self.link.gone = Some(unsent);
-        Err(CommunicationError::Disconnected { unsent })
+        Err(self.gone())
+    }
+
+    /// agentd closed this agent's connection (a send, a wait or a control call found it): what
+    /// it never took is counted once, and every later operation reports the same `Disconnected`.
+    pub(crate) fn gone(&mut self) -> CommunicationError {
+        let unsent = match self.link.gone {
+            Some(unsent) => unsent,
+            None => {
+                let unsent = self.unsent_frames();
+                self.link.gone = Some(unsent);
+                unsent
+            }
+        };
+        CommunicationError::Disconnected {
+            bus: self.options.bus.clone(),
+            unsent: Some(unsent),
+        }
+    }
+
+    /// A control-plane failure as this agent reports it: a closed connection is this agent's
+    /// `Disconnected`, with what agentd never took counted; anything else as converted.
+    pub(crate) fn control_failed(&mut self, e: ClientError) -> CommunicationError {
+        match e {
+            ClientError::Disconnected { .. } => self.gone(),
+            e => e.into(),
+        }
     }
 
     /// As [`Agent::check_link`], reading the clock.

@@ -33,13 +33,25 @@ pub enum Destination<'a> {
     Type(&'a str),
 }
 
+impl Destination<'_> {
+    /// The destination as errors name it: the agent id, `capabilities a,b`, or `type t`.
+    fn name(&self) -> String {
+        match self {
+            Destination::Agent(id) => (*id).into(),
+            Destination::Capability(caps) => format!("capabilities {}", caps.join(",")),
+            Destination::Type(t) => format!("type {t}"),
+        }
+    }
+}
+
 /// A reply frame as the caller sees it: the message, or the error an `Error` reply reports.
-fn response_result(bytes: &[u8]) -> Result<Message, CommunicationError> {
+/// `to` is the request's destination as named.
+fn response_result(bytes: &[u8], to: String) -> Result<Message, CommunicationError> {
     let m = decode(bytes)?.to_message()?;
     match &m.payload {
         Payload::Error(e) if m.message_type == MessageType::Error => Err(match e.kind {
             ErrorKind::AgentUnreachable => CommunicationError::AgentUnreachable {
-                agent: String::new(),
+                agent: to,
                 reason: e.details.clone(),
             },
             kind => CommunicationError::RequestFailed {
@@ -103,18 +115,27 @@ pub(crate) enum Replier {
     Picked,
 }
 
+/// An outstanding request: who may answer it, and where it went, as named (for its errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pending {
+    /// Who may answer.
+    replier: Replier,
+    /// The destination as named ([`Destination::name`]).
+    to: String,
+}
+
 /// What a frame is to an agent's requests. The source slot and epoch are the router's stamp, so
 /// an agent cannot claim another's; the correlation id of a request is unguessable
 /// ([`crate::IdGenerator::next_secret_id`]), so an agent it was not shown cannot name it.
 fn reply_kind_of(
-    outstanding: &std::collections::HashMap<MessageId, Replier>,
+    outstanding: &std::collections::HashMap<MessageId, Pending>,
     timed_out: &TimedOut,
     h: &FrameHeader,
 ) -> ReplyKind {
     if !h.flags.contains(Flags::IS_REPLY) || h.correlation_id.is_none() {
         return ReplyKind::NotAwaited;
     }
-    match outstanding.get(&h.correlation_id) {
+    match outstanding.get(&h.correlation_id).map(|p| &p.replier) {
         Some(_) if h.source_slot == AGENTD_SLOT => ReplyKind::Awaited,
         Some(Replier::Agent(a)) if a.slot != h.source_slot || a.epoch != h.source_epoch => {
             ReplyKind::Forged
@@ -170,7 +191,11 @@ impl Agent {
             Destination::Agent(name) => Replier::Agent(self.address(name)?),
             Destination::Capability(_) | Destination::Type(_) => Replier::Picked,
         };
-        self.outstanding.insert(m.id, replier);
+        let pending = Pending {
+            replier,
+            to: destination.name(),
+        };
+        self.outstanding.insert(m.id, pending);
         match self.send_to(destination, &m) {
             Ok(id) => Ok(id),
             Err(e) => {
@@ -189,8 +214,16 @@ impl Agent {
             }
         }
         let (_, bytes) = self.responses.remove(&id)?;
-        self.outstanding.remove(&id);
-        Some(response_result(&bytes))
+        let to = self.destination_of(id);
+        Some(response_result(&bytes, to))
+    }
+
+    /// Forgets outstanding request `id` (its reply has come), returning where it went.
+    fn destination_of(&mut self, id: MessageId) -> String {
+        match self.outstanding.remove(&id) {
+            Some(pending) => pending.to,
+            None => format!("the receiver of request {id}"),
+        }
     }
 
     /// Gives up waiting for request `id`: a reply that still comes is counted late.
@@ -222,8 +255,8 @@ impl Agent {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some((_, bytes)) = self.responses.remove(&id) {
-                self.outstanding.remove(&id);
-                return response_result(&bytes);
+                let to = self.destination_of(id);
+                return response_result(&bytes, to);
             }
             let now = Instant::now();
             if now >= deadline {

@@ -124,8 +124,12 @@ impl Ctx {
                 Err(CommunicationError::QueueFull { .. }) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_micros(100))
                 }
-                Err(_) => {
+                Err(CommunicationError::QueueFull { .. }) => {
                     self.count("queue_full");
+                    return false;
+                }
+                Err(_) => {
+                    self.count("send_failed");
                     return false;
                 }
             }
@@ -412,9 +416,12 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
                     orders.swap_remove(i);
                     ctx.count("fills");
                 }
-                Some(Err(_)) => {
+                Some(Err(e)) => {
                     orders.swap_remove(i);
-                    ctx.count("timeouts");
+                    ctx.count(match e {
+                        CommunicationError::Timeout { .. } => "timeouts",
+                        _ => "order_errors",
+                    });
                 }
                 None if at.elapsed() > timeout => {
                     ctx.agent.abandon(id);
