@@ -40,17 +40,6 @@ fn echo_handler(agent: &mut Agent) {
     });
 }
 
-fn task(from: &Agent, id: &str) -> Message {
-    Message::task_request(
-        from.identity(),
-        TaskRequest {
-            task_id: id.into(),
-            task_type: "risk_check".into(),
-            ..Default::default()
-        },
-    )
-}
-
 fn task_id(m: &Message) -> String {
     match &m.payload {
         Payload::TaskResponse(r) => r.task_id.clone(),

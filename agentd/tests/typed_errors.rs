@@ -15,17 +15,6 @@ use support::*;
 /// The longest any step here may take on a loaded machine.
 const BOUND: Duration = Duration::from_secs(5);
 
-fn task(from: &Agent, id: &str) -> Message {
-    Message::task_request(
-        from.identity(),
-        TaskRequest {
-            task_id: id.into(),
-            task_type: "risk_check".into(),
-            ..Default::default()
-        },
-    )
-}
-
 /// Asserts `e` is this agent's `Disconnected` from bus `bus`, telling how to start agentd.
 fn assert_disconnected(e: &CommunicationError, bus: &str) -> u64 {
     match e {

@@ -74,6 +74,18 @@ pub fn note(from: &Agent, seq: i64) -> Message {
     )
 }
 
+/// A `risk_check` task request with id `id`.
+pub fn task(from: &Agent, id: &str) -> Message {
+    Message::task_request(
+        from.identity(),
+        TaskRequest {
+            task_id: id.into(),
+            task_type: "risk_check".into(),
+            ..Default::default()
+        },
+    )
+}
+
 /// The `seq` of a received test note.
 pub fn seq_of(d: &agentbus::client::Delivery<'_>) -> i64 {
     match d.to_message().payload {
