@@ -23,7 +23,7 @@ fn socket_dir() -> PathBuf {
     std::env::temp_dir().join(format!("agentbus-bench-{}", std::process::id()))
 }
 
-/// Removes [`socket_dir`] once every case is done (only if empty: a daemon still running keeps
+/// Removes `socket_dir()` once every case is done (only if empty: a daemon still running keeps
 /// its socket).
 pub fn remove_socket_dir() {
     let _ = std::fs::remove_dir(socket_dir());

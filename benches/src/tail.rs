@@ -45,7 +45,7 @@ pub struct Gaps {
     pub reads: u64,
     /// Gaps over [`GAP_NS`], ns.
     pub hist: Histogram<u64>,
-    /// Each such gap: (start, length) in `CLOCK_MONOTONIC` ns, up to [`MAX_EVENTS`].
+    /// Each such gap: (start, length) in `CLOCK_MONOTONIC` ns, up to `MAX_EVENTS`.
     pub events: Vec<(u64, u64)>,
 }
 

@@ -12,7 +12,7 @@
 //! Items: **1** trace context (16-byte trace id, 8-byte span id); **2** reply-to (UTF-8);
 //! **3** one metadata entry (a `u8` key length, the key, the value; both UTF-8), in key order.
 //! A message with none of them has no block and costs nothing. The router copies the block as
-//! it is; readers check it once, when the header is parsed ([`check`]), and read it in place.
+//! it is; readers check it once, when the header is parsed (`check`), and read it in place.
 
 use std::collections::BTreeMap;
 

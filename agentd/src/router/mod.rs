@@ -163,7 +163,7 @@ struct Counters {
 
 /// The router's state; [`Router::run`] is the thread's body.
 ///
-/// Its reading side (every slot's outbound lanes) is kept apart from [`Dispatch`], the
+/// Its reading side (every slot's outbound lanes) is kept apart from `Dispatch`, the
 /// rest: a frame is read in place from an outbound lane and routed, copied and accounted by
 /// `Dispatch` while that lane still holds it.
 #[derive(Debug)]

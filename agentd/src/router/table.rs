@@ -67,7 +67,7 @@ pub struct Entry {
     pub budget: DeadLetterBudget,
 }
 
-/// What the router keeps per slot, besides its lanes (those are in [`super::InboundLanes`] and
+/// What the router keeps per slot, besides its lanes (those are in `InboundLanes` and
 /// the router's outbound list, apart because a frame read in place from an outbound lane stays
 /// borrowed while the slots are resolved against and updated).
 #[derive(Debug)]
