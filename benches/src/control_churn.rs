@@ -1,4 +1,5 @@
-//! `route-changes`: what one routing change costs as the number of topics grows.
+//! `route-changes`: what one routing change costs as the number of topics grows, and on a
+//! crowded bus (200 agents, 2,000 subscriptions).
 //!
 //! agentd resends every route to the router on each topic creation, subscription and attach
 //! (one acknowledged command per topic), so one change costs time in proportion to the topics
@@ -30,6 +31,10 @@ pub const REPEATS: usize = 20;
 pub struct Step {
     /// Topics on the bus before the first timed change.
     pub topics: usize,
+    /// Agents attached before the first timed change (the measuring agent included).
+    pub agents: usize,
+    /// Subscriptions on the bus before the first timed change.
+    pub subscriptions: usize,
     /// `create_topic` of a new topic, ns.
     pub create: Histogram<u64>,
     /// `subscribe` to a wildcard matching every topic, ns.
@@ -48,11 +53,20 @@ fn timed<T>(
     Ok(v)
 }
 
-/// Waits until agentd has freed every slot but `admin`'s: freeing one resends the routes, and
-/// that must not land in the next timed change (answers come after the resend).
-fn settle(admin: &mut Agent) -> anyhow::Result<()> {
+/// Agents of the crowded step (the measuring agent comes on top).
+pub const CROWD_AGENTS: usize = 200;
+/// Topics each crowd agent creates and subscribes to: 2,000 subscriptions in all.
+pub const CROWD_SUBSCRIPTIONS_EACH: usize = 10;
+/// The longest the crowd may take to gather: past it, the step is measured with the agents
+/// attached so far (and says so), so a control plane too slow to build the crowd still gives
+/// numbers instead of running for many minutes.
+pub const CROWD_SETUP_LIMIT: Duration = Duration::from_secs(90);
+
+/// Waits until agentd has freed every slot but the `agents` that stay: freeing one resends the
+/// routes, and that must not land in the next timed change (answers come after the resend).
+fn settle(admin: &mut Agent, agents: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while admin.list_agents()?.len() > 1 {
+    while admin.list_agents()?.len() > agents {
         if Instant::now() > deadline {
             bail!("route-changes: a detached agent's slot was not freed in 10 s");
         }
@@ -67,6 +81,8 @@ pub fn route_changes() -> anyhow::Result<Vec<Step>> {
     let wait = Wait::Park(Park::default());
     let b = bus_tuned("route-changes", None, wait, true, |c| {
         c.lane_capacity = defaults.lane_capacity;
+        // Room for the crowded step's agents.
+        c.max_agents = 256;
         c.router_spin = defaults.router_spin;
     })?;
     let mut admin = b.attach("churn-admin", wait)?;
@@ -80,6 +96,8 @@ pub fn route_changes() -> anyhow::Result<Vec<Step>> {
         }
         let mut step = Step {
             topics,
+            agents: 1,
+            subscriptions: 0,
             create: histogram(),
             subscribe: histogram(),
             attach: histogram(),
@@ -99,7 +117,7 @@ pub fn route_changes() -> anyhow::Result<Vec<Step>> {
             .wait(wait);
             let joined = timed(&mut step.attach, || Agent::attach(opts))?;
             joined.detach()?;
-            settle(&mut admin)?;
+            settle(&mut admin, 1)?;
         }
         eprintln!(
             "  route-changes at {target} topics: {:.1} s (growing the topics included)",
@@ -107,10 +125,82 @@ pub fn route_changes() -> anyhow::Result<Vec<Step>> {
         );
         steps.push(step);
     }
+    steps.push(crowd(&b, &mut admin, topics, wait)?);
     drop(admin);
     drop(b.daemon);
     let _ = std::fs::remove_dir(&b.dir);
     Ok(steps)
+}
+
+/// The crowded step: [`CROWD_AGENTS`] more agents, each creating and subscribing to
+/// [`CROWD_SUBSCRIPTIONS_EACH`] topics of its own, then [`REPEATS`] timed topic creations,
+/// subscriptions (to one crowd topic) and attaches.
+fn crowd(
+    b: &crate::bus_cases::Bus,
+    admin: &mut Agent,
+    mut topics: usize,
+    wait: Wait,
+) -> anyhow::Result<Step> {
+    let t = Instant::now();
+    let mut crowd = Vec::with_capacity(CROWD_AGENTS);
+    for i in 0..CROWD_AGENTS {
+        if t.elapsed() > CROWD_SETUP_LIMIT {
+            eprintln!(
+                "  route-changes: gathering the crowd passed {} s at {i} agents: measuring with those",
+                CROWD_SETUP_LIMIT.as_secs()
+            );
+            break;
+        }
+        let mut agent = b.attach(&format!("crowd-{i}"), wait)?;
+        for k in 0..CROWD_SUBSCRIPTIONS_EACH {
+            let name = format!("crowd.{i}.{k}");
+            agent.create_topic(&name)?;
+            agent.subscribe(&name)?;
+            topics += 1;
+        }
+        crowd.push(agent);
+        if (i + 1) % 20 == 0 {
+            eprintln!(
+                "  route-changes: crowd of {} agents, {} subscriptions after {:.1} s",
+                i + 1,
+                (i + 1) * CROWD_SUBSCRIPTIONS_EACH,
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let agents = crowd.len() + 1;
+    if crowd.is_empty() {
+        bail!("route-changes: not one crowd agent attached");
+    }
+    let mut step = Step {
+        topics,
+        agents,
+        subscriptions: crowd.len() * CROWD_SUBSCRIPTIONS_EACH,
+        create: histogram(),
+        subscribe: histogram(),
+        attach: histogram(),
+    };
+    for j in 0..REPEATS {
+        let name = format!("bench.crowd.{j}");
+        timed(&mut step.create, || admin.create_topic(&name))?;
+        let sub = timed(&mut step.subscribe, || admin.subscribe("crowd.0.0"))?;
+        admin.unsubscribe(sub)?;
+        let opts =
+            agentbus::client::AttachOptions::new(&b.name, &format!("crowd-join-{j}"), "bench")
+                .socket_dir(&b.dir)
+                .wait(wait);
+        let joined = timed(&mut step.attach, || Agent::attach(opts))?;
+        joined.detach()?;
+        settle(admin, agents)?;
+    }
+    eprintln!(
+        "  route-changes with {} agents and {} subscriptions: {:.1} s (attaching and subscribing them included)",
+        crowd.len(),
+        step.subscriptions,
+        t.elapsed().as_secs_f64()
+    );
+    drop(crowd);
+    Ok(step)
 }
 
 fn ms(ns: u64) -> f64 {
@@ -120,8 +210,10 @@ fn ms(ns: u64) -> f64 {
 /// The steps as a text table: p50 and max per kind of change, in ms.
 pub fn table(steps: &[Step]) -> String {
     let mut out = format!(
-        "{:>7}{:>13}{:>12}{:>13}{:>12}{:>13}{:>12}\n",
+        "{:>7}{:>7}{:>8}{:>13}{:>12}{:>13}{:>12}{:>13}{:>12}\n",
         "topics",
+        "agents",
+        "subscr.",
         "create p50",
         "create max",
         "subscr. p50",
@@ -130,7 +222,7 @@ pub fn table(steps: &[Step]) -> String {
         "attach max"
     );
     for s in steps {
-        let _ = write!(out, "{:>7}", s.topics);
+        let _ = write!(out, "{:>7}{:>7}{:>8}", s.topics, s.agents, s.subscriptions);
         for h in [&s.create, &s.subscribe, &s.attach] {
             let _ = write!(
                 out,
@@ -153,12 +245,17 @@ pub fn json_cases(steps: &[Step]) -> Vec<String> {
             ("subscribe", &s.subscribe),
             ("attach", &s.attach),
         ] {
+            let crowd = if s.agents > 1 { "-crowd" } else { "" };
             cases.push(format!(
-                "{{\"id\": \"route-changes-{}-{}\", \"case\": \"route-changes {op} at {} topics\", \"unit\": \"ns\", \"kind\": \"control\", \"op\": \"{op}\", \"topics\": {}, \"count\": {}, \"p50\": {}, \"max\": {}}}",
+                "{{\"id\": \"route-changes-{}-{}{crowd}\", \"case\": \"route-changes {op} at {} topics, {} agents, {} subscriptions\", \"unit\": \"ns\", \"kind\": \"control\", \"op\": \"{op}\", \"topics\": {}, \"agents\": {}, \"subscriptions\": {}, \"count\": {}, \"p50\": {}, \"max\": {}}}",
                 op.replace('_', "-"),
                 s.topics,
                 s.topics,
+                s.agents,
+                s.subscriptions,
                 s.topics,
+                s.agents,
+                s.subscriptions,
                 h.len(),
                 h.value_at_quantile(0.5),
                 h.max()
