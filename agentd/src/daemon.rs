@@ -56,6 +56,36 @@ pub enum StartError {
 }
 
 /// A running bus: its control and router threads. Stops when dropped.
+///
+/// An embedded agentd with two agents, one sending raw bytes to the other:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use agentbus::client::{Agent, AttachOptions};
+/// use agentd::{Config, Daemon};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut config = Config::new(&format!("doc-daemon-{}", std::process::id()));
+/// config.socket_dir = std::env::temp_dir().join(format!("agentbus-doc-{}", std::process::id()));
+/// let dir = config.socket_dir.clone();
+/// let daemon = Daemon::start(config)?; // the default wait parks: fine on a shared machine
+///
+/// let options = |id: &str| AttachOptions::new(daemon.bus(), id, "doc").socket_dir(&dir);
+/// let mut feed = Agent::attach(options("feed"))?;
+/// let mut strategy = Agent::attach(options("strategy"))?;
+///
+/// feed.send_bytes("strategy", b"AAPL 101.25 x 300")?;
+/// let tick = strategy.recv_timeout(Duration::from_secs(5))?.expect("delivered within 5 s");
+/// assert_eq!(tick.raw(), Some(&b"AAPL 101.25 x 300"[..]));
+/// assert_eq!(tick.from().agent_id, "feed"); // stamped by the router, not claimed by the sender
+/// drop(tick);
+///
+/// drop((feed, strategy));
+/// drop(daemon); // stops both threads, removes the socket and the bus header
+/// std::fs::remove_dir(&dir)?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Daemon {
     bus: String,
