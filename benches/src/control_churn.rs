@@ -75,6 +75,59 @@ fn settle(admin: &mut Agent, agents: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Step {
+    fn new(topics: usize, agents: usize, subscriptions: usize) -> Step {
+        Step {
+            topics,
+            agents,
+            subscriptions,
+            create: histogram(),
+            subscribe: histogram(),
+            attach: histogram(),
+        }
+    }
+}
+
+/// What one round of timed changes does.
+struct Changes<'a> {
+    /// The name of the topic created in round `j`.
+    topic: &'a dyn Fn(usize) -> String,
+    /// The pattern subscribed to (and unsubscribed, untimed).
+    pattern: &'a str,
+    /// Agent ids of the agents attached (and detached, untimed) are this, `-`, the round.
+    joiner: &'a str,
+    /// Agents that stay attached: a detached one is waited for until its slot is freed.
+    stay: usize,
+}
+
+/// Times [`REPEATS`] rounds of one topic creation, one subscription and one attach into
+/// `step`; returns the topics created.
+fn time_changes(
+    b: &crate::bus_cases::Bus,
+    admin: &mut Agent,
+    wait: Wait,
+    changes: &Changes<'_>,
+    step: &mut Step,
+) -> anyhow::Result<usize> {
+    for j in 0..REPEATS {
+        let name = (changes.topic)(j);
+        timed(&mut step.create, || admin.create_topic(&name))?;
+        let sub = timed(&mut step.subscribe, || admin.subscribe(changes.pattern))?;
+        admin.unsubscribe(sub)?;
+        let opts = agentbus::client::AttachOptions::new(
+            &b.name,
+            &format!("{}-{j}", changes.joiner),
+            "bench",
+        )
+        .socket_dir(&b.dir)
+        .wait(wait);
+        let joined = timed(&mut step.attach, || Agent::attach(opts))?;
+        joined.detach()?;
+        settle(admin, changes.stay)?;
+    }
+    Ok(REPEATS)
+}
+
 /// Measures every step of [`TOPICS`].
 pub fn route_changes() -> anyhow::Result<Vec<Step>> {
     let defaults = agentd::Config::new("defaults");
@@ -94,31 +147,15 @@ pub fn route_changes() -> anyhow::Result<Vec<Step>> {
             admin.create_topic(&format!("bench.route.{topics}"))?;
             topics += 1;
         }
-        let mut step = Step {
-            topics,
-            agents: 1,
-            subscriptions: 0,
-            create: histogram(),
-            subscribe: histogram(),
-            attach: histogram(),
+        let mut step = Step::new(topics, 1, 0);
+        let first = topics;
+        let changes = Changes {
+            topic: &|j| format!("bench.route.{}", first + j),
+            pattern: "bench.route.>",
+            joiner: &format!("churn-{target}"),
+            stay: 1,
         };
-        for j in 0..REPEATS {
-            let name = format!("bench.route.{topics}");
-            timed(&mut step.create, || admin.create_topic(&name))?;
-            topics += 1;
-            let sub = timed(&mut step.subscribe, || admin.subscribe("bench.route.>"))?;
-            admin.unsubscribe(sub)?;
-            let opts = agentbus::client::AttachOptions::new(
-                &b.name,
-                &format!("churn-{target}-{j}"),
-                "bench",
-            )
-            .socket_dir(&b.dir)
-            .wait(wait);
-            let joined = timed(&mut step.attach, || Agent::attach(opts))?;
-            joined.detach()?;
-            settle(&mut admin, 1)?;
-        }
+        topics += time_changes(&b, &mut admin, wait, &changes, &mut step)?;
         eprintln!(
             "  route-changes at {target} topics: {:.1} s (growing the topics included)",
             t.elapsed().as_secs_f64()
@@ -172,27 +209,14 @@ fn crowd(
     if crowd.is_empty() {
         bail!("route-changes: not one crowd agent attached");
     }
-    let mut step = Step {
-        topics,
-        agents,
-        subscriptions: crowd.len() * CROWD_SUBSCRIPTIONS_EACH,
-        create: histogram(),
-        subscribe: histogram(),
-        attach: histogram(),
+    let mut step = Step::new(topics, agents, crowd.len() * CROWD_SUBSCRIPTIONS_EACH);
+    let changes = Changes {
+        topic: &|j| format!("bench.crowd.{j}"),
+        pattern: "crowd.0.0",
+        joiner: "crowd-join",
+        stay: agents,
     };
-    for j in 0..REPEATS {
-        let name = format!("bench.crowd.{j}");
-        timed(&mut step.create, || admin.create_topic(&name))?;
-        let sub = timed(&mut step.subscribe, || admin.subscribe("crowd.0.0"))?;
-        admin.unsubscribe(sub)?;
-        let opts =
-            agentbus::client::AttachOptions::new(&b.name, &format!("crowd-join-{j}"), "bench")
-                .socket_dir(&b.dir)
-                .wait(wait);
-        let joined = timed(&mut step.attach, || Agent::attach(opts))?;
-        joined.detach()?;
-        settle(admin, agents)?;
-    }
+    time_changes(b, admin, wait, &changes, &mut step)?;
     eprintln!(
         "  route-changes with {} agents and {} subscriptions: {:.1} s (attaching and subscribing them included)",
         crowd.len(),
