@@ -62,7 +62,7 @@ pub enum StartError {
 /// ```
 /// use std::time::Duration;
 ///
-/// use agentbus::client::{Agent, AttachOptions};
+/// use agentbus::client::{Agent, AttachOptions, Raw};
 /// use agentd::{Config, Daemon};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -75,7 +75,8 @@ pub enum StartError {
 /// let mut feed = Agent::attach(options("feed"))?;
 /// let mut strategy = Agent::attach(options("strategy"))?;
 ///
-/// feed.send_bytes("strategy", b"AAPL 101.25 x 300")?;
+/// let to_strategy = feed.peer("strategy")?; // resolved once
+/// feed.send(&to_strategy, Raw(b"AAPL 101.25 x 300"))?;
 /// let tick = strategy.recv_timeout(Duration::from_secs(5))?.expect("delivered within 5 s");
 /// assert_eq!(tick.raw(), Some(&b"AAPL 101.25 x 300"[..]));
 /// assert_eq!(tick.from().agent_id, "feed"); // stamped by the router, not claimed by the sender

@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use agentbus::client::{Agent, Channel};
+use agentbus::client::{Agent, Channel, Peer, Raw, Typed};
 use agentbus::MessagePriority;
 use support::*;
 
@@ -84,20 +84,20 @@ struct Quote {
 
 /// One round of every kind through the router: raw bytes, a typed value, a loaned plain
 /// value; `BATCH` of each, then all received and read.
-fn routed_round(a: &mut Agent, b: &mut Agent, round: u64) -> u64 {
+fn routed_round(a: &mut Agent, to_b: &Peer, b: &mut Agent, round: u64) -> u64 {
     let bytes = [7u8; 64];
     for i in 0..BATCH as u64 {
-        a.send_bytes("b", &bytes).unwrap();
-        a.send_typed(
-            "b",
-            &Tick {
+        a.send(to_b, Raw(&bytes)).unwrap();
+        a.send(
+            to_b,
+            Typed(&Tick {
                 symbol: *b"AAPL    ",
                 px: 1.5,
                 qty: i,
-            },
+            }),
         )
         .unwrap();
-        let mut loan = a.loan("b", MessagePriority::Normal, 24).unwrap();
+        let mut loan = a.sender().loan(to_b, MessagePriority::Normal, 24).unwrap();
         *loan.plain_mut::<Quote>().unwrap() = Quote {
             bid: 1.0,
             ask: 2.0,
@@ -124,12 +124,12 @@ fn routed_round(a: &mut Agent, b: &mut Agent, round: u64) -> u64 {
 fn channel_round(ca: &mut Channel, cb: &mut Channel, round: u64) -> u64 {
     let bytes = [7u8; 64];
     for i in 0..BATCH as u64 {
-        ca.send_bytes(&bytes).unwrap();
-        ca.send_typed(&Tick {
+        ca.send(Raw(&bytes)).unwrap();
+        ca.send(Typed(&Tick {
             symbol: *b"MSFT    ",
             px: 2.5,
             qty: i,
-        })
+        }))
         .unwrap();
         let mut loan = ca.loan(24).unwrap();
         *loan.plain_mut::<Quote>().unwrap() = Quote {
@@ -160,15 +160,16 @@ fn sending_and_receiving_raw_typed_and_loaned_messages_allocates_nothing() {
     let mut b = bus.attach("b", "strategy");
     let mut ca = a.channel("b").unwrap();
     let mut cb = b.accept_channel(WAIT).unwrap().expect("an offer");
-    // Warm up: the first message resolves the sender's identity and caches the address.
-    routed_round(&mut a, &mut b, 0);
+    let to_b = a.peer("b").unwrap();
+    // Warm up: the first message resolves the sender's identity.
+    routed_round(&mut a, &to_b, &mut b, 0);
     channel_round(&mut ca, &mut cb, 0);
 
     let rounds = (N / BATCH) as u64;
     let (mine0, all0) = (mine(), ALL.load(Ordering::Relaxed));
     let mut sum = 0;
     for r in 1..=rounds {
-        sum += routed_round(&mut a, &mut b, r);
+        sum += routed_round(&mut a, &to_b, &mut b, r);
     }
     let (mine1, all1) = (mine(), ALL.load(Ordering::Relaxed));
     for r in 1..=rounds {

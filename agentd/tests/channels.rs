@@ -47,7 +47,7 @@ fn pair(
 #[test]
 fn a_channel_carries_messages_both_ways_without_the_router() {
     let bus = start("chan");
-    let (mut a, _b, mut ca, mut cb) = pair(&bus);
+    let (a, _b, mut ca, mut cb) = pair(&bus);
     let before = a.stats().unwrap().frames_in;
     for i in 0..100 {
         ca.send(&msg(&ca, i)).unwrap();

@@ -6,13 +6,13 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use agentbus::client::Agent;
+use agentbus::client::{Agent, Peer};
 use agentbus::CommunicationError;
 use support::*;
 
 /// Sends notes to `to` until `n` were accepted or the sender's lane stays full for 50 ms (the
 /// receiver's lane is full too, so the router holds frames back); returns the ids.
-fn flood(from: &mut Agent, to: &str, n: i64, ttl: Option<Duration>) -> Vec<u64> {
+fn flood(from: &mut Agent, to: &Peer, n: i64, ttl: Option<Duration>) -> Vec<u64> {
     let mut ids = Vec::new();
     'sending: for seq in 0..n {
         let mut m = note(from, seq);
@@ -77,9 +77,10 @@ fn frames_held_by_a_full_lane_past_their_ttl_become_dead_letters() {
     let bus = start_with(cfg);
     let mut sender = bus.attach("sender", "strategy");
     let mut receiver = bus.attach("receiver", "risk");
+    let to_receiver = sender.peer("receiver").unwrap();
     let sent = flood(
         &mut sender,
-        "receiver",
+        &to_receiver,
         500,
         Some(Duration::from_millis(100)),
     );
@@ -96,7 +97,8 @@ fn without_a_ttl_the_delivery_timeout_applies() {
     let bus = start_with(cfg);
     let mut sender = bus.attach("sender", "strategy");
     let mut receiver = bus.attach("receiver", "risk");
-    let sent = flood(&mut sender, "receiver", 500, None);
+    let to_receiver = sender.peer("receiver").unwrap();
+    let sent = flood(&mut sender, &to_receiver, 500, None);
     std::thread::sleep(Duration::from_millis(500));
     account(&mut receiver, &mut sender, &sent, "ttl");
 }
@@ -108,9 +110,10 @@ fn the_bus_counters_balance() {
     let bus = start_with(cfg);
     let mut sender = bus.attach("sender", "strategy");
     let mut receiver = bus.attach("receiver", "risk");
+    let to_receiver = sender.peer("receiver").unwrap();
     let sent = flood(
         &mut sender,
-        "receiver",
+        &to_receiver,
         300,
         Some(Duration::from_millis(50)),
     );
@@ -137,10 +140,11 @@ fn the_bus_counters_balance() {
 /// Makes `n` dead letters: publishes to a topic nobody subscribes to.
 fn make_dead_letters(agent: &mut Agent, n: u64) {
     let m = note(agent, 0);
+    let nobody = agent.topic("nobody.listens").unwrap();
     let mut made = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while made < n {
-        match agent.publish("nobody.listens", &m) {
+        match agent.send(&nobody, &m) {
             Ok(_) => made += 1,
             Err(CommunicationError::QueueFull { .. }) => {
                 assert!(std::time::Instant::now() < deadline);
@@ -177,7 +181,8 @@ fn listing_twelve_thousand_dead_letters_keeps_the_caller_attached() {
         "pages neither skip nor repeat"
     );
     // Still attached: it sends, and it is listed.
-    agent.send("peer", &note(&agent, 5)).unwrap();
+    let to_peer = agent.peer("peer").unwrap();
+    agent.send(&to_peer, &note(&agent, 5)).unwrap();
     assert_eq!(recv_seqs(&mut peer, 1, Duration::from_secs(5)), vec![5]);
     assert!(agent
         .list_agents()

@@ -15,8 +15,9 @@ fn sends_after_agentd_dies_fail_with_disconnected_and_count_what_was_never_route
     let mut agentd = AgentdProcess::start("killed", &[]);
     let mut sender = agentd.attach("sender", "feed");
     let mut receiver = agentd.attach("receiver", "strategy");
+    let to_receiver = sender.peer("receiver").unwrap();
     for seq in 0..50 {
-        sender.send("receiver", &note(&sender, seq)).unwrap();
+        sender.send(&to_receiver, &note(&sender, seq)).unwrap();
     }
     assert_eq!(
         recv_seqs(&mut receiver, 50, Duration::from_secs(5)).len(),
@@ -26,7 +27,7 @@ fn sends_after_agentd_dies_fail_with_disconnected_and_count_what_was_never_route
     let died = Instant::now();
     let mut accepted = 0u64;
     let (unsent, noticed) = loop {
-        match sender.send("receiver", &note(&sender, 1000)) {
+        match sender.send(&to_receiver, &note(&sender, 1000)) {
             Ok(_) => accepted += 1,
             Err(CommunicationError::Disconnected {
                 unsent: Some(unsent),
@@ -51,10 +52,10 @@ fn sends_after_agentd_dies_fail_with_disconnected_and_count_what_was_never_route
     );
     // Later calls keep saying so.
     assert!(matches!(
-        sender.send("receiver", &note(&sender, 1)),
+        sender.send(&to_receiver, &note(&sender, 1)),
         Err(CommunicationError::Disconnected { .. })
     ));
-    assert!(!sender.is_connected());
+    assert!(!sender.sender().is_connected());
     // A receiver waiting for mail hears of it too, instead of waiting out its timeout.
     let waited = Instant::now();
     match receiver.recv_timeout(Duration::from_secs(10)) {

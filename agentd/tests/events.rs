@@ -29,35 +29,33 @@ fn listeners_get_events_until_removed() {
     let fired = Arc::new(AtomicUsize::new(0));
     let other = Arc::new(AtomicUsize::new(0));
     let f = Arc::clone(&fired);
-    let id = listener
-        .on_event("risk.limit_breached", move |env| {
+    let first = listener
+        .on_event("risk.limit_breached", move |env, _tx| {
             assert_eq!(env.header.message_type, MessageType::Notification);
             f.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
     let o = Arc::clone(&other);
-    listener
-        .on_event("risk.limit_breached", move |_| {
+    let _second = listener
+        .on_event("risk.limit_breached", move |_, _tx| {
             o.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
-    source
-        .emit("risk.limit_breached", &note(&source, 1))
-        .unwrap();
+    let breached = source.sender().event("risk.limit_breached").unwrap();
+    source.send(&breached, &note(&source, 1)).unwrap();
     pump(&mut listener, || {
         fired.load(Ordering::SeqCst) == 1 && other.load(Ordering::SeqCst) == 1
     });
     assert_eq!(fired.load(Ordering::SeqCst), 1);
-    listener.remove_listener(id).unwrap();
-    source
-        .emit("risk.limit_breached", &note(&source, 2))
-        .unwrap();
+    first.unsubscribe().unwrap();
+    source.send(&breached, &note(&source, 2)).unwrap();
     pump(&mut listener, || other.load(Ordering::SeqCst) == 2);
     settle(&mut listener);
     assert_eq!(fired.load(Ordering::SeqCst), 1, "no delivery after removal");
     assert_eq!(other.load(Ordering::SeqCst), 2);
     // Another event type does not reach these listeners.
-    source.emit("risk.other", &note(&source, 3)).unwrap();
+    let other_event = source.sender().event("risk.other").unwrap();
+    source.send(&other_event, &note(&source, 3)).unwrap();
     settle(&mut listener);
     assert_eq!(other.load(Ordering::SeqCst), 2);
 }
@@ -67,9 +65,10 @@ fn the_last_listener_removed_unsubscribes() {
     let bus = start("events-unsub");
     let mut source = bus.attach("source", "risk");
     let mut listener = bus.attach("listener", "ops");
-    let id = listener.on_event("x", |_| {}).unwrap();
-    listener.remove_listener(id).unwrap();
-    source.emit("x", &note(&source, 1)).unwrap();
+    let listening = listener.on_event("x", |_, _tx| {}).unwrap();
+    drop(listening);
+    let x = source.sender().event("x").unwrap();
+    source.send(&x, &note(&source, 1)).unwrap();
     settle(&mut listener);
     assert!(
         listener.try_recv().unwrap().is_none(),
@@ -85,14 +84,14 @@ fn a_subscription_filter_runs_before_the_handler() {
     let interested = ["AAPL", "MSFT"];
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = Arc::clone(&seen);
-    strat
+    let _market = strat
         .subscribe_with(
             "market.>",
             Some(Box::new(move |env: &Envelope<'_>| match env.payload() {
                 Some(ArchivedPayload::Notification(n)) => interested.contains(&n.event.as_str()),
                 _ => false,
             })),
-            move |env| {
+            move |env, _tx| {
                 if let Some(ArchivedPayload::Notification(n)) = env.payload() {
                     s.lock().unwrap().push(n.event.to_string());
                 }
@@ -107,7 +106,8 @@ fn a_subscription_filter_runs_before_the_handler() {
                 data: Record::new(),
             },
         );
-        feed.publish(&format!("market.{sym}"), &tick).unwrap();
+        let topic = feed.topic(&format!("market.{sym}")).unwrap();
+        feed.send(&topic, &tick).unwrap();
     }
     pump(&mut strat, || seen.lock().unwrap().len() == 2);
     settle(&mut strat);
@@ -115,5 +115,5 @@ fn a_subscription_filter_runs_before_the_handler() {
         *seen.lock().unwrap(),
         vec!["AAPL".to_string(), "MSFT".to_string()]
     );
-    assert_eq!(strat.filtered(), 2);
+    assert_eq!(strat.counters().filtered, 2);
 }

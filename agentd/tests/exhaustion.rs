@@ -7,7 +7,7 @@ mod support;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use agentbus::client::{Agent, Destination};
+use agentbus::client::Agent;
 use agentbus::*;
 use support::process::AgentdProcess;
 use support::*;
@@ -16,10 +16,11 @@ use support::*;
 /// lane takes them; returns how many were accepted.
 fn flood_nobody(agent: &mut Agent, size: usize, for_: Duration) -> u64 {
     let m = Message::raw(agent.identity(), MessageType::Notification, vec![1; size]);
+    let nobody = agent.topic("nobody.listens").unwrap();
     let end = Instant::now() + for_;
     let mut accepted = 0;
     while Instant::now() < end {
-        match agent.publish("nobody.listens", &m) {
+        match agent.send(&nobody, &m) {
             Ok(_) => accepted += 1,
             Err(CommunicationError::QueueFull { .. }) => std::thread::yield_now(),
             Err(e) => panic!("{e}"),
@@ -38,12 +39,12 @@ fn a_dead_letter_flood_is_throttled_and_bounded_in_bytes() {
     let mut flooder = bus.attach("flooder", "rogue");
     let mut client = bus.attach("client", "strategy");
     let mut echo = bus.attach("echo", "risk");
-    echo.on_request(|_| Ok(Payload::TaskResponse(TaskResponse::default())));
+    echo.on_request(|_, _| Ok(Payload::TaskResponse(TaskResponse::default())));
     let served = std::thread::spawn(move || {
         let mut n = 0;
         echo.run_until(Instant::now() + Duration::from_secs(20), |a| {
             n += 1;
-            n > 1_000_000 || !a.is_connected()
+            n > 1_000_000 || !a.sender().is_connected()
         })
         .unwrap();
         echo
@@ -54,11 +55,12 @@ fn a_dead_letter_flood_is_throttled_and_bounded_in_bytes() {
         (flooder, n)
     });
     // The others keep talking while it floods.
+    let to_echo = client.peer("echo").unwrap();
     let mut answered = 0;
     while !flood.is_finished() {
         let req = Message::task_request(client.identity(), TaskRequest::default());
         client
-            .request(Destination::Agent("echo"), &req, Duration::from_secs(5))
+            .request(&to_echo, &req, Duration::from_secs(5))
             .expect("a request during the flood is answered");
         answered += 1;
     }

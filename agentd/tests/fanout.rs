@@ -51,14 +51,15 @@ fn every_subscriber_sees_each_message_once_through_full_lanes() {
         ("wildcard", "ticks.*", Duration::from_micros(300)),
     ] {
         let mut a = bus.attach(name, "strategy");
-        a.subscribe(pattern).unwrap();
+        a.subscribe(pattern).unwrap().detach();
         readers.push((name, std::thread::spawn(move || collect(a, stall))));
     }
+    let ticks = publisher.topic("ticks.x").unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     for seq in 0..N {
         let m = note(&publisher, seq);
         loop {
-            match publisher.publish("ticks.x", &m) {
+            match publisher.send(&ticks, &m) {
                 Ok(_) => break,
                 Err(CommunicationError::QueueFull { .. }) => {
                     assert!(Instant::now() < deadline, "the publisher stayed blocked");

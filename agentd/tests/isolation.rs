@@ -332,7 +332,8 @@ fn agentd_creates_its_socket_directory_private_and_agents_attach_through_it() {
     assert_eq!(meta.uid(), uid());
     let mut a = bus.attach("a", "x");
     let mut b = bus.attach("b", "x");
-    a.send("b", &note(&a, 1)).unwrap();
+    let to_b = a.peer("b").unwrap();
+    a.send(&to_b, &note(&a, 1)).unwrap();
     assert_eq!(recv_seqs(&mut b, 1, Duration::from_secs(5)), vec![1]);
     drop((a, b));
     let header = header_file(&bus.bus);

@@ -18,7 +18,8 @@ fn victim() {
     let dir = std::env::var("AGENTBUS_TEST_DIR").unwrap();
     let mut me =
         Agent::attach(AttachOptions::new(&bus, "victim", "strategy").socket_dir(dir)).unwrap();
-    me.send("watcher", &note(&me, 42)).unwrap();
+    let watcher = me.peer("watcher").unwrap();
+    me.send(&watcher, &note(&me, 42)).unwrap();
     // Never reads; waits to be killed (and gives up after a while so nothing is left behind).
     std::thread::sleep(Duration::from_secs(60));
 }
@@ -50,7 +51,7 @@ fn a_killed_agent_is_dead_at_once_and_its_slot_is_reused() {
     let bus = start("sigkill");
     let mut watcher = bus.attach("watcher", "ops");
     let mut bystander = bus.attach("bystander", "risk");
-    watcher.subscribe("sys.agents").unwrap();
+    let _agents = watcher.subscribe("sys.agents").unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "a_killed_agent_is_dead_at_once_and_its_slot_is_reused",
@@ -80,8 +81,9 @@ fn a_killed_agent_is_dead_at_once_and_its_slot_is_reused() {
         .find(|a| a.agent_id == "victim")
         .expect("listed")
         .slot;
+    let to_victim = watcher.peer("victim").unwrap();
     let unread: Vec<u64> = (0..3)
-        .map(|i| watcher.send("victim", &note(&watcher, i)).unwrap().0)
+        .map(|i| watcher.send(&to_victim, &note(&watcher, i)).unwrap().0)
         .collect();
     std::thread::sleep(Duration::from_millis(50));
 
@@ -105,7 +107,8 @@ fn a_killed_agent_is_dead_at_once_and_its_slot_is_reused() {
     let phoenix = bus.attach("phoenix", "strategy");
     assert_eq!(phoenix.slot(), victim_slot);
     // The others are unaffected.
-    watcher.send("bystander", &note(&watcher, 7)).unwrap();
+    let to_bystander = watcher.peer("bystander").unwrap();
+    watcher.send(&to_bystander, &note(&watcher, 7)).unwrap();
     assert_eq!(
         recv_seqs(&mut bystander, 1, Duration::from_secs(5)),
         vec![7]
@@ -121,12 +124,13 @@ fn an_agent_whose_heartbeat_is_stale_is_avoided_until_it_beats_again() {
     let mut strat = bus.attach("strat", "strategy");
     let mut sleepy = bus.attach("sleepy", "execution");
     let mut awake = bus.attach("awake", "execution");
-    sleepy.set_load(0);
-    awake.set_load(5); // would lose to sleepy on load alone
-                       // `sleepy` does not call into the client for a while: its heartbeat goes stale.
+    let execution = strat.agent_type("execution").unwrap();
+    sleepy.sender().set_load(0);
+    awake.sender().set_load(5); // would lose to sleepy on load alone
+                                // `sleepy` does not call into the client for a while: its heartbeat goes stale.
     let until = Instant::now() + Duration::from_millis(300);
     while Instant::now() < until {
-        awake.beat();
+        awake.receiver().beat();
         std::thread::sleep(Duration::from_millis(10));
     }
     let status = strat
@@ -137,11 +141,11 @@ fn an_agent_whose_heartbeat_is_stale_is_avoided_until_it_beats_again() {
         .unwrap()
         .status;
     assert_eq!(status, AgentStatus::Unresponsive);
-    strat.send_to_type("execution", &note(&strat, 1)).unwrap();
+    strat.send(&execution, &note(&strat, 1)).unwrap();
     assert_eq!(recv_seqs(&mut awake, 1, Duration::from_secs(5)), vec![1]);
     // It beats again and is chosen again.
-    sleepy.beat();
-    strat.send_to_type("execution", &note(&strat, 2)).unwrap();
+    sleepy.receiver().beat();
+    strat.send(&execution, &note(&strat, 2)).unwrap();
     assert_eq!(recv_seqs(&mut sleepy, 1, Duration::from_secs(5)), vec![2]);
 }
 
@@ -159,11 +163,12 @@ fn an_agent_that_only_sends_stays_active() {
         Agent::attach(bus.options("feed", "market_data").capabilities(["ticks"])).unwrap();
     let mut sink = bus.attach("sink", "strategy");
     let mut quiet = bus.attach("quiet", "strategy");
+    let to_sink = feed.peer("sink").unwrap();
     // The feed sends every 10 ms for half a second and never receives (so never beats).
     let until = Instant::now() + Duration::from_millis(500);
     let mut seq = 0;
     while Instant::now() < until {
-        feed.send("sink", &note(&feed, seq)).unwrap();
+        feed.send(&to_sink, &note(&feed, seq)).unwrap();
         seq += 1;
         while sink.try_recv().unwrap().is_some() {}
         std::thread::sleep(Duration::from_millis(10));
@@ -171,7 +176,8 @@ fn an_agent_that_only_sends_stays_active() {
     assert_eq!(status_of(&mut sink, "feed"), AgentStatus::Active);
     // Capability routing still picks it.
     let m = note(&sink, 1);
-    sink.send_by_capability(&["ticks"], &m).unwrap();
+    let ticks = sink.capability(&["ticks"]).unwrap();
+    sink.send(&ticks, &m).unwrap();
     assert_eq!(recv_seqs(&mut feed, 1, Duration::from_secs(5)), vec![1]);
     // An agent that neither sends nor receives is found UNRESPONSIVE as before.
     let _ = &mut quiet;
@@ -189,8 +195,9 @@ fn a_reused_slot_starts_from_zero_counters() {
     let old = bus.attach("old", "x");
     let slot = old.slot();
     let mut old = old;
+    let to_observer = old.peer("observer").unwrap();
     for seq in 0..20 {
-        old.send("observer", &note(&old, seq)).unwrap();
+        old.send(&to_observer, &note(&old, seq)).unwrap();
     }
     assert_eq!(
         recv_seqs(&mut observer, 20, Duration::from_secs(5)).len(),

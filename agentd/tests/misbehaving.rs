@@ -46,7 +46,8 @@ fn critical_outbound(
 fn others_still_talk(bus: &TestBus) {
     let mut a = bus.attach("after-a", "x");
     let mut b = bus.attach("after-b", "x");
-    a.send("after-b", &note(&a, 3)).unwrap();
+    let to_b = a.peer("after-b").unwrap();
+    a.send(&to_b, &note(&a, 3)).unwrap();
     assert_eq!(recv_seqs(&mut b, 1, Duration::from_secs(5)), vec![3]);
 }
 
@@ -67,7 +68,8 @@ fn garbage_in_an_outbound_lane_detaches_the_agent_and_nothing_else() {
     eventually("the fault is counted", || {
         good.stats().unwrap().faulted >= 1
     });
-    good.send("peer", &note(&good, 1)).unwrap();
+    let to_peer = good.peer("peer").unwrap();
+    good.send(&to_peer, &note(&good, 1)).unwrap();
     assert_eq!(recv_seqs(&mut peer, 1, Duration::from_secs(5)), vec![1]);
     others_still_talk(&bus);
 }
@@ -81,12 +83,13 @@ fn an_impossible_head_in_an_inbound_lane_detaches_the_agent() {
     let ring_start = layout.inbound(3); // LOW
     let header = WordTable::new(seg.region().sub(ring_start, 512).unwrap()).unwrap();
     header.store(128 / 8, 1 << 40, Ordering::Release);
+    let to_rogue = sender.peer("rogue").unwrap();
     // Fill its LOW lane until the router has to look at that head.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seq = 0;
     loop {
         let m = note(&sender, seq).priority(agentbus::MessagePriority::Low);
-        match sender.send("rogue", &m) {
+        match sender.send(&to_rogue, &m) {
             Ok(_) => seq += 1,
             Err(agentbus::CommunicationError::QueueFull { .. }) => {
                 std::thread::sleep(Duration::from_millis(1))
@@ -111,7 +114,7 @@ fn an_impossible_head_in_an_inbound_lane_detaches_the_agent() {
 /// and makes one dead letter of it, not one per frame.
 fn impossible_route_detaches(name: &str, route: Route) {
     let bus = start(name);
-    let mut good = bus.attach("good", "x");
+    let good = bus.attach("good", "x");
     let (mut conn, seg, layout) = raw_attach(&bus, "rogue");
     let mut lane = critical_outbound(&seg, &layout);
     let m = Message::raw(

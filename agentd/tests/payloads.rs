@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use agentbus::client::{Agent, Channel};
+use agentbus::client::{Agent, Channel, Raw, Typed};
 use agentbus::*;
 use support::*;
 
@@ -103,9 +103,10 @@ fn typed_values_travel_through_the_router_and_read_in_place() {
     let bus = start("typed");
     let mut a = bus.attach("a", "feed");
     let mut b = bus.attach("b", "strategy");
+    let to_b = a.peer("b").unwrap();
     for i in 0..50 {
-        a.send_typed("b", &tick(i)).unwrap();
-        a.send_typed("b", &order(i)).unwrap();
+        a.send(&to_b, Typed(&tick(i))).unwrap();
+        a.send(&to_b, Typed(&order(i))).unwrap();
     }
     for i in 0..50 {
         let d = b.recv_timeout(WAIT).unwrap().expect("a tick");
@@ -122,8 +123,8 @@ fn typed_values_travel_over_a_channel() {
     let bus = start("typedch");
     let (_a, _b, mut ca, mut cb) = pair(&bus);
     for i in 0..50 {
-        ca.send_typed(&tick(i)).unwrap();
-        ca.send_typed(&order(i)).unwrap();
+        ca.send(Typed(&tick(i))).unwrap();
+        ca.send(Typed(&order(i))).unwrap();
     }
     for i in 0..50 {
         let d = cb.recv_timeout(WAIT).unwrap().expect("a tick");
@@ -139,11 +140,12 @@ fn a_body_that_is_not_the_type_asked_for_is_invalid_format_not_a_panic() {
     let bus = start("typedbad");
     let (mut a, mut b, mut ca, mut cb) = pair(&bus);
     // Through the router and over the channel alike.
-    a.send_typed("b", &tick(1)).unwrap();
-    a.send_bytes("b", &[0xFF; 40]).unwrap();
-    a.send("b", &note(&a, 3)).unwrap();
-    ca.send_typed(&tick(1)).unwrap();
-    ca.send_bytes(&[0xFF; 40]).unwrap();
+    let to_b = a.peer("b").unwrap();
+    a.send(&to_b, Typed(&tick(1))).unwrap();
+    a.send(&to_b, Raw(&[0xFF; 40])).unwrap();
+    a.send(&to_b, &note(&a, 3)).unwrap();
+    ca.send(Typed(&tick(1))).unwrap();
+    ca.send(Raw(&[0xFF; 40])).unwrap();
     ca.send(&Message::raw(
         ca.identity(),
         MessageType::Notification,
@@ -193,8 +195,9 @@ fn raw_and_plain_values_travel_both_ways_read_in_place() {
         ask: 100.25,
         seq: 7,
     };
-    a.send_bytes("b", bytemuck::bytes_of(&q)).unwrap();
-    ca.send_bytes(bytemuck::bytes_of(&q)).unwrap();
+    let to_b = a.peer("b").unwrap();
+    a.send(&to_b, Raw(bytemuck::bytes_of(&q))).unwrap();
+    ca.send(Raw(bytemuck::bytes_of(&q))).unwrap();
     let d = b.recv_timeout(WAIT).unwrap().unwrap();
     assert_eq!(d.plain::<Quote>().unwrap(), &q);
     assert_eq!(d.raw(), Some(bytemuck::bytes_of(&q)));
@@ -208,19 +211,23 @@ fn raw_and_plain_values_travel_both_ways_read_in_place() {
 fn a_loan_is_written_in_place_and_sent_and_a_dropped_loan_sends_nothing() {
     let bus = start("loan");
     let (mut a, mut b, mut ca, mut cb) = pair(&bus);
+    let to_b = a.peer("b").unwrap();
     // Through the router: dropped, then a plain value, raw bytes and a typed value.
     {
-        let mut loan = a.loan("b", MessagePriority::High, 64).unwrap();
+        let mut loan = a.sender().loan(&to_b, MessagePriority::High, 64).unwrap();
         loan.bytes().fill(0xAB);
     } // abandoned
-    let mut loan = a.loan("b", MessagePriority::High, 64).unwrap();
+    let mut loan = a.sender().loan(&to_b, MessagePriority::High, 64).unwrap();
     *loan.plain_mut::<Quote>().unwrap() = Quote {
         bid: 1.0,
         ask: 2.0,
         seq: 1,
     };
     let plain_id = loan.send();
-    let mut loan = a.loan("b", MessagePriority::Critical, 16).unwrap();
+    let mut loan = a
+        .sender()
+        .loan(&to_b, MessagePriority::Critical, 16)
+        .unwrap();
     assert!(matches!(
         loan.write(&[0; 17]),
         Err(EncodeError::TooLarge { .. })
@@ -228,10 +235,18 @@ fn a_loan_is_written_in_place_and_sent_and_a_dropped_loan_sends_nothing() {
     loan.write(b"fill 100 @ 187.2").unwrap();
     loan.message_type(MessageType::TaskUpdate);
     loan.send();
-    let mut loan = a.loan("b", MessagePriority::Normal, 256).unwrap();
+    let mut loan = a
+        .sender()
+        .loan(&to_b, MessagePriority::Normal, 256)
+        .unwrap();
     loan.write_typed(&order(3)).unwrap();
     loan.send();
-    // Most urgent first: the raw bytes (critical), the quote (high), the order.
+    // Once the router has written all three into b's lanes (not before: the quote, sent first,
+    // could otherwise be read before the router took the raw bytes)...
+    eventually("the router delivered the three loans", || {
+        agent_info(&mut b, "a").copies_delivered == 3
+    });
+    // ...most urgent first: the raw bytes (critical), the quote (high), the order.
     let d = b.recv_timeout(WAIT).unwrap().unwrap();
     assert_eq!(d.raw(), Some(&b"fill 100 @ 187.2"[..]));
     assert_eq!(d.header().message_type, MessageType::TaskUpdate);
@@ -263,7 +278,7 @@ fn a_loan_is_written_in_place_and_sent_and_a_dropped_loan_sends_nothing() {
     );
     // A loan larger than the lane can hold is refused at once.
     assert!(matches!(
-        a.loan("b", MessagePriority::Normal, 1 << 30),
+        a.sender().loan(&to_b, MessagePriority::Normal, 1 << 30),
         Err(CommunicationError::MessageTooLarge { .. })
     ));
 }

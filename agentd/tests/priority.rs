@@ -14,18 +14,19 @@ fn a_critical_message_sent_after_thousands_of_low_ones_is_received_first() {
     let bus = start_with(cfg);
     let mut sender = bus.attach("sender", "strategy");
     let mut receiver = bus.attach("receiver", "risk");
+    let to_receiver = sender.peer("receiver").unwrap();
     const LOW: i64 = 3000;
     for seq in 0..LOW {
         sender
             .send(
-                "receiver",
+                &to_receiver,
                 &note(&sender, seq).priority(MessagePriority::Low),
             )
             .unwrap();
     }
     sender
         .send(
-            "receiver",
+            &to_receiver,
             &note(&sender, -1).priority(MessagePriority::Critical),
         )
         .unwrap();

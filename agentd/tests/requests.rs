@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use agentbus::client::{Agent, Destination, HandlerError};
+use agentbus::client::{Agent, HandlerError, PendingRequest};
 use agentbus::*;
 use support::*;
 
@@ -28,7 +28,7 @@ fn serve(mut agent: Agent) -> (Arc<AtomicBool>, JoinHandle<Agent>) {
 }
 
 fn echo_handler(agent: &mut Agent) {
-    agent.on_request(|env| match env.payload() {
+    agent.on_request(|env, _tx| match env.payload() {
         Some(ArchivedPayload::TaskRequest(t)) => Ok(Payload::TaskResponse(TaskResponse {
             task_id: t.task_id.to_string(),
             status: TaskStatus::Completed,
@@ -52,11 +52,12 @@ fn a_request_gets_its_correlated_response() {
     let bus = start("req");
     let mut client = bus.attach("client", "strategy");
     let mut risk = bus.attach("risk", "risk");
+    let to_risk = client.peer("risk").unwrap();
     echo_handler(&mut risk);
     let (stop, h) = serve(risk);
     let req = task(&client, "t-1");
     let resp = client
-        .request(Destination::Agent("risk"), &req, Duration::from_secs(5))
+        .request(&to_risk, &req, Duration::from_secs(5))
         .unwrap();
     assert_eq!(task_id(&resp), "t-1");
     assert_eq!(resp.message_type, MessageType::TaskResponse);
@@ -70,13 +71,11 @@ fn a_hundred_outstanding_requests_answered_out_of_order_each_get_their_own_answe
     let bus = start("req100");
     let mut client = bus.attach("client", "strategy");
     let mut slow = bus.attach("slow", "risk");
-    let ids: Vec<MessageId> = (0..100)
+    let to_slow = client.peer("slow").unwrap();
+    let pending: Vec<PendingRequest> = (0..100)
         .map(|i| {
             client
-                .start_request(
-                    Destination::Agent("slow"),
-                    &task(&client, &format!("t-{i}")),
-                )
+                .start_request(&to_slow, &task(&client, &format!("t-{i}")))
                 .unwrap()
         })
         .collect();
@@ -92,22 +91,24 @@ fn a_hundred_outstanding_requests_answered_out_of_order_each_get_their_own_answe
         requests.push((*d.header(), task_id_of_request(&m)));
     }
     for (header, id) in requests.into_iter().rev() {
-        slow.reply(
-            &header,
-            Payload::TaskResponse(TaskResponse {
-                task_id: id,
-                status: TaskStatus::Completed,
-                ..Default::default()
-            }),
-        )
-        .unwrap();
+        slow.sender()
+            .reply(
+                &header,
+                Payload::TaskResponse(TaskResponse {
+                    task_id: id,
+                    status: TaskStatus::Completed,
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
     }
-    for (i, id) in ids.into_iter().enumerate() {
-        let resp = client.wait_response(id, Duration::from_secs(5)).unwrap();
+    for (i, request) in pending.into_iter().enumerate() {
+        let id = request.id();
+        let resp = request.wait(&mut client, Duration::from_secs(5)).unwrap();
         assert_eq!(task_id(&resp), format!("t-{i}"));
         assert_eq!(resp.correlation_id, id);
     }
-    assert_eq!(client.late_responses(), 0);
+    assert_eq!(client.counters().late_replies, 0);
 }
 
 fn task_id_of_request(m: &Message) -> String {
@@ -122,11 +123,10 @@ fn a_request_times_out_and_its_late_reply_is_counted_not_delivered() {
     let bus = start("late");
     let mut client = bus.attach("client", "strategy");
     let mut sleepy = bus.attach("sleepy", "risk");
+    let to_sleepy = client.peer("sleepy").unwrap();
     let req = task(&client, "t-late");
-    let id = client
-        .start_request(Destination::Agent("sleepy"), &req)
-        .unwrap();
-    match client.wait_response(id, Duration::from_millis(100)) {
+    let pending = client.start_request(&to_sleepy, &req).unwrap();
+    match pending.wait(&mut client, Duration::from_millis(100)) {
         Err(CommunicationError::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
@@ -136,17 +136,18 @@ fn a_request_times_out_and_its_late_reply_is_counted_not_delivered() {
         .unwrap()
         .header();
     sleepy
+        .sender()
         .reply(&header, Payload::TaskResponse(TaskResponse::default()))
         .unwrap();
     // The late reply arrives: counted, dropped, never handed to recv.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while client.late_responses() == 0 && Instant::now() < deadline {
+    while client.counters().late_replies == 0 && Instant::now() < deadline {
         assert!(client
             .recv_timeout(Duration::from_millis(20))
             .unwrap()
             .is_none());
     }
-    assert_eq!(client.late_responses(), 1);
+    assert_eq!(client.counters().late_replies, 1);
 }
 
 #[test]
@@ -154,17 +155,14 @@ fn a_failing_handler_answers_with_a_correlated_error() {
     let bus = start("handler-err");
     let mut client = bus.attach("client", "strategy");
     let mut risk = bus.attach("risk", "risk");
-    risk.on_request(|_| {
+    let to_risk = client.peer("risk").unwrap();
+    risk.on_request(|_, _| {
         Err(HandlerError::new(
             "insufficient margin for AAPL: reduce the order or add collateral",
         ))
     });
     let (stop, h) = serve(risk);
-    match client.request(
-        Destination::Agent("risk"),
-        &task(&client, "t"),
-        Duration::from_secs(5),
-    ) {
+    match client.request(&to_risk, &task(&client, "t"), Duration::from_secs(5)) {
         Err(CommunicationError::RequestFailed { kind, details }) => {
             assert_eq!(kind, ErrorKind::HandlerError);
             assert!(details.contains("insufficient margin"), "{details}");
@@ -183,29 +181,20 @@ fn requests_route_by_capability_and_by_type() {
         Agent::attach(bus.options("risk-1", "risk").capabilities(["risk_check"])).unwrap();
     echo_handler(&mut risk);
     let (stop, h) = serve(risk);
+    let risk_check = client.capability(&["risk_check"]).unwrap();
+    let risk_type = client.agent_type("risk").unwrap();
+    let fx = client.capability(&["fx"]).unwrap();
     let r1 = client
-        .request(
-            Destination::Capability(&["risk_check"]),
-            &task(&client, "c"),
-            Duration::from_secs(5),
-        )
+        .request(&risk_check, &task(&client, "c"), Duration::from_secs(5))
         .unwrap();
     assert_eq!(task_id(&r1), "c");
     let r2 = client
-        .request(
-            Destination::Type("risk"),
-            &task(&client, "t"),
-            Duration::from_secs(5),
-        )
+        .request(&risk_type, &task(&client, "t"), Duration::from_secs(5))
         .unwrap();
     assert_eq!(task_id(&r2), "t");
     // Nobody has this capability: agentd answers at once, correlated.
     let started = Instant::now();
-    match client.request(
-        Destination::Capability(&["fx"]),
-        &task(&client, "x"),
-        Duration::from_secs(5),
-    ) {
+    match client.request(&fx, &task(&client, "x"), Duration::from_secs(5)) {
         Err(CommunicationError::AgentUnreachable { agent, reason }) => {
             assert_eq!(agent, "capabilities fx", "the destination as named");
             assert!(reason.contains("capabilit"), "{reason}")
@@ -226,11 +215,11 @@ fn while_waiting_other_messages_are_queued_for_recv() {
     let mut client = bus.attach("client", "strategy");
     let mut risk = bus.attach("risk", "risk");
     let mut chatter = bus.attach("chatter", "feed");
-    let id = client
-        .start_request(Destination::Agent("risk"), &task(&client, "q"))
-        .unwrap();
+    let to_risk = client.peer("risk").unwrap();
+    let to_client = chatter.peer("client").unwrap();
+    let pending = client.start_request(&to_risk, &task(&client, "q")).unwrap();
     for seq in 0..3 {
-        chatter.send("client", &note(&chatter, seq)).unwrap();
+        chatter.send(&to_client, &note(&chatter, seq)).unwrap();
     }
     std::thread::sleep(Duration::from_millis(50));
     let header = *risk
@@ -238,16 +227,17 @@ fn while_waiting_other_messages_are_queued_for_recv() {
         .unwrap()
         .unwrap()
         .header();
-    risk.reply(
-        &header,
-        Payload::TaskResponse(TaskResponse {
-            task_id: "q".into(),
-            ..Default::default()
-        }),
-    )
-    .unwrap();
+    risk.sender()
+        .reply(
+            &header,
+            Payload::TaskResponse(TaskResponse {
+                task_id: "q".into(),
+                ..Default::default()
+            }),
+        )
+        .unwrap();
     assert_eq!(
-        task_id(&client.wait_response(id, Duration::from_secs(5)).unwrap()),
+        task_id(&pending.wait(&mut client, Duration::from_secs(5)).unwrap()),
         "q"
     );
     assert_eq!(

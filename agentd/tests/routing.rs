@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use agentbus::client::Destination;
 use agentbus::*;
 use support::*;
 
@@ -17,8 +18,9 @@ fn unicast_reaches_only_its_recipient_in_order() {
     let mut a = bus.attach("a", "strategy");
     let mut b = bus.attach("b", "risk");
     let mut c = bus.attach("c", "risk");
+    let to_b = a.peer("b").unwrap();
     for seq in 0..200 {
-        a.send_blocking("b", &note(&a, seq), WAIT).unwrap();
+        a.send_blocking(&to_b, &note(&a, seq), WAIT).unwrap();
     }
     assert_eq!(recv_seqs(&mut b, 200, WAIT), (0..200).collect::<Vec<_>>());
     assert_quiet(&mut c, QUIET);
@@ -30,7 +32,8 @@ fn the_router_stamps_the_true_source_slot() {
     let bus = start("source");
     let mut a = bus.attach("a", "strategy");
     let mut b = bus.attach("b", "risk");
-    a.send("b", &note(&a, 1)).unwrap();
+    let to_b = a.peer("b").unwrap();
+    a.send(&to_b, &note(&a, 1)).unwrap();
     let d = b.recv_timeout(WAIT).unwrap().expect("a message");
     assert_eq!(d.header().source_slot, a.slot());
     assert_eq!(d.header().route, RouteKind::Agent);
@@ -43,7 +46,8 @@ fn multicast_reaches_each_listed_agent_once() {
     let mut b = bus.attach("b", "risk");
     let mut c = bus.attach("c", "risk");
     let mut d = bus.attach("d", "risk");
-    let id = a.send_multicast(&["b", "c"], &note(&a, 5)).unwrap();
+    let peers = [a.peer("b").unwrap(), a.peer("c").unwrap()];
+    let id = a.send(Destination::Peers(&peers), &note(&a, 5)).unwrap();
     for agent in [&mut b, &mut c] {
         let got = agent.recv_timeout(WAIT).unwrap().expect("a copy");
         assert_eq!(got.header().message_id, id);
@@ -60,12 +64,15 @@ fn topics_deliver_to_exact_and_wildcard_subscribers_only() {
     let mut star = bus.attach("star", "strategy");
     let mut tail = bus.attach("tail", "strategy");
     let mut none = bus.attach("none", "strategy");
-    exact.subscribe("market.AAPL").unwrap();
-    star.subscribe("market.*").unwrap();
-    tail.subscribe("market.>").unwrap();
-    feed.publish("market.AAPL", &note(&feed, 1)).unwrap();
-    feed.publish("market.AAPL.bid", &note(&feed, 2)).unwrap();
-    feed.publish("market.MSFT", &note(&feed, 3)).unwrap();
+    let _exact = exact.subscribe("market.AAPL").unwrap();
+    let _star = star.subscribe("market.*").unwrap();
+    let _tail = tail.subscribe("market.>").unwrap();
+    let aapl = feed.topic("market.AAPL").unwrap();
+    let aapl_bid = feed.topic("market.AAPL.bid").unwrap();
+    let msft = feed.topic("market.MSFT").unwrap();
+    feed.send(&aapl, &note(&feed, 1)).unwrap();
+    feed.send(&aapl_bid, &note(&feed, 2)).unwrap();
+    feed.send(&msft, &note(&feed, 3)).unwrap();
     assert_eq!(recv_seqs(&mut exact, 1, WAIT), vec![1]);
     assert_eq!(recv_seqs(&mut star, 2, WAIT), vec![1, 3]);
     assert_eq!(recv_seqs(&mut tail, 3, WAIT), vec![1, 2, 3]);
@@ -80,10 +87,11 @@ fn an_unsubscribed_agent_gets_nothing_more() {
     let mut feed = bus.attach("feed", "market_data");
     let mut s = bus.attach("s", "strategy");
     let sub = s.subscribe("fx.>").unwrap();
-    feed.publish("fx.EURUSD", &note(&feed, 1)).unwrap();
+    let eurusd = feed.topic("fx.EURUSD").unwrap();
+    feed.send(&eurusd, &note(&feed, 1)).unwrap();
     assert_eq!(recv_seqs(&mut s, 1, WAIT), vec![1]);
-    s.unsubscribe(sub).unwrap();
-    feed.publish("fx.EURUSD", &note(&feed, 2)).unwrap();
+    sub.unsubscribe().unwrap();
+    feed.send(&eurusd, &note(&feed, 2)).unwrap();
     assert_quiet(&mut s, QUIET);
 }
 
@@ -103,23 +111,19 @@ fn capability_routing_picks_an_agent_with_every_capability_least_loaded_first() 
             .max_capacity(10),
     )
     .unwrap();
+    let equities_execution = strat.capability(&["equities", "execution"]).unwrap();
+    let execution = strat.capability(&["execution"]).unwrap();
     // Only `both` has equities.
-    strat
-        .send_by_capability(&["equities", "execution"], &note(&strat, 1))
-        .unwrap();
+    strat.send(&equities_execution, &note(&strat, 1)).unwrap();
     assert_eq!(recv_seqs(&mut both, 1, WAIT), vec![1]);
     assert_quiet(&mut exec_only, QUIET);
     // Both have execution: the least loaded wins.
-    both.set_load(5);
-    exec_only.set_load(1);
-    strat
-        .send_by_capability(&["execution"], &note(&strat, 2))
-        .unwrap();
+    both.sender().set_load(5);
+    exec_only.sender().set_load(1);
+    strat.send(&execution, &note(&strat, 2)).unwrap();
     assert_eq!(recv_seqs(&mut exec_only, 1, WAIT), vec![2]);
-    exec_only.set_load(9);
-    strat
-        .send_by_capability(&["execution"], &note(&strat, 3))
-        .unwrap();
+    exec_only.sender().set_load(9);
+    strat.send(&execution, &note(&strat, 3)).unwrap();
     assert_eq!(recv_seqs(&mut both, 1, WAIT), vec![3]);
     assert_quiet(&mut exec_only, QUIET);
 }
@@ -133,12 +137,13 @@ fn load_balanced_routing_keeps_agents_under_capacity_and_prefers_the_least_loade
     let mut e2 =
         agentbus::client::Agent::attach(bus.options("e2", "execution").max_capacity(4)).unwrap();
     let mut other = bus.attach("risk", "risk");
-    e1.set_load(3);
-    e2.set_load(1);
-    strat.send_to_type("execution", &note(&strat, 1)).unwrap();
+    let execution = strat.agent_type("execution").unwrap();
+    e1.sender().set_load(3);
+    e2.sender().set_load(1);
+    strat.send(&execution, &note(&strat, 1)).unwrap();
     assert_eq!(recv_seqs(&mut e2, 1, WAIT), vec![1]);
-    e2.set_load(4); // at capacity
-    strat.send_to_type("execution", &note(&strat, 2)).unwrap();
+    e2.sender().set_load(4); // at capacity
+    strat.send(&execution, &note(&strat, 2)).unwrap();
     assert_eq!(recv_seqs(&mut e1, 1, WAIT), vec![2]);
     assert_quiet(&mut e2, QUIET);
     assert_quiet(&mut other, QUIET);
@@ -151,7 +156,7 @@ fn broadcast_reaches_every_other_agent() {
     let mut others: Vec<_> = (0..3)
         .map(|i| bus.attach(&format!("o{i}"), "strategy"))
         .collect();
-    a.broadcast(&note(&a, 9)).unwrap();
+    a.send(Destination::Broadcast, &note(&a, 9)).unwrap();
     for o in &mut others {
         assert_eq!(recv_seqs(o, 1, WAIT), vec![9]);
     }
@@ -169,11 +174,13 @@ fn each_sender_and_priority_keeps_its_order() {
         MessagePriority::Normal,
         MessagePriority::Low,
     ];
+    let s1_to_r = s1.peer("r").unwrap();
+    let s2_to_r = s2.peer("r").unwrap();
     for seq in 0..300 {
         let p = prios[seq as usize % 3];
-        s1.send_blocking("r", &note(&s1, seq).priority(p), WAIT)
+        s1.send_blocking(&s1_to_r, &note(&s1, seq).priority(p), WAIT)
             .unwrap();
-        s2.send_blocking("r", &note(&s2, 1000 + seq).priority(p), WAIT)
+        s2.send_blocking(&s2_to_r, &note(&s2, 1000 + seq).priority(p), WAIT)
             .unwrap();
     }
     let mut last = std::collections::HashMap::new();
@@ -196,11 +203,12 @@ fn a_message_to_nobody_comes_back_as_an_error_and_a_dead_letter() {
     let mut a = bus.attach("a", "strategy");
     let b = bus.attach("b", "risk");
     let id = {
-        // Resolve b, then let it go: the cached address is now stale.
-        a.send("b", &note(&a, 0)).unwrap();
+        // Resolve b, then let it go: the resolved peer is now stale.
+        let to_b = a.peer("b").unwrap();
+        a.send(&to_b, &note(&a, 0)).unwrap();
         b.detach().unwrap();
         std::thread::sleep(Duration::from_millis(100));
-        a.send("b", &note(&a, 1)).unwrap()
+        a.send(&to_b, &note(&a, 1)).unwrap()
     };
     {
         let err = a.recv_timeout(WAIT).unwrap().expect("an error back");
@@ -217,9 +225,8 @@ fn a_message_to_nobody_comes_back_as_an_error_and_a_dead_letter() {
             .any(|l| l.message_id == id.0 && l.reason.contains("no such agent")),
         "{dead:?}"
     );
-    // Sending to an id nobody has fails at once.
-    let m = note(&a, 2);
-    match a.send("nobody", &m) {
+    // Sending to an id nobody has fails at once: it cannot even be resolved.
+    match a.peer("nobody") {
         Err(CommunicationError::AgentUnreachable { .. }) => {}
         other => panic!("{other:?}"),
     }
@@ -233,8 +240,9 @@ fn a_bus_without_lane_doorbells_routes_for_agents_that_do_not_park() {
     let spin = agentbus_ipc::wait::Wait::Backoff(agentbus_ipc::wait::Backoff::default());
     let mut a = agentbus::client::Agent::attach(bus.options("a", "x").wait(spin)).unwrap();
     let mut b = agentbus::client::Agent::attach(bus.options("b", "x").wait(spin)).unwrap();
+    let to_b = a.peer("b").unwrap();
     for seq in 0..50 {
-        a.send_blocking("b", &note(&a, seq), WAIT).unwrap();
+        a.send_blocking(&to_b, &note(&a, seq), WAIT).unwrap();
     }
     assert_eq!(recv_seqs(&mut b, 50, WAIT), (0..50).collect::<Vec<_>>());
     let mut ch = a.channel("b").unwrap();
@@ -255,9 +263,10 @@ fn a_parking_agent_on_a_bus_without_lane_doorbells_still_receives_promptly() {
     let bus = start_with(cfg);
     let mut a = bus.attach("a", "x");
     let mut b = bus.attach("b", "x"); // parks by default
+    let to_b = a.peer("b").unwrap();
     let start = std::time::Instant::now();
     for seq in 0..20 {
-        a.send("b", &note(&a, seq)).unwrap();
+        a.send(&to_b, &note(&a, seq)).unwrap();
         assert_eq!(recv_seqs(&mut b, 1, WAIT), vec![seq]);
     }
     // Polling in short sleeps, not waiting out a heartbeat slice per message.
@@ -279,7 +288,8 @@ fn a_message_keeps_its_trace_metadata_reply_to_and_ids_through_the_router() {
         .metadata("venue", "XNAS")
         .reply_to("replies.a")
         .correlation(MessageId(0xC0FFEE));
-    let id = a.send("b", &m).unwrap();
+    let to_b = a.peer("b").unwrap();
+    let id = a.send(&to_b, &m).unwrap();
     let d = b
         .recv_timeout(Duration::from_secs(5))
         .unwrap()
@@ -305,7 +315,7 @@ fn a_message_keeps_its_trace_metadata_reply_to_and_ids_through_the_router() {
     assert_eq!(seq_of(&d), 9);
     // Untraced messages carry no extension block.
     drop(d);
-    a.send("b", &note(&a, 10)).unwrap();
+    a.send(&to_b, &note(&a, 10)).unwrap();
     let d = b
         .recv_timeout(Duration::from_secs(5))
         .unwrap()
@@ -329,8 +339,9 @@ fn the_sender_a_receiver_sees_is_the_attached_identity_whatever_the_body_claims(
             ..Default::default()
         },
     );
+    let to_b = liar.peer("b").unwrap();
     for _ in 0..2 {
-        liar.send("b", &forged).unwrap();
+        liar.send(&to_b, &forged).unwrap();
     }
     let d = b.recv_timeout(WAIT).unwrap().expect("delivered");
     // The claim does not even travel; the sender is the liar's attached identity.
@@ -345,7 +356,7 @@ fn the_sender_a_receiver_sees_is_the_attached_identity_whatever_the_body_claims(
     assert_eq!(d.from().agent_id, "liar");
     drop(d);
     // Queued by `poll` (no handler takes it), then received: the same.
-    liar.send("b", &forged).unwrap();
+    liar.send(&to_b, &forged).unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     while b.poll(16).unwrap() == 0 {
         assert!(std::time::Instant::now() < deadline, "never arrived");
@@ -355,7 +366,7 @@ fn the_sender_a_receiver_sees_is_the_attached_identity_whatever_the_body_claims(
     assert_eq!(d.from().agent_id, "liar");
     drop(d);
     // What agentd itself sends is from agentd.
-    b.subscribe("sys.agents").unwrap();
+    let _agents = b.subscribe("sys.agents").unwrap();
     let _late = bus.attach("late", "x");
     let d = b
         .recv_timeout(WAIT)

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use agentbus::client::{Agent, AttachOptions, Destination};
+use agentbus::client::{Agent, AttachOptions, Peer, PendingRequest, Responder};
 use agentbus::*;
 use support::*;
 
@@ -28,15 +28,21 @@ fn forged_reply(forger: &Agent, correlation: MessageId) -> Message {
     .flags(Flags::IS_REPLY)
 }
 
-/// Sends `m` from the forger to the victim, letting the victim take its mail while the lanes
-/// are full; the victim's request `id` must never complete meanwhile.
-fn forge(forger: &mut Agent, victim: &mut Agent, id: MessageId, m: &Message) {
+/// Sends `m` from the forger to the victim (`to_victim`), letting the victim take its mail
+/// while the lanes are full; the victim's request `pending` must never complete meanwhile.
+fn forge(
+    forger: &mut Agent,
+    to_victim: &Peer,
+    victim: &mut Agent,
+    pending: &mut PendingRequest,
+    m: &Message,
+) {
     for _ in 0..1000 {
-        match forger.send("victim", m) {
+        match forger.send(to_victim, m) {
             Ok(_) => return,
             Err(CommunicationError::QueueFull { .. }) => {
                 assert!(
-                    victim.try_response(id).is_none(),
+                    pending.try_wait(victim).is_none(),
                     "a forged reply completed the request"
                 );
                 std::thread::sleep(Duration::from_millis(1));
@@ -50,16 +56,23 @@ fn forge(forger: &mut Agent, victim: &mut Agent, id: MessageId, m: &Message) {
 /// The forger has read one of the victim's messages and floods replies naming every id near it
 /// (the ids the victim would hand out next, were they predictable); the victim's request `id`
 /// never completes.
-fn flood_guesses(forger: &mut Agent, victim: &mut Agent, id: MessageId, seen: MessageId) {
+fn flood_guesses(
+    forger: &mut Agent,
+    to_victim: &Peer,
+    victim: &mut Agent,
+    pending: &mut PendingRequest,
+    seen: MessageId,
+) {
     for k in 1..=300u64 {
         for guess in [MessageId(seen.0 + k), MessageId(seen.0.wrapping_sub(k))] {
-            forge(forger, victim, id, &forged_reply(forger, guess));
+            let m = forged_reply(forger, guess);
+            forge(forger, to_victim, victim, pending, &m);
         }
     }
     std::thread::sleep(Duration::from_millis(50)); // let the router deliver the last ones
     for _ in 0..20 {
         assert!(
-            victim.try_response(id).is_none(),
+            pending.try_wait(victim).is_none(),
             "a guessed reply completed the request"
         );
     }
@@ -81,7 +94,7 @@ fn respond(responder: &mut Agent) {
     let header = *d.header();
     drop(d);
     assert!(header.flags.contains(Flags::EXPECTS_REPLY));
-    responder.reply(&header, answer("real")).unwrap();
+    responder.sender().reply(&header, answer("real")).unwrap();
 }
 
 struct Cast {
@@ -89,6 +102,10 @@ struct Cast {
     victim: Agent,
     responder: Agent,
     forger: Agent,
+    /// The victim, as the forger addresses it.
+    to_victim: Peer,
+    /// The responder, as the victim addresses it.
+    risk: Peer,
     seen: MessageId,
 }
 
@@ -102,8 +119,11 @@ fn cast(name: &str) -> Cast {
     )
     .unwrap();
     let mut forger = bus.attach("forger", "rogue");
-    forger.subscribe("victim.news").unwrap();
-    victim.publish("victim.news", &note(&victim, 1)).unwrap();
+    forger.subscribe("victim.news").unwrap().detach();
+    let news = victim.topic("victim.news").unwrap();
+    victim.send(&news, &note(&victim, 1)).unwrap();
+    let to_victim = forger.peer("victim").unwrap();
+    let risk = victim.peer("risk").unwrap();
     let seen = forger
         .recv_timeout(Duration::from_secs(5))
         .unwrap()
@@ -115,22 +135,36 @@ fn cast(name: &str) -> Cast {
         victim,
         responder,
         forger,
+        to_victim,
+        risk,
         seen,
     }
 }
 
 impl Cast {
     /// The victim asks `to`; the forger floods guessed replies, and with `exact`, one naming
-    /// the request's id exactly (as if it had leaked). Returns the request's id.
-    fn flooded_request(&mut self, to: Destination<'_>, exact: bool) -> MessageId {
+    /// the request's id exactly (as if it had leaked). Returns the pending request.
+    fn flooded_request(&mut self, to: Responder<'_>, exact: bool) -> PendingRequest {
         let req = Message::task_request(self.victim.identity(), TaskRequest::default());
-        let id = self.victim.start_request(to, &req).unwrap();
-        flood_guesses(&mut self.forger, &mut self.victim, id, self.seen);
+        let mut pending = self.victim.start_request(to, &req).unwrap();
+        flood_guesses(
+            &mut self.forger,
+            &self.to_victim,
+            &mut self.victim,
+            &mut pending,
+            self.seen,
+        );
         if exact {
-            let m = forged_reply(&self.forger, id);
-            forge(&mut self.forger, &mut self.victim, id, &m);
+            let m = forged_reply(&self.forger, pending.id());
+            forge(
+                &mut self.forger,
+                &self.to_victim,
+                &mut self.victim,
+                &mut pending,
+                &m,
+            );
         }
-        id
+        pending
     }
 }
 
@@ -138,17 +172,18 @@ impl Cast {
 fn guessed_replies_never_complete_a_request_to_an_agent() {
     let mut c = cast("spoof-agent");
     // Even knowing the id exactly, the forger is not the agent asked.
-    let id = c.flooded_request(Destination::Agent("risk"), true);
+    let risk = c.risk.clone();
+    let mut pending = c.flooded_request(Responder::Peer(&risk), true);
     std::thread::sleep(Duration::from_millis(50));
     assert!(
-        c.victim.try_response(id).is_none(),
+        pending.try_wait(&mut c.victim).is_none(),
         "no forged reply completes the request"
     );
     respond(&mut c.responder);
-    let reply = c.victim.wait_response(id, Duration::from_secs(5)).unwrap();
+    let reply = pending.wait(&mut c.victim, Duration::from_secs(5)).unwrap();
     assert_eq!(task_id(&reply), "real");
     assert_eq!(
-        c.victim.forged_replies(),
+        c.victim.counters().forged_replies,
         1,
         "the exact-id forgery was dropped and counted"
     );
@@ -157,17 +192,19 @@ fn guessed_replies_never_complete_a_request_to_an_agent() {
 #[test]
 fn guessed_replies_never_complete_a_capability_routed_request() {
     let mut c = cast("spoof-cap");
-    let id = c.flooded_request(Destination::Capability(&["risk_check"]), false);
+    let risk_check = c.victim.capability(&["risk_check"]).unwrap();
+    let pending = c.flooded_request(Responder::Capability(&risk_check), false);
     respond(&mut c.responder);
-    let reply = c.victim.wait_response(id, Duration::from_secs(5)).unwrap();
+    let reply = pending.wait(&mut c.victim, Duration::from_secs(5)).unwrap();
     assert_eq!(task_id(&reply), "real");
 }
 
 #[test]
 fn a_request_nobody_answers_times_out_however_many_forgeries_arrive() {
     let mut c = cast("spoof-timeout");
-    let id = c.flooded_request(Destination::Agent("risk"), true);
-    match c.victim.wait_response(id, Duration::from_millis(300)) {
+    let risk = c.risk.clone();
+    let pending = c.flooded_request(Responder::Peer(&risk), true);
+    match pending.wait(&mut c.victim, Duration::from_millis(300)) {
         Err(CommunicationError::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }

@@ -31,7 +31,8 @@ fn a_second_agentd_on_the_same_bus_refuses_to_start() {
     // The first is unharmed.
     let mut a = bus.attach("a", "x");
     let mut b = bus.attach("b", "x");
-    a.send("b", &note(&a, 1)).unwrap();
+    let to_b = a.peer("b").unwrap();
+    a.send(&to_b, &note(&a, 1)).unwrap();
     assert_eq!(recv_seqs(&mut b, 1, Duration::from_secs(5)), vec![1]);
 }
 
@@ -55,7 +56,8 @@ fn a_stale_socket_and_header_from_a_dead_agentd_are_replaced() {
     let bus = start_with(cfg);
     let mut a = bus.attach("a", "x");
     let mut b = bus.attach("b", "x");
-    a.send("b", &note(&a, 1)).unwrap();
+    let to_b = a.peer("b").unwrap();
+    a.send(&to_b, &note(&a, 1)).unwrap();
     assert_eq!(recv_seqs(&mut b, 1, Duration::from_secs(5)), vec![1]);
 }
 
@@ -97,7 +99,7 @@ fn the_agentd_binary_serves_and_cleans_up_on_sigterm() {
             }
         }
     };
-    agent.subscribe("x.>").unwrap();
+    let _sub = agent.subscribe("x.>").unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use agentbus::client::{Agent, AttachOptions, Destination};
+use agentbus::client::{Agent, AttachOptions, Responder};
 use agentbus::control::Refusal;
 use agentbus::*;
 use support::*;
@@ -36,28 +36,32 @@ fn assert_disconnected(e: &CommunicationError, bus: &str) -> u64 {
 fn after_agentd_stops_sends_requests_and_receives_report_disconnected() {
     let mut bus = start("gone");
     let mut sender = bus.attach("sender", "feed");
-    let mut fresh = bus.attach("fresh", "feed");
+    let fresh = bus.attach("fresh", "feed");
     let mut asker = bus.attach("asker", "strategy");
     let mut receiver = bus.attach("receiver", "strategy");
     // Resolve the receiver while agentd runs, so later sends need no control call.
-    sender.send("receiver", &note(&sender, 0)).unwrap();
-    asker.send("receiver", &note(&asker, 0)).unwrap();
+    let sender_to_receiver = sender.peer("receiver").unwrap();
+    let asker_to_receiver = asker.peer("receiver").unwrap();
+    sender.send(&sender_to_receiver, &note(&sender, 0)).unwrap();
+    asker.send(&asker_to_receiver, &note(&asker, 0)).unwrap();
     assert_eq!(recv_seqs(&mut receiver, 2, BOUND), vec![0, 0]);
 
     bus.daemon.stop();
     let stopped = Instant::now();
 
     // A name never resolved needs agentd: the control call finds the connection closed.
-    let e = fresh.send("never-resolved", &note(&fresh, 1)).unwrap_err();
+    let e = fresh.peer("never-resolved").unwrap_err();
     assert_eq!(assert_disconnected(&e, &bus.bus), 0, "fresh sent nothing");
     // So does a topic never published to, and it keeps saying the same.
-    let e = fresh.publish("market.AAPL", &note(&fresh, 2)).unwrap_err();
+    let e = fresh.topic("market.AAPL").unwrap_err();
+    assert_disconnected(&e, &bus.bus);
+    let e = fresh.topic("market.AAPL").unwrap_err();
     assert_disconnected(&e, &bus.bus);
 
     // A resolved name needs no control call: the router's beat stops, then the socket's EOF.
     let mut accepted = 0u64;
     let e = loop {
-        match sender.send("receiver", &note(&sender, 3)) {
+        match sender.send(&sender_to_receiver, &note(&sender, 3)) {
             Ok(_) => accepted += 1,
             Err(CommunicationError::QueueFull { .. }) => {}
             Err(e) => break e,
@@ -71,7 +75,7 @@ fn after_agentd_stops_sends_requests_and_receives_report_disconnected() {
     let waited = Instant::now();
     let e = asker
         .request(
-            Destination::Agent("receiver"),
+            &asker_to_receiver,
             &task(&asker, "t"),
             Duration::from_secs(30),
         )
@@ -118,10 +122,11 @@ fn a_request_nobody_answers_is_a_timeout_with_its_real_wait() {
     let bus = start("reqtimeout");
     let mut client = bus.attach("client", "strategy");
     let _silent = bus.attach("silent", "risk"); // attached, never answers
+    let silent = client.peer("silent").unwrap();
     let wait = Duration::from_millis(200);
     let started = Instant::now();
     let e = client
-        .request(Destination::Agent("silent"), &task(&client, "t"), wait)
+        .request(&silent, &task(&client, "t"), wait)
         .unwrap_err();
     match &e {
         CommunicationError::Timeout { what, after } => {
@@ -134,22 +139,18 @@ fn a_request_nobody_answers_is_a_timeout_with_its_real_wait() {
     assert!(started.elapsed() >= wait);
     assert!(started.elapsed() < BOUND);
     // The agent is still connected: a timeout is not a lost agentd.
-    assert!(client.is_connected());
+    assert!(client.sender().is_connected());
 }
 
 #[test]
 fn an_unroutable_request_names_its_destination() {
     let bus = start("reqnames");
     let mut client = bus.attach("client", "strategy");
+    let nobody_type = client.agent_type("nobody-has-this-type").unwrap();
+    let fx_rates = client.capability(&["fx", "rates"]).unwrap();
     for (destination, named) in [
-        (
-            Destination::Type("nobody-has-this-type"),
-            "type nobody-has-this-type",
-        ),
-        (
-            Destination::Capability(&["fx", "rates"]),
-            "capabilities fx,rates",
-        ),
+        (Responder::Type(&nobody_type), "type nobody-has-this-type"),
+        (Responder::Capability(&fx_rates), "capabilities fx,rates"),
     ] {
         match client.request(destination, &task(&client, "t"), BOUND) {
             Err(CommunicationError::AgentUnreachable { agent, reason }) => {
@@ -159,7 +160,7 @@ fn an_unroutable_request_names_its_destination() {
             other => panic!("expected AgentUnreachable for {named}, got {other:?}"),
         }
     }
-    match client.send("nobody", &note(&client, 0)) {
+    match client.peer("nobody") {
         Err(CommunicationError::AgentUnreachable { agent, .. }) => assert_eq!(agent, "nobody"),
         other => panic!("expected AgentUnreachable, got {other:?}"),
     }
@@ -169,7 +170,7 @@ fn an_unroutable_request_names_its_destination() {
 fn a_refused_control_request_is_refused_with_agentd_s_reason() {
     let bus = start("refused");
     let mut a = bus.attach("a", "feed");
-    let e = a.publish("market..AAPL", &note(&a, 0)).unwrap_err();
+    let e = a.topic("market..AAPL").unwrap_err();
     match &e {
         CommunicationError::Refused { refusal, message } => {
             assert_eq!(*refusal, Refusal::BadRequest);
@@ -179,6 +180,7 @@ fn a_refused_control_request_is_refused_with_agentd_s_reason() {
     }
     assert_eq!(e.kind(), ErrorKind::InvalidFormat);
     // The agent is fine afterwards.
-    assert!(a.is_connected());
-    a.publish("market.AAPL", &note(&a, 1)).unwrap();
+    assert!(a.sender().is_connected());
+    let aapl = a.topic("market.AAPL").unwrap();
+    a.send(&aapl, &note(&a, 1)).unwrap();
 }

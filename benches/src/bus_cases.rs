@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbus::client::{Agent, AttachOptions, Channel};
+use agentbus::client::{Agent, AttachOptions, Channel, Sender, Typed};
 use agentbus::{CommunicationError, Message, MessagePriority, MessageType};
 use agentbus_ipc::clock::monotonic_ns;
 use agentbus_ipc::wait::{BusySpin, Park, Wait};
@@ -107,7 +107,7 @@ fn touch(env: &agentbus::Envelope<'_>) {
 fn spin_recv(agent: &mut Agent, priority: MessagePriority) -> anyhow::Result<()> {
     let mut polls = 0u32;
     loop {
-        if let Some(d) = agent.try_recv_up_to(priority)? {
+        if let Some(d) = agent.receiver().try_recv_up_to(priority)? {
             touch(&d.envelope());
             return Ok(());
         }
@@ -153,8 +153,9 @@ fn loopback(
             flood_low(&mut me, cfg.size)?;
         }
         let msg = raw(&me, cfg.size).priority(priority);
+        let bench = me.peer("bench")?;
         measure(&cfg, |_| {
-            me.send("bench", &msg)?;
+            me.send(&bench, &msg)?;
             spin_recv(&mut me, priority)?;
             Ok(())
         })
@@ -174,10 +175,11 @@ fn flood_low(me: &mut Agent, size: usize) -> anyhow::Result<()> {
     let msg = raw(me, size)
         .priority(MessagePriority::Low)
         .ttl(Duration::from_secs(3600));
+    let bench = me.peer("bench")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut full = 0;
     while full < 1000 && Instant::now() < deadline {
-        match me.send("bench", &msg) {
+        match me.send(&bench, &msg) {
             Ok(_) => full = 0,
             Err(CommunicationError::QueueFull { .. }) => {
                 full += 1;
@@ -221,6 +223,7 @@ pub fn rate(cfg: Config, per_second: u64) -> anyhow::Result<Row> {
     let hist = on_core(cfg.cores.1, || {
         let mut me = b.attach("bench", cfg.wait)?;
         let msg = raw(&me, cfg.size);
+        let bench = me.peer("bench")?;
         let mut hist = histogram();
         let start = monotonic_ns();
         for i in 1..=cfg.total() {
@@ -228,7 +231,7 @@ pub fn rate(cfg: Config, per_second: u64) -> anyhow::Result<Row> {
             while monotonic_ns() < intended {
                 std::hint::spin_loop();
             }
-            me.send("bench", &msg)?;
+            me.send(&bench, &msg)?;
             spin_recv(&mut me, MessagePriority::Low)?;
             let t1 = monotonic_ns();
             if i > cfg.warmup {
@@ -251,22 +254,17 @@ pub fn throughput(cfg: Config, count: u64, batch: bool) -> anyhow::Result<(f64, 
     let (got, secs) = on_core(cfg.cores.1, || {
         let mut me = b.attach("bench", cfg.wait)?;
         let msg = raw(&me, cfg.size);
+        let bench = me.peer("bench")?;
         let (mut sent, mut got) = (0u64, 0u64);
         let start = Instant::now();
         while got < count {
-            if batch {
-                me.begin_batch();
-            }
-            for _ in 0..32.min(count - sent) {
-                match me.send("bench", &msg) {
-                    Ok(_) => sent += 1,
-                    Err(CommunicationError::QueueFull { .. }) => break,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if batch {
-                me.flush();
-            }
+            let burst = 32.min(count - sent);
+            sent += if batch {
+                // Published together when the batch guard drops, at the end of the statement.
+                send_burst(&mut me.sender().batch(), &bench, &msg, burst)?
+            } else {
+                send_burst(me.sender(), &bench, &msg, burst)?
+            };
             while let Some(d) = me.try_recv()? {
                 touch(&d.envelope());
                 got += 1;
@@ -278,6 +276,24 @@ pub fn throughput(cfg: Config, count: u64, batch: bool) -> anyhow::Result<(f64, 
         Ok((got, start.elapsed().as_secs_f64()))
     })?;
     Ok((got as f64 / secs, (got * cfg.size as u64) as f64 / secs))
+}
+
+/// Sends up to `burst` copies of `msg` to `to`, stopping at the first `QueueFull`; how many
+/// went.
+fn send_burst(
+    tx: &mut Sender,
+    to: &agentbus::client::Peer,
+    msg: &Message,
+    burst: u64,
+) -> anyhow::Result<u64> {
+    for sent in 0..burst {
+        match tx.send(to, msg) {
+            Ok(_) => {}
+            Err(CommunicationError::QueueFull { .. }) => return Ok(sent),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(burst)
 }
 
 /// An embedded agentd, this process attached as `bench-a`, a child (case `case`, run with
@@ -332,7 +348,7 @@ fn accept_bench_channel(args: &[String]) -> anyhow::Result<(Agent, Channel)> {
 pub enum ChannelPayload {
     /// `channel`: raw bytes of the configured size, sent as a `Message`.
     Raw,
-    /// `typed`: a 64-byte user struct ([`BenchTick`]), `send_typed` and a validated
+    /// `typed`: a 64-byte user struct ([`BenchTick`]), `send(Typed(..))` and a validated
     /// `typed::<BenchTick>()` read (a channel reads archives from a private copy).
     Typed,
     /// `plain`: the same struct as a plain value, written in place into a loan and read in
@@ -386,7 +402,7 @@ fn channel_send(
             ch.send(msg)?;
         }
         ChannelPayload::Typed => {
-            ch.send_typed(&bench_tick(seq))?;
+            ch.send(Typed(&bench_tick(seq)))?;
         }
         ChannelPayload::Plain => {
             let mut loan = ch.loan(size_of::<BenchTick>())?;
@@ -550,7 +566,7 @@ pub fn fanout(cfg: Config, n: usize, spin: bool) -> anyhow::Result<Row> {
             Wait::Park(Park::default())
         };
         let mut agent = b.attach(&format!("sub-{i}"), wait)?;
-        agent.subscribe("bench.fanout")?;
+        agent.subscribe("bench.fanout")?.detach();
         let (received, at, stop) = (Arc::clone(&received), Arc::clone(&at), Arc::clone(&stop));
         subs.push(std::thread::spawn(move || -> anyhow::Result<()> {
             while !stop.load(Ordering::Acquire) {
@@ -573,12 +589,12 @@ pub fn fanout(cfg: Config, n: usize, spin: bool) -> anyhow::Result<Row> {
     }
     let hist = on_core(cfg.cores.1, || {
         let mut publisher = b.attach("publisher", cfg.wait)?;
-        publisher.create_topic("bench.fanout")?;
+        let fanout = publisher.topic("bench.fanout")?;
         let msg = raw(&publisher, cfg.size);
         let mut hist = histogram();
         for i in 1..=cfg.total() {
             let t0 = monotonic_ns();
-            publisher.publish("bench.fanout", &msg)?;
+            publisher.send(&fanout, &msg)?;
             let deadline = Instant::now() + Duration::from_secs(10);
             while received.iter().any(|r| r.load(Ordering::Acquire) < i) {
                 std::hint::spin_loop();

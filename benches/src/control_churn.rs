@@ -43,9 +43,9 @@ pub struct Step {
     pub attach: Histogram<u64>,
 }
 
-fn timed<T>(
+fn timed<T, E: std::error::Error + Send + Sync + 'static>(
     hist: &mut Histogram<u64>,
-    f: impl FnOnce() -> Result<T, agentbus::client::ClientError>,
+    f: impl FnOnce() -> Result<T, E>,
 ) -> anyhow::Result<T> {
     let t = Instant::now();
     let v = f()?;
@@ -111,9 +111,9 @@ fn time_changes(
 ) -> anyhow::Result<usize> {
     for j in 0..REPEATS {
         let name = (changes.topic)(j);
-        timed(&mut step.create, || admin.create_topic(&name))?;
+        timed(&mut step.create, || admin.topic(&name))?;
         let sub = timed(&mut step.subscribe, || admin.subscribe(changes.pattern))?;
-        admin.unsubscribe(sub)?;
+        sub.unsubscribe()?;
         let opts = agentbus::client::AttachOptions::new(
             &b.name,
             &format!("{}-{j}", changes.joiner),
@@ -144,7 +144,7 @@ pub fn route_changes() -> anyhow::Result<Vec<Step>> {
     for target in TOPICS {
         let t = Instant::now();
         while topics < target {
-            admin.create_topic(&format!("bench.route.{topics}"))?;
+            admin.topic(&format!("bench.route.{topics}"))?;
             topics += 1;
         }
         let mut step = Step::new(topics, 1, 0);
@@ -191,8 +191,8 @@ fn crowd(
         let mut agent = b.attach(&format!("crowd-{i}"), wait)?;
         for k in 0..CROWD_SUBSCRIPTIONS_EACH {
             let name = format!("crowd.{i}.{k}");
-            agent.create_topic(&name)?;
-            agent.subscribe(&name)?;
+            agent.topic(&name)?;
+            agent.subscribe(&name)?.detach();
             topics += 1;
         }
         crowd.push(agent);

@@ -221,6 +221,7 @@ pub fn sender_child(args: &[String], size: usize, total: u64) -> anyhow::Result<
             .socket_dir(dir)
             .wait(Wait::Park(Park::default())),
     )?;
+    let receiver = me.peer(RECEIVER)?;
     let mut parent = ParentWatch::new();
     let start = monotonic_ns() + 1_000_000;
     for seq in 0..total {
@@ -241,7 +242,7 @@ pub fn sender_child(args: &[String], size: usize, total: u64) -> anyhow::Result<
         let stamp = monotonic_ns();
         payload[..8].copy_from_slice(&stamp.to_le_bytes());
         let msg = Message::raw(me.identity(), MessageType::Notification, payload);
-        match me.send(RECEIVER, &msg) {
+        match me.send(&receiver, &msg) {
             Ok(_) => {}
             Err(CommunicationError::QueueFull { .. }) => bail!("router-wait: the lane filled up"),
             Err(e) => return Err(e.into()),
@@ -263,7 +264,7 @@ pub fn empty_pass_ns(cfg: Config) -> anyhow::Result<f64> {
         true,
         |_| {},
     )?;
-    let mut a = b.attach(RECEIVER, Wait::Park(Park::default()))?;
+    let a = b.attach(RECEIVER, Wait::Park(Park::default()))?;
     let _tx = b.attach(SENDER, Wait::Park(Park::default()))?;
     std::thread::sleep(Duration::from_millis(50));
     let (p0, t0) = (a.stats()?.passes, Instant::now());

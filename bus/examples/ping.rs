@@ -18,6 +18,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let bus = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
     let count: usize = std::env::args().nth(2).map_or(Ok(10_000), |c| c.parse())?;
     let mut me = Agent::attach(AttachOptions::new(&bus, "ping", "echo-client"))?;
+    let pong = me.peer("pong")?;
     let mut rtts = Vec::with_capacity(count);
     for i in 0..count {
         let msg = Message::raw(
@@ -26,7 +27,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             (i as u64).to_le_bytes().to_vec(),
         );
         let start = Instant::now();
-        let id = me.send_blocking("pong", &msg, Duration::from_secs(1))?;
+        let id = me.send_blocking(&pong, &msg, Duration::from_secs(1))?;
         let reply = me
             .recv_timeout(Duration::from_secs(5))?
             .ok_or("no reply within 5 s: is the pong example running?")?;

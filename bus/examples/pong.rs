@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use agentbus::client::{Agent, AttachOptions};
-use agentbus::{Message, MessageType};
+use agentbus::client::{Agent, AttachOptions, Raw};
+use agentbus::header::AGENTD_SLOT;
 
 fn main() {
     if let Err(e) = run() {
@@ -21,20 +21,20 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "pong: attached to bus {bus:?} in slot {}; echoing (Ctrl-C to stop)",
         me.slot()
     );
+    let (tx, rx) = me.split();
     let mut echoed = 0u64;
     loop {
-        // Copy out what the reply needs, then let the frame go before sending.
-        let Some((from, id, payload)) = me.recv_timeout(Duration::from_secs(1))?.map(|d| {
-            let m = d.to_message();
-            (m.from.agent_id, m.id, m.payload)
-        }) else {
+        let Some(ping) = rx.recv_timeout(Duration::from_secs(1))? else {
             continue;
         };
-        if from == "agentd" {
+        if ping.header().source_slot == AGENTD_SLOT {
             continue; // an error report, not a ping
         }
-        let reply = Message::new(MessageType::TaskResponse, me.identity(), payload).correlation(id);
-        me.send_blocking(&from, &reply, Duration::from_secs(1))?;
+        let Some(bytes) = ping.raw() else {
+            continue; // not a ping
+        };
+        // Echoed from the ping's own bytes, read in place, while it is still held.
+        tx.reply(ping.header(), Raw(bytes))?;
         echoed += 1;
         if echoed % 10_000 == 0 {
             eprintln!("pong: {echoed} echoed");

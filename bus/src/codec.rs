@@ -15,7 +15,7 @@
 
 use std::mem::MaybeUninit;
 
-use agentbus_ipc::ring::{ClaimError, Producer};
+use agentbus_ipc::ring::{Claim, ClaimError, Producer};
 use rkyv::api::low::{LowSerializer, LowValidator};
 use rkyv::bytecheck::CheckBytes;
 use rkyv::rancor;
@@ -118,6 +118,48 @@ pub fn bare_header(route: Route, priority: crate::MessagePriority) -> FrameHeade
     }
 }
 
+/// How an encoder gets room for its frame: at once or not at all ([`Room::Now`], every public
+/// `encode*` function), or waiting on the lane's space doorbell through a wait strategy until a
+/// deadline ([`Room::Until`], the client's blocking sends). The client's one wait-for-room path.
+#[derive(Debug, Clone, Copy)]
+pub enum Room {
+    /// Fail with `QueueFull` if the lane has no room now.
+    Now,
+    /// Wait for room (parking on the lane's space doorbell, spinning or backing off, as `wait`
+    /// says) until `deadline`; past it, `TimedOut` after `timeout`.
+    Until {
+        /// How to wait.
+        wait: agentbus_ipc::wait::Wait,
+        /// When to give up.
+        deadline: std::time::Instant,
+        /// The whole wait, as the error reports it.
+        timeout: std::time::Duration,
+    },
+}
+
+impl Room {
+    /// Claims `len` bytes in `producer` as this room policy says.
+    pub fn claim<'p>(
+        &self,
+        producer: &'p mut Producer,
+        len: usize,
+    ) -> Result<Claim<'p>, EncodeError> {
+        match self {
+            Room::Now => producer.try_claim(len).map_err(claim_error),
+            Room::Until {
+                wait,
+                deadline,
+                timeout,
+            } => producer
+                .claim(len, wait, Some(*deadline))
+                .map_err(|e| match e {
+                    ClaimError::TimedOut => EncodeError::TimedOut { after: *timeout },
+                    e => claim_error(e),
+                }),
+        }
+    }
+}
+
 /// A failed `try_claim`'s error as the codec reports it.
 pub(crate) fn claim_error(e: ClaimError) -> EncodeError {
     match e {
@@ -159,10 +201,34 @@ pub fn encode(
     header: &FrameHeader,
     message: &Message,
 ) -> Result<(), EncodeError> {
+    encode_in(producer, header, message, Room::Now)
+}
+
+/// As [`encode`], getting room as `room` says.
+pub fn encode_in(
+    producer: &mut Producer,
+    header: &FrameHeader,
+    message: &Message,
+    room: Room,
+) -> Result<(), EncodeError> {
     let extras = message.extras();
     match &message.payload {
-        Payload::Raw(bytes) => encode_bytes(producer, header, &extras, bytes),
-        payload => encode_archive(producer, header, &extras, payload),
+        Payload::Raw(bytes) => encode_bytes_in(producer, header, &extras, bytes, room),
+        payload => encode_archive(producer, header, &extras, payload, room),
+    }
+}
+
+/// Writes `payload` alone (no trace, reply-to or metadata) as a frame's body: raw bytes as they
+/// are, any other payload as its archive. Gets room as `room` says.
+pub fn encode_payload_in(
+    producer: &mut Producer,
+    header: &FrameHeader,
+    payload: &Payload,
+    room: Room,
+) -> Result<(), EncodeError> {
+    match payload {
+        Payload::Raw(bytes) => encode_bytes_in(producer, header, &Extras::NONE, bytes, room),
+        payload => encode_archive(producer, header, &Extras::NONE, payload, room),
     }
 }
 
@@ -172,6 +238,7 @@ fn encode_archive(
     header: &FrameHeader,
     extras: &Extras<'_>,
     payload: &Payload,
+    room: Room,
 ) -> Result<(), EncodeError> {
     let header = framed(header, extras, Flags::empty())?;
     let max = producer.max_payload();
@@ -181,7 +248,7 @@ fn encode_archive(
     }
     let first = FIRST_CLAIM.max(prefix + 64).min(max);
     for claim_len in [first, max] {
-        let mut claim = producer.try_claim(claim_len).map_err(claim_error)?;
+        let mut claim = room.claim(producer, claim_len)?;
         let (head, rest) = claim.payload().split_at_mut(prefix);
         let written = rkyv::api::high::to_bytes_in::<_, rancor::Error>(payload, Buffer::from(rest))
             .map(|w| w.len());
@@ -212,13 +279,24 @@ pub fn encode_bytes(
     extras: &Extras<'_>,
     bytes: &[u8],
 ) -> Result<(), EncodeError> {
+    encode_bytes_in(producer, header, extras, bytes, Room::Now)
+}
+
+/// As [`encode_bytes`], getting room as `room` says.
+pub fn encode_bytes_in(
+    producer: &mut Producer,
+    header: &FrameHeader,
+    extras: &Extras<'_>,
+    bytes: &[u8],
+    room: Room,
+) -> Result<(), EncodeError> {
     let mut h = framed(header, extras, Flags::RAW)?;
     h.body_len = u32::try_from(bytes.len()).map_err(|_| EncodeError::TooLarge {
         size: bytes.len(),
         max: producer.max_payload(),
     })?;
     let len = h.frame_len();
-    let mut claim = producer.try_claim(len).map_err(claim_error)?;
+    let mut claim = room.claim(producer, len)?;
     let buf = claim.payload();
     write_prefix(buf, &h, extras);
     buf[h.prefix_len()..len].copy_from_slice(bytes);
@@ -251,6 +329,17 @@ pub fn encode_typed<T: TypedPayload>(
     extras: &Extras<'_>,
     value: &T,
 ) -> Result<(), EncodeError> {
+    encode_typed_in(producer, header, extras, value, Room::Now)
+}
+
+/// As [`encode_typed`], getting room as `room` says.
+pub fn encode_typed_in<T: TypedPayload>(
+    producer: &mut Producer,
+    header: &FrameHeader,
+    extras: &Extras<'_>,
+    value: &T,
+    room: Room,
+) -> Result<(), EncodeError> {
     let h = framed(header, extras, Flags::TYPED)?;
     let max = producer.max_payload();
     let prefix = h.prefix_len();
@@ -261,7 +350,7 @@ pub fn encode_typed<T: TypedPayload>(
         .max(prefix + 64)
         .min(max);
     for claim_len in [first, max] {
-        let mut claim = producer.try_claim(claim_len).map_err(claim_error)?;
+        let mut claim = room.claim(producer, claim_len)?;
         let (head, rest) = claim.payload().split_at_mut(prefix);
         match write_typed(value, rest) {
             Ok(body_len) => {

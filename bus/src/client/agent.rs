@@ -1,99 +1,98 @@
-//! The agent handle every communication pattern uses.
+//! The agent: attach to a bus, then send and receive through its two halves.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
-use agentbus_ipc::clock::{monotonic_ns, realtime_ns};
-use agentbus_ipc::ring::{Consumer, Producer};
 use agentbus_ipc::segment::MemfdSegment;
-use agentbus_ipc::wait::{WaitError, WaitStrategy};
 use agentbus_ipc::words::SharedDoorbell;
-use rustc_hash::FxHashMap;
 
 use super::conn::ControlConn;
-use super::delivery::Frame;
 use super::handlers::Handlers;
-use super::{AttachOptions, ClientError, Delivery, HandoverError, Loan};
-use crate::codec::{
-    bare_header, decode, encode, encode_bytes, encode_typed, header_for, Route, TypedPayload,
+use super::pending::{lock, PendingRequest, Replier};
+use super::shared::{unexpected, Shared};
+use super::{
+    AgentType, AttachOptions, Capability, ClientError, Delivery, Destination, HandoverError,
+    Outgoing, Peer, Receiver, Responder, Sender, Subscription, Topic,
 };
 use crate::control::{
-    AgentAddress, AgentInfo, AttachInfo, AttachRequest, BusStats, DeadLetterInfo, DeadLetterPage,
-    Refusal, Refused, Request, Response, TopicInfo, PROTOCOL_VERSION,
+    AgentInfo, AttachRequest, BusStats, DeadLetterInfo, DeadLetterPage, Request, Response,
+    TopicInfo, PROTOCOL_VERSION,
 };
-use crate::error::{CommunicationError, EncodeError};
-use crate::extensions::Extras;
-use crate::header::FrameHeader;
-use crate::ids::{IdGenerator, MessageId};
-use crate::kinds::{MessagePriority, RouteKind};
+use crate::error::CommunicationError;
+use crate::header::Flags;
+use crate::ids::MessageId;
 use crate::lanes::{self, PRIORITIES};
 use crate::message::Message;
 use crate::paths;
-use rkyv::util::AlignedVec;
 
-/// How many `try_recv` calls between heartbeat clock checks.
-const RECV_CALLS_PER_BEAT_CHECK: u32 = 256;
-
-/// An agent attached to a bus.
+/// An agent attached to a bus: a [`Sender`] and a [`Receiver`] over its lanes, the handlers
+/// [`Agent::poll`] runs, and its requests awaiting replies.
 ///
-/// ```no_run
+/// The caller's thread drives everything (`send`, `recv`, `poll`): there are no hidden threads
+/// on the data path. [`Agent::split`] hands out both halves at once, so a message read in place
+/// from the receiver can be answered through the sender while it is held. Destinations are
+/// resolved once into handles ([`Peer`], [`Topic`], [`Capability`], [`AgentType`]); what must be
+/// undone is a guard ([`Subscription`] unsubscribes, [`PendingRequest`] abandons, a
+/// [`super::Batch`] publishes, a [`super::Loan`] that is not sent is never seen).
+///
+/// ```
+/// use std::time::Duration;
 /// use agentbus::client::{Agent, AttachOptions};
-/// use agentbus::{AgentIdentifier, Message, Notification};
+/// use agentbus::{record, Message, Notification};
 ///
-/// let mut feed = Agent::attach(AttachOptions::new("demo", "feed-1", "market_data")).unwrap();
-/// let tick = Message::notification(feed.identity(), Notification {
-///     event: "tick".into(),
-///     ..Default::default()
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # struct Gone(std::path::PathBuf);
+/// # impl Drop for Gone { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+/// # let name = format!("doc-agent-{}", std::process::id());
+/// # let dir = Gone(std::env::temp_dir().join(&name));
+/// # let mut config = agentd::Config::new(&name);
+/// # config.socket_dir = dir.0.clone();
+/// # let daemon = agentd::Daemon::start(config)?;
+/// # let options = |id: &str, kind: &str| AttachOptions::new(daemon.bus(), id, kind).socket_dir(&dir.0);
+/// // `options(id, type)`: `AttachOptions::new(bus, id, type)` for the bus's agentd
+/// let mut strategy = Agent::attach(options("strategy-1", "strategy"))?;
+/// let mut exec = Agent::attach(options("exec-1", "execution").capabilities(["equities"]))?;
+/// let _fills = exec.subscribe("fills.>")?;                 // unsubscribed when dropped
+/// let to_exec = strategy.peer("exec-1")?;                   // resolved once: no lookup per send
+/// let equities = strategy.capability(&["equities"])?;
+/// let order = Message::notification(strategy.identity(), Notification {
+///     event: "order".into(),
+///     data: record! { "symbol" => "AAPL", "qty" => 100i64 },
 /// });
-/// feed.publish("market.AAPL", &tick).unwrap();
+/// strategy.send(&to_exec, &order)?;                         // unicast
+/// strategy.send(&equities, &order)?;                        // the least-loaded capable agent
+/// for _ in 0..2 {
+///     let d = exec.recv_timeout(Duration::from_secs(5))?.expect("routed");
+///     assert_eq!(d.from().agent_id, "strategy-1");          // read in place; stamped by the router
+/// }
+/// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct Agent {
-    pub(crate) options: AttachOptions,
-    pub(crate) conn: ControlConn,
-    pub(crate) info: AttachInfo,
-    pub(crate) lanes: MemfdSegment,
-    _router_bell: MemfdSegment,
-    pub(crate) outbound: Vec<Producer>,
-    pub(crate) inbound: Vec<Consumer>,
-    pub(crate) control: lanes::ControlBlock,
-    pub(crate) bell: SharedDoorbell,
-    pub(crate) ids: IdGenerator,
-    /// Resolved agent names. Looked up on every send by name: Fx hashing (a few ns for a short
-    /// name) instead of SipHash, which took 8% of a loop-back send-and-receive; the keys are
-    /// names this process chose to send to, so hash flooding is not a concern.
-    agents: FxHashMap<String, AgentAddress>,
-    topics: FxHashMap<String, u64>,
-    capsets: FxHashMap<Vec<String>, u64>,
-    types: FxHashMap<String, u64>,
-    recv_calls: u32,
-    last_beat: u64,
-    /// When the last send was stamped into the control block (realtime ns).
-    last_send_beat: u64,
-    pub(crate) link: super::link::Link,
-    pub(crate) queue: VecDeque<(FrameHeader, AlignedVec<16>)>,
-    pub(crate) outstanding: HashMap<MessageId, super::requests::Pending>,
-    pub(crate) forged_replies: u64,
-    pub(crate) senders: super::senders::Senders,
-    pub(crate) responses: HashMap<MessageId, (FrameHeader, AlignedVec<16>)>,
-    pub(crate) late_responses: u64,
-    pub(crate) timed_out: super::requests::TimedOut,
+    pub(crate) tx: Sender,
+    pub(crate) rx: Receiver,
     pub(crate) handlers: Handlers,
 }
 
-fn unexpected(r: Response) -> ClientError {
-    match r {
-        Response::Refused(Refused { kind, message }) => ClientError::Refused { kind, message },
-        other => ClientError::Protocol(format!("{other:?}")),
-    }
-}
-
-fn encode_error(e: EncodeError) -> CommunicationError {
-    e.into()
+/// What the client counted that no call returned: replies nobody waited for, forged replies,
+/// and topic messages a subscription filter turned away.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientCounters {
+    /// Replies that came after their request was given up (timed out, or its
+    /// [`PendingRequest`] dropped), or came and were never taken.
+    pub late_replies: u64,
+    /// Replies dropped because they named an outstanding request but came from an agent the
+    /// request was not sent to.
+    pub forged_replies: u64,
+    /// Topic messages a subscription's filter turned away.
+    pub filtered: u64,
 }
 
 impl Agent {
-    /// Connects to the bus's agentd, attaches, and maps this agent's lanes.
+    /// Connects to the bus's agentd, attaches, and maps this agent's lanes. `BusNotRunning` if
+    /// no agentd serves the bus; `Refused` with agentd's reason (a taken id, no free slot, a
+    /// uid not allowed).
     pub fn attach(options: AttachOptions) -> Result<Agent, ClientError> {
         let dir = options
             .socket_dir
@@ -143,541 +142,258 @@ impl Agent {
         for (p, ring) in layout.inbound_rings(&region).enumerate() {
             inbound.push(ring.map_err(lane("inbound", p))?.into_consumer());
         }
-        let control = lanes::ControlBlock::of(&region);
         let bell = lanes::agent_bell(&region);
-        let mut agent = Agent {
-            options,
-            conn,
+        let identity = crate::body::AgentIdentifier {
+            agent_id: options.agent_id.clone(),
+            agent_type: options.agent_type.clone(),
+            instance_id: options.instance_id.clone(),
+        };
+        let shared = Arc::new(Shared::new(
+            options.bus.clone(),
+            identity,
             info,
-            lanes: lanes_seg,
-            _router_bell: router_bell_seg,
-            outbound,
-            inbound,
-            control,
-            bell,
-            ids: IdGenerator::new(),
-            agents: FxHashMap::default(),
-            topics: FxHashMap::default(),
-            capsets: FxHashMap::default(),
-            types: FxHashMap::default(),
-            recv_calls: 0,
-            last_beat: 0,
-            last_send_beat: 0,
-            link: Default::default(),
-            queue: VecDeque::new(),
-            outstanding: HashMap::new(),
-            forged_replies: 0,
-            senders: Default::default(),
-            responses: HashMap::new(),
-            late_responses: 0,
-            timed_out: Default::default(),
+            conn,
+            lanes_seg,
+            router_bell_seg,
+        ));
+        let mut agent = Agent {
+            tx: Sender::new(Arc::clone(&shared), outbound, options.wait),
+            rx: Receiver::new(shared, inbound, bell, options.wait),
             handlers: Handlers::default(),
         };
-        agent.beat();
+        agent.rx.beat();
         Ok(agent)
+    }
+
+    /// Both halves at once: receive a message in place from the [`Receiver`] and answer it
+    /// through the [`Sender`] while it is held.
+    pub fn split(&mut self) -> (&mut Sender, &mut Receiver) {
+        (&mut self.tx, &mut self.rx)
+    }
+
+    /// The sending half.
+    pub fn sender(&mut self) -> &mut Sender {
+        &mut self.tx
+    }
+
+    /// The receiving half.
+    pub fn receiver(&mut self) -> &mut Receiver {
+        &mut self.rx
     }
 
     /// This agent's identifier, for the `from` of its messages.
     pub fn identity(&self) -> crate::body::AgentIdentifier {
-        crate::body::AgentIdentifier {
-            agent_id: self.options.agent_id.clone(),
-            agent_type: self.options.agent_type.clone(),
-            instance_id: self.options.instance_id.clone(),
-        }
+        self.tx.identity()
     }
 
     /// The slot agentd gave this agent (the router stamps it as the source of what it sends).
     pub fn slot(&self) -> u32 {
-        self.info.slot
+        self.tx.shared.info.slot
     }
 
     /// Detaches cleanly: agentd delivers what this agent sent, then frees its slot.
-    pub fn detach(mut self) -> Result<(), ClientError> {
-        match self.conn.call(&Request::Detach)?.0 {
+    pub fn detach(self) -> Result<(), ClientError> {
+        match self.tx.shared.call(&Request::Detach)? {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),
         }
     }
 
-    fn control_call(&mut self, request: Request) -> Result<Response, ClientError> {
-        Ok(self.conn.call(&request)?.0)
+    /// [`Sender::peer`]: the agent `agent_id`, resolved once.
+    pub fn peer(&self, agent_id: &str) -> Result<Peer, CommunicationError> {
+        self.tx.peer(agent_id)
     }
 
-    fn id_call(&mut self, request: Request) -> Result<u64, ClientError> {
-        match self.control_call(request)? {
-            Response::Id(id) => Ok(id),
-            other => Err(unexpected(other)),
-        }
+    /// [`Sender::topic`]: the topic `name`, created if needed.
+    pub fn topic(&self, name: &str) -> Result<Topic, CommunicationError> {
+        self.tx.topic(name)
     }
 
-    /// Stamps this agent's heartbeat (agentd marks an agent UNRESPONSIVE when it goes stale).
-    /// `recv_timeout` and `try_recv` call it for you.
-    pub fn beat(&mut self) {
-        let now = monotonic_ns();
-        self.control.beat(now);
-        self.last_beat = now;
+    /// [`Sender::capability`]: a capability set, for capability routing.
+    pub fn capability<S: AsRef<str>>(
+        &self,
+        capabilities: &[S],
+    ) -> Result<Capability, CommunicationError> {
+        self.tx.capability(capabilities)
     }
 
-    pub(crate) fn maybe_beat(&mut self) {
-        self.recv_calls = self.recv_calls.wrapping_add(1);
-        if self.recv_calls % RECV_CALLS_PER_BEAT_CHECK == 0 {
-            let interval = self.info.heartbeat_interval_ms as u64 * 1_000_000 / 2;
-            if monotonic_ns().saturating_sub(self.last_beat) > interval {
-                self.beat();
-            }
-        }
+    /// [`Sender::agent_type`]: an agent type, for load-balanced routing.
+    pub fn agent_type(&self, name: &str) -> Result<AgentType, CommunicationError> {
+        self.tx.agent_type(name)
     }
 
-    /// Half the heartbeat interval: the longest this agent sleeps without beating.
-    fn beat_every(&self) -> Duration {
-        Duration::from_millis(self.info.heartbeat_interval_ms.max(2) as u64 / 2)
-    }
-
-    /// Waits (parking, spinning or backing off, as configured) until a message is waiting or
-    /// `until`, at most half a heartbeat interval, and beats if nothing came. Returns whether a
-    /// message is waiting.
-    pub(crate) fn idle(&mut self, until: Instant) -> bool {
-        let slice = until.min(Instant::now() + self.beat_every());
-        // Lanes without doorbells (agentd's `lane_parking = false`): nobody rings ours, so a
-        // parking wait must poll in short sleeps instead of sleeping on it.
-        let bell = self.inbound[0].parking().then(|| self.bell.bell());
-        let inbound = &mut self.inbound;
-        let r: Result<(), WaitError<()>> = self.options.wait.wait_for(bell, Some(slice), || {
-            Ok(Agent::ready_lane(inbound).map(|_| ()))
-        });
-        if r.is_err() {
-            self.beat();
-        }
-        r.is_ok()
-    }
-
-    /// Reports how many tasks this agent holds (load-balanced routing prefers the least loaded).
-    pub fn set_load(&mut self, load: u32) {
-        self.control.report_load(load);
-    }
-
-    pub(crate) fn send_routed(
+    /// [`Sender::send`]: sends at once or fails with `QueueFull`.
+    pub fn send<'d, M: Outgoing>(
         &mut self,
-        route: Route,
-        message: &Message,
+        to: impl Into<Destination<'d>>,
+        message: M,
     ) -> Result<MessageId, CommunicationError> {
-        let header = self.outgoing(header_for(message, route, 0))?;
-        let lane = &mut self.outbound[message.priority as usize];
-        encode(lane, &header, message).map_err(encode_error)?;
-        Ok(header.message_id)
+        self.tx.send(to, message)
     }
 
-    /// `header`, ready to go: an id if it has none, and the send's one clock reading as its
-    /// timestamp, which also stamps this agent's liveness and checks that agentd is still
-    /// there.
-    fn outgoing(&mut self, mut header: FrameHeader) -> Result<FrameHeader, CommunicationError> {
-        if header.message_id.is_none() {
-            header.message_id = self.ids.next_id();
-        }
-        let now = realtime_ns();
-        self.check_link(now)?;
-        header.timestamp_ns = now;
-        self.stamp_send(now);
-        Ok(header)
-    }
-
-    /// The header of a message without a [`Message`] (a loan, raw bytes, a typed value) to the
-    /// agent `to`.
-    fn bare_to(
+    /// [`Sender::send_blocking`]: sends, waiting up to `timeout` for room.
+    pub fn send_blocking<'d, M: Outgoing>(
         &mut self,
-        to: &str,
-        priority: MessagePriority,
-    ) -> Result<FrameHeader, CommunicationError> {
-        let a = self.address(to)?;
-        self.outgoing(bare_header(
-            Route {
-                kind: RouteKind::Agent,
-                destination: a.destination(),
-            },
-            priority,
-        ))
-    }
-
-    /// Claims room for a `len`-byte payload to the agent `to` in this agent's lane for
-    /// `priority`, to write in place and send ([`Loan`]). Fails at once with `QueueFull` if the
-    /// lane has no room for it.
-    pub fn loan(
-        &mut self,
-        to: &str,
-        priority: MessagePriority,
-        len: usize,
-    ) -> Result<Loan<'_>, CommunicationError> {
-        let header = self.bare_to(to, priority)?;
-        Loan::new(&mut self.outbound[priority as usize], header, len).map_err(encode_error)
-    }
-
-    /// Sends raw `bytes` to the agent `to` at normal priority, labelled
-    /// [`crate::MessageType::Notification`] (a [`Loan`] labels otherwise), allocating nothing.
-    pub fn send_bytes(&mut self, to: &str, bytes: &[u8]) -> Result<MessageId, CommunicationError> {
-        let header = self.bare_to(to, MessagePriority::Normal)?;
-        let lane = &mut self.outbound[MessagePriority::Normal as usize];
-        encode_bytes(lane, &header, &Extras::NONE, bytes).map_err(encode_error)?;
-        Ok(header.message_id)
-    }
-
-    /// Sends the typed value `value` to the agent `to` at normal priority, labelled
-    /// [`crate::MessageType::Notification`], serialized in place without allocating; the receiver
-    /// reads it with [`Delivery::typed`].
-    pub fn send_typed<T: TypedPayload>(
-        &mut self,
-        to: &str,
-        value: &T,
-    ) -> Result<MessageId, CommunicationError> {
-        let header = self.bare_to(to, MessagePriority::Normal)?;
-        let lane = &mut self.outbound[MessagePriority::Normal as usize];
-        encode_typed(lane, &header, &Extras::NONE, value).map_err(encode_error)?;
-        Ok(header.message_id)
-    }
-
-    /// Shows the router that this agent is alive when it only sends: a store into the control
-    /// block at most once per half heartbeat interval, from the send's own clock reading.
-    fn stamp_send(&mut self, now: u64) {
-        let every = self.info.heartbeat_interval_ms as u64 * 1_000_000 / 2;
-        if now.wrapping_sub(self.last_send_beat) > every {
-            self.control.sent_at(now);
-            self.last_send_beat = now;
-        }
-    }
-
-    pub(crate) fn address(&mut self, agent_id: &str) -> Result<AgentAddress, CommunicationError> {
-        if let Some(a) = self.agents.get(agent_id) {
-            return Ok(*a);
-        }
-        match self
-            .control_call(Request::ResolveAgent(agent_id.into()))
-            .map_err(|e| self.control_failed(e))?
-        {
-            Response::Agent(a) => {
-                self.agents.insert(agent_id.into(), a);
-                Ok(a)
-            }
-            Response::Refused(Refused {
-                kind: Refusal::NoSuchAgent,
-                message,
-            }) => Err(CommunicationError::AgentUnreachable {
-                agent: agent_id.into(),
-                reason: message,
-            }),
-            other => Err(unexpected(other).into()),
-        }
-    }
-
-    /// Starts a batch: messages sent until [`Agent::flush`] reach the router together, with
-    /// one Release store and at most one wake-up per lane (sender batching).
-    pub fn begin_batch(&mut self) {
-        for lane in &mut self.outbound {
-            lane.begin_batch();
-        }
-    }
-
-    /// Ends a batch, publishing every message sent since [`Agent::begin_batch`].
-    pub fn flush(&mut self) {
-        for lane in &mut self.outbound {
-            lane.publish();
-        }
-    }
-
-    /// Forgets the cached address of `agent_id` (after it restarted under a new epoch).
-    pub fn forget(&mut self, agent_id: &str) {
-        self.agents.remove(agent_id);
-    }
-
-    /// Sends `message` to the agent `to` (unicast). Fails at once with `QueueFull` if this
-    /// agent's outbound lane for the message's priority is full.
-    pub fn send(&mut self, to: &str, message: &Message) -> Result<MessageId, CommunicationError> {
-        let a = self.address(to)?;
-        self.send_routed(
-            Route {
-                kind: RouteKind::Agent,
-                destination: a.destination(),
-            },
-            message,
-        )
-    }
-
-    /// As [`Agent::send`], waiting up to `timeout` for room instead of failing with `QueueFull`.
-    pub fn send_blocking(
-        &mut self,
-        to: &str,
-        message: &Message,
+        to: impl Into<Destination<'d>>,
+        message: M,
         timeout: Duration,
     ) -> Result<MessageId, CommunicationError> {
-        let deadline = Instant::now() + timeout;
-        let wait = self.options.wait;
-        loop {
-            match self.send(to, message) {
-                Err(CommunicationError::QueueFull { .. }) if Instant::now() < deadline => {
-                    let r: Result<(), WaitError<()>> = wait.wait_for(
-                        None,
-                        Some(deadline.min(Instant::now() + Duration::from_micros(200))),
-                        || Ok(None),
-                    );
-                    let _ = r;
-                }
-                Err(CommunicationError::QueueFull { .. }) => {
-                    return Err(CommunicationError::Timeout {
-                        what: format!("room in the outbound lane to send to {to}"),
-                        after: timeout,
-                    })
-                }
-                other => return other,
-            }
-        }
+        self.tx.send_blocking(to, message, timeout)
     }
 
-    /// Sends one copy of `message` to each of `to` (multicast), all with the same id.
-    pub fn send_multicast(
-        &mut self,
-        to: &[&str],
-        message: &Message,
-    ) -> Result<MessageId, CommunicationError> {
-        let mut id = message.id;
-        if id.is_none() {
-            id = self.ids.next_id();
-        }
-        let addresses: Vec<AgentAddress> = to
-            .iter()
-            .map(|t| self.address(t))
-            .collect::<Result<_, _>>()?;
-        let mut m = message.clone();
-        m.id = id;
-        for a in addresses {
-            self.send_routed(
-                Route {
-                    kind: RouteKind::Multicast,
-                    destination: a.destination(),
-                },
-                &m,
-            )?;
-        }
-        Ok(id)
-    }
-
-    /// Creates topic `name` if it does not exist; returns its id.
-    pub fn create_topic(&mut self, name: &str) -> Result<u64, ClientError> {
-        if let Some(&id) = self.topics.get(name) {
-            return Ok(id);
-        }
-        let id = self.id_call(Request::CreateTopic(name.into()))?;
-        self.topics.insert(name.into(), id);
-        Ok(id)
-    }
-
-    /// Publishes `message` to every subscriber of `topic` (creating the topic if needed).
-    pub fn publish(
-        &mut self,
-        topic: &str,
-        message: &Message,
-    ) -> Result<MessageId, CommunicationError> {
-        let id = self
-            .create_topic(topic)
-            .map_err(|e| self.control_failed(e))?;
-        self.send_routed(
-            Route {
-                kind: RouteKind::Topic,
-                destination: id,
-            },
-            message,
-        )
-    }
-
-    /// Subscribes to `pattern` (exact, `*` for one segment, trailing `>` for the rest). When
-    /// this returns, every later publish to a matching topic reaches this agent.
-    pub fn subscribe(&mut self, pattern: &str) -> Result<u64, ClientError> {
-        self.id_call(Request::Subscribe(pattern.into()))
-    }
-
-    /// Ends a subscription.
-    pub fn unsubscribe(&mut self, subscription: u64) -> Result<(), ClientError> {
-        match self.control_call(Request::Unsubscribe(subscription))? {
-            Response::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// Sends `message` to the least-loaded live agent having every capability in
-    /// `capabilities` (the spec's capability-based routing).
-    pub fn send_by_capability(
-        &mut self,
-        capabilities: &[&str],
-        message: &Message,
-    ) -> Result<MessageId, CommunicationError> {
-        let mut key: Vec<String> = capabilities.iter().map(|c| c.to_string()).collect();
-        key.sort();
-        key.dedup();
-        let id = match self.capsets.get(&key) {
-            Some(&id) => id,
-            None => {
-                let id = self
-                    .id_call(Request::InternCapabilities(key.clone()))
-                    .map_err(|e| self.control_failed(e))?;
-                self.capsets.insert(key, id);
-                id
-            }
-        };
-        self.send_routed(
-            Route {
-                kind: RouteKind::Capability,
-                destination: id,
-            },
-            message,
-        )
-    }
-
-    /// Sends `message` to the least-loaded ACTIVE agent of `agent_type` under its capacity
-    /// (the spec's load-balanced routing).
-    pub fn send_to_type(
-        &mut self,
-        agent_type: &str,
-        message: &Message,
-    ) -> Result<MessageId, CommunicationError> {
-        let id = match self.types.get(agent_type) {
-            Some(&id) => id,
-            None => {
-                let id = self
-                    .id_call(Request::InternType(agent_type.into()))
-                    .map_err(|e| self.control_failed(e))?;
-                self.types.insert(agent_type.into(), id);
-                id
-            }
-        };
-        self.send_routed(
-            Route {
-                kind: RouteKind::LoadBalanced,
-                destination: id,
-            },
-            message,
-        )
-    }
-
-    /// Sends `message` to every other attached agent.
-    pub fn broadcast(&mut self, message: &Message) -> Result<MessageId, CommunicationError> {
-        self.send_routed(
-            Route {
-                kind: RouteKind::Broadcast,
-                destination: 0,
-            },
-            message,
-        )
-    }
-
-    pub(crate) fn ready_lane(inbound: &mut [Consumer]) -> Option<usize> {
-        // Errors count as ready, so that `try_recv` reports them.
-        inbound
-            .iter_mut()
-            .position(|lane| !matches!(lane.peek(), Ok(None)))
-    }
-
-    /// The next message, most urgent lane first, read in place; `None` if there is none.
-    /// Messages queued while this agent waited for a response come first; replies to this
-    /// agent's outstanding requests are set aside for [`Agent::wait_response`] (late ones are
-    /// counted and dropped). Handlers run only from [`Agent::poll`].
+    /// [`Receiver::try_recv`]: the next message, in place, if one is waiting.
     pub fn try_recv(&mut self) -> Result<Option<Delivery<'_>>, CommunicationError> {
-        self.try_recv_up_to(crate::MessagePriority::Low)
+        self.rx.try_recv()
     }
 
-    /// As [`Agent::try_recv`], looking only at lanes of `priority` or more urgent (leaving less
-    /// urgent messages waiting).
-    pub fn try_recv_up_to(
-        &mut self,
-        priority: crate::MessagePriority,
-    ) -> Result<Option<Delivery<'_>>, CommunicationError> {
-        let lanes = priority as usize + 1;
-        self.maybe_beat();
-        if let Some((header, bytes)) = self.queue.pop_front() {
-            let from = self.sender_of(&header);
-            return Ok(Some(Delivery {
-                frame: Frame::Copied(bytes),
-                header,
-                from,
-            }));
-        }
-        let p = loop {
-            let Some(p) = Agent::ready_lane(&mut self.inbound[..lanes]) else {
-                return Ok(None);
-            };
-            let header = match self.inbound[p].peek() {
-                Ok(Some(bytes)) => FrameHeader::parse(bytes).ok(),
-                _ => None,
-            };
-            let reply = header.is_some_and(|h| self.takes_aside(&h));
-            if !reply {
-                break (p, header);
-            }
-            self.set_aside(p);
-        };
-        let (p, peeked) = p;
-        // Resolved before the frame is taken (a first message from a sender asks agentd).
-        let from = peeked.map(|h| self.sender_of(&h));
-        let guard = match self.inbound[p].read() {
-            Ok(Some(g)) => g,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                return Err(CommunicationError::InvalidFormat {
-                    reason: e.to_string(),
-                })
-            }
-        };
-        let header = match decode(guard.bytes()) {
-            Ok(env) => env.header,
-            Err(e) => return Err(e.into()), // dropping the guard skips the bad frame
-        };
-        let Some(from) = from else {
-            // The header parsed as a whole frame but not on its own: cannot happen for one
-            // frame; treat as invalid rather than guess a sender.
-            return Err(CommunicationError::InvalidFormat {
-                reason: "a frame's header could not be read twice alike".into(),
-            });
-        };
-        Ok(Some(Delivery {
-            frame: Frame::Lane(guard),
-            header,
-            from,
-        }))
-    }
-
-    /// The next message, waiting up to `timeout` (parking, spinning or backing off as
-    /// configured). `None` when the time runs out.
+    /// [`Receiver::recv_timeout`]: the next message, waiting up to `timeout`.
     pub fn recv_timeout(
         &mut self,
         timeout: Duration,
     ) -> Result<Option<Delivery<'_>>, CommunicationError> {
-        if !self.queue.is_empty() {
-            return self.try_recv();
-        }
-        let deadline = Instant::now() + timeout;
-        while Agent::ready_lane(&mut self.inbound).is_none() {
-            self.check_link_now()?;
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            self.idle(deadline);
-        }
-        self.try_recv()
+        self.rx.recv_timeout(timeout)
     }
 
-    /// The next message, waiting as long as it takes.
+    /// [`Receiver::recv`]: the next message, waiting as long as it takes.
     pub fn recv(&mut self) -> Result<Delivery<'_>, CommunicationError> {
-        while self.queue.is_empty() && Agent::ready_lane(&mut self.inbound).is_none() {
-            self.check_link_now()?;
-            self.idle(Instant::now() + Duration::from_secs(3600));
+        self.rx.recv()
+    }
+
+    /// Subscribes to `pattern` (exact, `*` for one segment, trailing `>` for the rest): matching
+    /// messages come out of [`Agent::recv`]. When this returns, every later publish to a
+    /// matching topic reaches this agent, until the [`Subscription`] is dropped.
+    pub fn subscribe(&mut self, pattern: &str) -> Result<Subscription, ClientError> {
+        self.subscription(pattern, None)
+    }
+
+    /// Subscribes to `pattern` with a handler called from [`Agent::poll`], after `filter`
+    /// (when given) accepts the message: the spec's "interested symbols" check runs on the
+    /// message in place, before any handler work. The handler gets the agent's [`Sender`].
+    pub fn subscribe_with(
+        &mut self,
+        pattern: &str,
+        filter: Option<super::MessageFilter>,
+        handler: impl FnMut(&crate::codec::Envelope<'_>, &mut Sender) + Send + 'static,
+    ) -> Result<Subscription, ClientError> {
+        self.subscription(pattern, Some((filter, Box::new(handler))))
+    }
+
+    /// Calls `handler` for every event of `event_type` (the spec's `addEventListener`), from
+    /// [`Agent::poll`], until the returned listener handle is dropped (the spec's
+    /// `removeEventListener`). Events are sent to [`Sender::event`]'s topic.
+    pub fn on_event(
+        &mut self,
+        event_type: &str,
+        handler: impl FnMut(&crate::codec::Envelope<'_>, &mut Sender) + Send + 'static,
+    ) -> Result<Subscription, ClientError> {
+        let topic = format!("{}{event_type}", super::EVENT_PREFIX);
+        self.subscription(&topic, Some((None, Box::new(handler))))
+    }
+
+    fn subscription(
+        &mut self,
+        pattern: &str,
+        handler: Option<(Option<super::MessageFilter>, super::MessageHandler)>,
+    ) -> Result<Subscription, ClientError> {
+        let id = match self.tx.shared.call(&Request::Subscribe(pattern.into()))? {
+            Response::Id(id) => id,
+            other => return Err(unexpected(other)),
+        };
+        let live = Arc::new(AtomicBool::new(true));
+        let pattern: Arc<str> = pattern.into();
+        if let Some((filter, handler)) = handler {
+            self.handlers
+                .subscriptions
+                .push(super::handlers::SubscriptionHandler {
+                    live: Arc::clone(&live),
+                    pattern: Arc::clone(&pattern),
+                    filter,
+                    handler,
+                });
         }
-        self.try_recv()?
-            .ok_or_else(|| CommunicationError::InvalidFormat {
-                reason: "a frame vanished between its arrival and its read".into(),
-            })
+        Ok(Subscription::new(
+            id,
+            pattern,
+            Arc::downgrade(&self.tx.shared),
+            live,
+        ))
+    }
+
+    /// Sets the handler that answers requests (the spec's `setRequestHandler`). It runs from
+    /// [`Agent::poll`] (and while this agent waits for its own replies); what it returns is
+    /// sent back correlated to the request, an `Err` as an `Error` response carrying the
+    /// [`super::HandlerError`]'s message.
+    pub fn on_request(
+        &mut self,
+        handler: impl FnMut(
+                &crate::codec::Envelope<'_>,
+                &mut Sender,
+            ) -> Result<crate::Payload, super::HandlerError>
+            + Send
+            + 'static,
+    ) {
+        self.handlers.request = Some(Box::new(handler));
+    }
+
+    /// Sends a request without waiting (many may be outstanding at once): its reply is taken
+    /// with the returned [`PendingRequest`]. The request always gets a fresh, unguessable id,
+    /// and only a reply from the agent it was delivered to is accepted: from the named agent
+    /// for a [`Peer`]; for capability and type routes, from whichever agent can name the id,
+    /// which only the one the router chose was shown.
+    pub fn start_request<'d, M: Outgoing>(
+        &mut self,
+        to: impl Into<Responder<'d>>,
+        request: M,
+    ) -> Result<PendingRequest, CommunicationError> {
+        let to = to.into();
+        let id = self.tx.secret_id();
+        let replier = match to {
+            Responder::Peer(p) => Replier::Agent(p.address),
+            Responder::Capability(_) | Responder::Type(_) => Replier::Picked,
+        };
+        lock(&self.rx.requests).start(id, replier, to.target());
+        let sent = self.tx.send_with(to.into(), &request, None, |h| {
+            h.message_id = id;
+            h.flags |= Flags::EXPECTS_REPLY;
+        });
+        match sent {
+            Ok(_) => Ok(PendingRequest::new(id, Arc::clone(&self.rx.requests))),
+            Err(e) => {
+                lock(&self.rx.requests).cancel(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends a request and waits up to `timeout` for its reply (the spec's `sendRequest`): see
+    /// [`Agent::start_request`] and [`PendingRequest::wait`].
+    pub fn request<'d, M: Outgoing>(
+        &mut self,
+        to: impl Into<Responder<'d>>,
+        request: M,
+        timeout: Duration,
+    ) -> Result<Message, CommunicationError> {
+        self.start_request(to, request)?.wait(self, timeout)
+    }
+
+    /// What the client counted that no call returned.
+    pub fn counters(&self) -> ClientCounters {
+        let requests = lock(&self.rx.requests);
+        ClientCounters {
+            late_replies: requests.late,
+            forged_replies: requests.forged,
+            filtered: self.handlers.filtered,
+        }
     }
 
     /// Opens a direct channel to agent `peer` (the spec's `establishChannel`): two rings
     /// shared by exactly the two agents, skipping the router. The peer takes its end with
     /// [`Agent::accept_channel`].
     pub fn channel(&mut self, peer: &str) -> Result<super::Channel, ClientError> {
-        let (response, mut fds) = self.conn.call(&Request::OpenChannel(peer.into()))?;
+        let (response, mut fds) = self
+            .tx
+            .shared
+            .call_with_fds(&Request::OpenChannel(peer.into()))?;
         match response {
             Response::ChannelOpened(info) => self.channel_end(info, fds.pop()),
             other => Err(unexpected(other)),
@@ -690,7 +406,7 @@ impl Agent {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<super::Channel>, ClientError> {
-        match self.conn.next_push(timeout)? {
+        match self.tx.shared.next_push(timeout)? {
             Some((crate::control::Push::ChannelOffer(info), mut fds)) => {
                 self.channel_end(info, fds.pop()).map(Some)
             }
@@ -708,29 +424,33 @@ impl Agent {
             what: "channel",
             source,
         })?;
-        super::Channel::new(info, seg, self.identity(), self.slot(), self.options.wait)
+        super::Channel::new(info, seg, self.identity(), self.slot(), self.tx.wait())
             .map_err(|e| HandoverError::from(e).into())
     }
 
+    fn query(&self, request: Request) -> Result<Response, ClientError> {
+        self.tx.shared.call(&request)
+    }
+
     /// Every attached agent.
-    pub fn list_agents(&mut self) -> Result<Vec<AgentInfo>, ClientError> {
-        match self.control_call(Request::ListAgents)? {
+    pub fn list_agents(&self) -> Result<Vec<AgentInfo>, ClientError> {
+        match self.query(Request::ListAgents)? {
             Response::Agents(a) => Ok(a),
             other => Err(unexpected(other)),
         }
     }
 
     /// Every topic.
-    pub fn list_topics(&mut self) -> Result<Vec<TopicInfo>, ClientError> {
-        match self.control_call(Request::ListTopics)? {
+    pub fn list_topics(&self) -> Result<Vec<TopicInfo>, ClientError> {
+        match self.query(Request::ListTopics)? {
             Response::Topics(t) => Ok(t),
             other => Err(unexpected(other)),
         }
     }
 
     /// Bus counters.
-    pub fn stats(&mut self) -> Result<BusStats, ClientError> {
-        match self.control_call(Request::Stats)? {
+    pub fn stats(&self) -> Result<BusStats, ClientError> {
+        match self.query(Request::Stats)? {
             Response::Stats(s) => Ok(s),
             other => Err(unexpected(other)),
         }
@@ -738,7 +458,7 @@ impl Agent {
 
     /// Every dead letter agentd holds, oldest first, fetched a page at a time (see
     /// [`Agent::dead_letter_page`]); letters made while paging may be included or not.
-    pub fn dead_letters(&mut self) -> Result<Vec<DeadLetterInfo>, ClientError> {
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetterInfo>, ClientError> {
         let mut all = Vec::new();
         let mut from = 0;
         loop {
@@ -753,8 +473,8 @@ impl Agent {
 
     /// One page of the dead-letter queue: up to `max` letters from sequence number `from` on
     /// (agentd may return fewer, to keep a page small), and where the next page starts.
-    pub fn dead_letter_page(&mut self, from: u64, max: u32) -> Result<DeadLetterPage, ClientError> {
-        match self.control_call(Request::DeadLetters(crate::control::PageRequest {
+    pub fn dead_letter_page(&self, from: u64, max: u32) -> Result<DeadLetterPage, ClientError> {
+        match self.query(Request::DeadLetters(crate::control::PageRequest {
             from,
             max,
         }))? {

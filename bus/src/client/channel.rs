@@ -9,19 +9,16 @@ use agentbus_ipc::wait::{Wait, WaitError};
 use rkyv::util::AlignedVec;
 
 use super::delivery::Frame;
+use super::Outgoing;
 use super::{Delivery, Loan};
 use crate::body::AgentIdentifier;
 use crate::channel_layout::{self, ChannelControl, ChannelLayoutError, ClosedBy};
-use crate::codec::{
-    bare_header, decode, encode, encode_bytes, encode_typed, header_for, Route, TypedPayload,
-};
+use crate::codec::{bare_header, decode, Room, Route};
 use crate::control::ChannelInfo;
-use crate::error::CommunicationError;
-use crate::extensions::Extras;
+use crate::error::{CommunicationError, EncodeError};
 use crate::header::{Flags, FrameHeader};
 use crate::ids::{IdGenerator, MessageId};
 use crate::kinds::{MessagePriority, RouteKind};
-use crate::message::Message;
 
 /// Where a channel's frames say they go: the other end (the header's route is not read).
 const PEER: Route = Route {
@@ -115,12 +112,53 @@ impl Channel {
         self.check_open().is_err()
     }
 
-    /// Sends `message` to the other end. Fails with `QueueFull` if the ring is full, and with
-    /// `AgentUnreachable` once the channel is closed.
-    pub fn send(&mut self, message: &Message) -> Result<MessageId, CommunicationError> {
-        let header = self.outgoing(header_for(message, PEER, self.slot))?;
-        encode(&mut self.tx, &header, message)?;
-        Ok(header.message_id)
+    /// Sends `message` (a `&Message`, [`super::Raw`] bytes or a [`super::Typed`] value) to the
+    /// other end. Fails with `QueueFull` if the ring is full, and with `AgentUnreachable` once
+    /// the channel is closed.
+    pub fn send<M: Outgoing>(&mut self, message: M) -> Result<MessageId, CommunicationError> {
+        self.send_in(&message, None)
+    }
+
+    /// As [`Channel::send`], waiting up to `timeout` for room (parking on the ring's space
+    /// doorbell, or as the agent's wait strategy says); `Timeout` if none came, and
+    /// `AgentUnreachable` if the channel closes meanwhile.
+    pub fn send_blocking<M: Outgoing>(
+        &mut self,
+        message: M,
+        timeout: Duration,
+    ) -> Result<MessageId, CommunicationError> {
+        self.send_in(&message, Some(timeout))
+    }
+
+    fn send_in<M: Outgoing>(
+        &mut self,
+        message: &M,
+        timeout: Option<Duration>,
+    ) -> Result<MessageId, CommunicationError> {
+        let mut header = message.header(PEER);
+        header.source_slot = self.slot;
+        let header = self.outgoing(header)?;
+        let Some(timeout) = timeout else {
+            message.write(&mut self.tx, &header, Room::Now)?;
+            return Ok(header.message_id);
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let room = Room::Until {
+                wait: self.wait,
+                deadline: deadline.min(Instant::now() + Duration::from_millis(50)),
+                timeout,
+            };
+            match message.write(&mut self.tx, &header, room) {
+                Err(EncodeError::TimedOut { .. }) if Instant::now() < deadline => {
+                    self.check_open()?
+                }
+                other => {
+                    other?;
+                    return Ok(header.message_id);
+                }
+            }
+        }
     }
 
     /// `header` with an id if it has none and the send's timestamp, once the channel is
@@ -139,24 +177,6 @@ impl Channel {
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>, CommunicationError> {
         let header = self.outgoing(bare_header(PEER, MessagePriority::Normal))?;
         Ok(Loan::new(&mut self.tx, header, len)?)
-    }
-
-    /// Sends raw `bytes`, labelled [`crate::MessageType::Notification`], allocating nothing.
-    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<MessageId, CommunicationError> {
-        let header = self.outgoing(bare_header(PEER, MessagePriority::Normal))?;
-        encode_bytes(&mut self.tx, &header, &Extras::NONE, bytes)?;
-        Ok(header.message_id)
-    }
-
-    /// Sends the typed value `value`, serialized in place without allocating; the other end
-    /// reads it with [`Delivery::typed`].
-    pub fn send_typed<T: TypedPayload>(
-        &mut self,
-        value: &T,
-    ) -> Result<MessageId, CommunicationError> {
-        let header = self.outgoing(bare_header(PEER, MessagePriority::Normal))?;
-        encode_typed(&mut self.tx, &header, &Extras::NONE, value)?;
-        Ok(header.message_id)
     }
 
     /// The next message from the other end, if one is waiting. Raw bytes (and plain values read

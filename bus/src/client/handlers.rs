@@ -1,15 +1,20 @@
-//! Handlers the agent dispatches to from [`Agent::poll`]: the request handler, event
-//! listeners, and subscription handlers with client-side filters.
+//! Handlers the agent dispatches to from [`super::Agent::poll`]: the request handler, and
+//! subscription handlers (event listeners among them) with client-side filters.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use super::Sender;
 use crate::body::Payload;
 use crate::codec::Envelope;
 
 /// Answers a request: the payload of the response, or a [`HandlerError`] sent back as an
-/// `Error` response correlated to the request.
-pub type RequestHandler = Box<dyn FnMut(&Envelope<'_>) -> Result<Payload, HandlerError> + Send>;
+/// `Error` response correlated to the request. The [`Sender`] is the agent's, for anything
+/// else the answer needs sent (an alert, a hedge).
+pub type RequestHandler =
+    Box<dyn FnMut(&Envelope<'_>, &mut Sender) -> Result<Payload, HandlerError> + Send>;
 
 /// Why a request handler could not answer. It goes back to the requester as an `Error`
 /// response of kind [`ErrorKind::HandlerError`](crate::payload::ErrorKind::HandlerError),
@@ -49,39 +54,33 @@ impl HandlerError {
     }
 }
 
-/// Handles a message in place.
-pub type MessageHandler = Box<dyn FnMut(&Envelope<'_>) + Send>;
+/// Handles a message in place; the [`Sender`] is the agent's, to answer or pass it on.
+pub type MessageHandler = Box<dyn FnMut(&Envelope<'_>, &mut Sender) + Send>;
 /// Decides, before the handler runs, whether a topic message is of interest.
 pub type MessageFilter = Box<dyn Fn(&Envelope<'_>) -> bool + Send>;
 
-/// Identifies an event listener, for [`super::Agent::remove_listener`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ListenerId(pub u64);
-
-pub(crate) struct Listener {
-    pub(crate) id: ListenerId,
-    pub(crate) topic_id: u64,
+/// A subscription's handler, called while its [`super::Subscription`] lives.
+pub(crate) struct SubscriptionHandler {
+    pub(crate) live: Arc<AtomicBool>,
+    pub(crate) pattern: Arc<str>,
+    pub(crate) filter: Option<MessageFilter>,
     pub(crate) handler: MessageHandler,
 }
 
-pub(crate) struct SubscriptionHandler {
-    pub(crate) subscription: u64,
-    pub(crate) pattern: String,
-    pub(crate) filter: Option<MessageFilter>,
-    pub(crate) handler: MessageHandler,
+impl SubscriptionHandler {
+    fn live(&self) -> bool {
+        // Acquire: pairs with the Release store of the subscription's drop.
+        self.live.load(Ordering::Acquire)
+    }
 }
 
 /// Everything `poll` dispatches to.
 #[derive(Default)]
 pub(crate) struct Handlers {
     pub(crate) request: Option<RequestHandler>,
-    pub(crate) listeners: Vec<Listener>,
     pub(crate) subscriptions: Vec<SubscriptionHandler>,
     /// Topic names by id, learnt from agentd, to match subscription patterns.
     pub(crate) topic_names: HashMap<u64, String>,
-    /// The subscription behind each event topic's listeners.
-    pub(crate) event_subscriptions: HashMap<u64, u64>,
-    pub(crate) next_listener: u64,
     /// Topic messages a filter turned away.
     pub(crate) filtered: u64,
 }
@@ -90,7 +89,6 @@ impl fmt::Debug for Handlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handlers")
             .field("request", &self.request.is_some())
-            .field("listeners", &self.listeners.len())
             .field("subscriptions", &self.subscriptions.len())
             .field("filtered", &self.filtered)
             .finish()
@@ -98,31 +96,26 @@ impl fmt::Debug for Handlers {
 }
 
 impl Handlers {
-    /// Whether some handler wants topic `topic_id` (named `name`, when known).
-    pub(crate) fn wants_topic(&self, topic_id: u64, name: Option<&str>) -> bool {
-        self.listeners.iter().any(|l| l.topic_id == topic_id)
-            || name.is_some_and(|n| {
-                self.subscriptions
-                    .iter()
-                    .any(|s| crate::control::topic_matches(&s.pattern, n))
-            })
+    /// Whether some live subscription handler wants the topic named `name`; forgets the
+    /// handlers of dropped subscriptions.
+    pub(crate) fn wants_topic(&mut self, name: &str) -> bool {
+        self.subscriptions.retain(SubscriptionHandler::live);
+        self.subscriptions
+            .iter()
+            .any(|s| crate::control::topic_matches(&s.pattern, name))
     }
 
-    /// Runs every listener and matching subscription handler on a topic message.
-    pub(crate) fn dispatch_topic(&mut self, topic_id: u64, name: Option<&str>, env: &Envelope<'_>) {
-        for l in self.listeners.iter_mut().filter(|l| l.topic_id == topic_id) {
-            (l.handler)(env);
-        }
-        let Some(name) = name else { return };
+    /// Runs every matching live subscription handler on a topic message (after its filter).
+    pub(crate) fn dispatch_topic(&mut self, name: &str, env: &Envelope<'_>, tx: &mut Sender) {
         for s in &mut self.subscriptions {
-            if !crate::control::topic_matches(&s.pattern, name) {
+            if !s.live() || !crate::control::topic_matches(&s.pattern, name) {
                 continue;
             }
             if s.filter.as_ref().is_some_and(|f| !f(env)) {
                 self.filtered += 1;
                 continue;
             }
-            (s.handler)(env);
+            (s.handler)(env, tx);
         }
     }
 }

@@ -18,19 +18,32 @@ use crate::kinds::MessageType;
 /// reply-to (send a [`crate::Message`] for those). It is labelled
 /// [`MessageType::Notification`] unless [`Loan::message_type`] says otherwise.
 ///
-/// ```no_run
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// use std::time::Duration;
 /// use agentbus::client::{Agent, AttachOptions};
 /// use agentbus::MessagePriority;
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # struct Gone(std::path::PathBuf);
+/// # impl Drop for Gone { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+/// # let name = format!("doc-loan-{}", std::process::id());
+/// # let dir = Gone(std::env::temp_dir().join(&name));
+/// # let mut config = agentd::Config::new(&name);
+/// # config.socket_dir = dir.0.clone();
+/// # let daemon = agentd::Daemon::start(config)?;
+/// # let options = |id: &str, kind: &str| AttachOptions::new(daemon.bus(), id, kind).socket_dir(&dir.0);
 /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 /// #[repr(C)]
 /// struct Tick { px: f64, qty: u64 }
 ///
-/// let mut agent = Agent::attach(AttachOptions::new("demo", "feed-1", "feed"))?;
-/// let mut loan = agent.loan("strategy-1", MessagePriority::High, size_of::<Tick>())?;
-/// *loan.plain_mut::<Tick>()? = Tick { px: 101.25, qty: 300 };
+/// let mut feed = Agent::attach(options("feed-1", "feed"))?;
+/// let mut strategy = Agent::attach(options("strategy-1", "strategy"))?;
+/// let to_strategy = feed.peer("strategy-1")?;
+/// let mut loan = feed.sender().loan(&to_strategy, MessagePriority::High, size_of::<Tick>())?;
+/// *loan.plain_mut::<Tick>()? = Tick { px: 101.25, qty: 300 };  // written in shared memory
 /// loan.send();
+/// let d = strategy.recv_timeout(Duration::from_secs(5))?.expect("the tick");
+/// assert_eq!(d.plain::<Tick>()?.qty, 300);                    // read where it lies
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -38,6 +51,11 @@ pub struct Loan<'a> {
     claim: Claim<'a>,
     header: FrameHeader,
     room: usize,
+}
+
+/// The ring claim a loan of `room` payload bytes needs.
+pub(crate) fn frame_len(room: usize) -> usize {
+    HEADER_LEN + room
 }
 
 impl<'a> Loan<'a> {
@@ -48,7 +66,7 @@ impl<'a> Loan<'a> {
         mut header: FrameHeader,
         room: usize,
     ) -> Result<Loan<'a>, EncodeError> {
-        let claim = producer.try_claim(HEADER_LEN + room).map_err(claim_error)?;
+        let claim = producer.try_claim(frame_len(room)).map_err(claim_error)?;
         header.flags = header.flags.without(Flags::TYPED) | Flags::RAW;
         header.extension_len = 0;
         header.body_len = room as u32;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{Agent, ClientError};
+use super::ClientError;
 use crate::body::AgentIdentifier;
 use crate::control::{AgentAddress, Request, Response};
 use crate::header::{FrameHeader, AGENTD_SLOT};
@@ -46,7 +46,7 @@ impl Senders {
     }
 }
 
-impl Agent {
+impl super::Receiver {
     /// The identity of the agent that sent the frame with `header` (agentd itself for what the
     /// bus sends). One control request for a sender not seen before, then none.
     pub(crate) fn sender_of(&mut self, header: &FrameHeader) -> Arc<AgentIdentifier> {
@@ -58,10 +58,10 @@ impl Agent {
             return Arc::clone(id);
         }
         let id = match self
-            .conn
+            .shared
             .call(&Request::IdentifySlot(AgentAddress { slot, epoch }))
         {
-            Ok((Response::Identity(id), _)) => id,
+            Ok(Response::Identity(id)) => id,
             // It left before we asked (or agentd is gone): say so instead of guessing a name.
             Ok(_) | Err(ClientError::Refused { .. }) | Err(_) => AgentIdentifier {
                 agent_id: format!("departed:{slot}.{epoch}"),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbus::client::{Agent, AttachOptions};
+use agentbus::client::{Agent, AttachOptions, Topic};
 use agentbus::*;
 use anyhow::{bail, Context};
 
@@ -63,7 +63,7 @@ impl Drop for Children {
     }
 }
 
-fn control(monitor: &mut Agent, event: &str) -> anyhow::Result<()> {
+fn control(monitor: &mut Agent, control: &Topic, event: &str) -> anyhow::Result<()> {
     let m = Message::notification(
         monitor.identity(),
         Notification {
@@ -73,7 +73,7 @@ fn control(monitor: &mut Agent, event: &str) -> anyhow::Result<()> {
     )
     .priority(MessagePriority::High);
     monitor
-        .publish(CONTROL, &m)
+        .send_blocking(control, &m, Duration::from_secs(1))
         .with_context(|| format!("telling the agents to {event}"))?;
     Ok(())
 }
@@ -150,8 +150,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     let mut monitor =
         Agent::attach(AttachOptions::new(&bus, "monitor", "ops").socket_dir(&socket_dir))?;
-    monitor.subscribe(STATS)?;
-    monitor.create_topic(CONTROL)?;
+    monitor.subscribe(STATS)?.detach();
+    let control_topic = monitor.topic(CONTROL)?;
     let exe = std::env::current_exe()?;
     let mut children = Children(Vec::new());
     for (role, id) in AGENTS {
@@ -193,7 +193,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             &mut ready,
         )?;
     }
-    control(&mut monitor, "start")?;
+    control(&mut monitor, &control_topic, "start")?;
     let started = Instant::now();
     let mut prev: BTreeMap<&str, i64> = BTreeMap::new();
     let mut second = 0;
@@ -231,7 +231,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if stop.load(Ordering::Acquire) {
         println!("interrupted: stopping the agents");
     }
-    control(&mut monitor, "stop")?;
+    control(&mut monitor, &control_topic, "stop")?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while finals.len() < AGENTS.len() && Instant::now() < deadline {
         collect(
@@ -254,7 +254,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let agents = monitor.list_agents()?;
     let dead = monitor.dead_letters()?.len();
     let balanced = print_summary(&finals, &agents, dead);
-    control(&mut monitor, "exit")?;
+    control(&mut monitor, &control_topic, "exit")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     for c in &mut children.0 {
         while c.try_wait()?.is_none() && Instant::now() < deadline {

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentbus::client::{Agent, AttachOptions, Destination};
+use agentbus::client::{Agent, AttachOptions, PendingRequest, Topic};
 use agentbus::*;
 use agentbus_ipc::clock::realtime_ns;
 use anyhow::Context;
@@ -80,8 +80,9 @@ struct Ctx {
     by_kind: BTreeMap<String, i64>,
     latency: BTreeMap<RouteKind, Histogram<u64>>,
     window: Histogram<u64>,
-    control_topic: u64,
-    alerts_topic: u64,
+    control_topic: Topic,
+    alerts_topic: Topic,
+    stats_topic: Topic,
     started: bool,
     stopping: bool,
     exit: bool,
@@ -112,26 +113,23 @@ impl Ctx {
         let _ = self.window.record(latency);
     }
 
-    /// Publishes on a topic, retrying briefly when the lane is full.
-    fn publish(&mut self, topic: &str, m: &Message) -> bool {
-        let deadline = Instant::now() + Duration::from_millis(20);
-        loop {
-            match self.agent.publish(topic, m) {
-                Ok(_) => {
-                    self.sent(m, RouteKind::Topic);
-                    return true;
-                }
-                Err(CommunicationError::QueueFull { .. }) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_micros(100))
-                }
-                Err(CommunicationError::QueueFull { .. }) => {
-                    self.count("queue_full");
-                    return false;
-                }
-                Err(_) => {
-                    self.count("send_failed");
-                    return false;
-                }
+    /// Publishes on a topic, waiting up to 20 ms for room when the lane is full.
+    fn publish(&mut self, topic: &Topic, m: &Message) -> bool {
+        match self
+            .agent
+            .send_blocking(topic, m, Duration::from_millis(20))
+        {
+            Ok(_) => {
+                self.sent(m, RouteKind::Topic);
+                true
+            }
+            Err(CommunicationError::Timeout { .. }) => {
+                self.count("queue_full");
+                false
+            }
+            Err(_) => {
+                self.count("send_failed");
+                false
             }
         }
     }
@@ -181,16 +179,12 @@ impl Ctx {
             },
         );
         if final_report {
-            // Must not be lost: wait for room.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while let Err(CommunicationError::QueueFull { .. }) = self.agent.publish(STATS, &m) {
-                if Instant::now() > deadline {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            // Must not be lost: wait longer for room.
+            let stats = self.stats_topic.clone();
+            let _ = self.agent.send_blocking(&stats, &m, Duration::from_secs(5));
         } else {
-            self.publish(STATS, &m);
+            let stats = self.stats_topic.clone();
+            self.publish(&stats, &m);
         }
         self.window.reset();
         self.last_report = Instant::now();
@@ -206,9 +200,7 @@ impl Ctx {
                 None => break,
             };
             self.received(&item.header);
-            if item.header.route == RouteKind::Topic
-                && item.header.destination == self.control_topic
-            {
+            if item.header.route == RouteKind::Topic && self.control_topic.sent_to(&item.header) {
                 match item.event.as_deref() {
                     Some("start") => self.started = true,
                     Some("stop") => self.stopping = true,
@@ -217,8 +209,7 @@ impl Ctx {
                 }
                 continue;
             }
-            if item.header.route == RouteKind::Topic && item.header.destination == self.alerts_topic
-            {
+            if self.alerts_topic.sent_to(&item.header) {
                 self.count("alerts");
                 continue;
             }
@@ -268,16 +259,14 @@ pub fn run(args: RoleArgs) -> anyhow::Result<()> {
         .socket_dir(&args.socket_dir)
         .capabilities(caps.iter().copied());
     let mut agent = Agent::attach(options).with_context(|| format!("{} attaching", args.id))?;
-    let control_topic = agent.create_topic(CONTROL)?;
-    let alerts_topic = agent.create_topic(ALERTS)?;
-    agent.subscribe(CONTROL)?;
-    match args.role.as_str() {
-        "strategy" => {
-            agent.subscribe("market.>")?;
-            agent.subscribe("alerts.>")?;
-        }
-        "feed" => {}
-        _ => {}
+    let control_topic = agent.topic(CONTROL)?;
+    let alerts_topic = agent.topic(ALERTS)?;
+    let stats_topic = agent.topic(STATS)?;
+    // Subscriptions for the agent's whole life.
+    agent.subscribe(CONTROL)?.detach();
+    if args.role == "strategy" {
+        agent.subscribe("market.>")?.detach();
+        agent.subscribe("alerts.>")?.detach();
     }
     let mut ctx = Ctx {
         agent,
@@ -288,6 +277,7 @@ pub fn run(args: RoleArgs) -> anyhow::Result<()> {
         window: histogram(),
         control_topic,
         alerts_topic,
+        stats_topic,
         started: false,
         stopping: false,
         exit: false,
@@ -304,7 +294,7 @@ pub fn run(args: RoleArgs) -> anyhow::Result<()> {
     // Wait for the demo to read everything and say goodbye.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ctx.exit && Instant::now() < deadline {
-        ctx.agent.wait_ready(Duration::from_millis(50));
+        ctx.agent.receiver().wait_ready(Duration::from_millis(50));
         for _ in ctx.drain()? {}
     }
     ctx.agent.detach()?;
@@ -314,7 +304,7 @@ pub fn run(args: RoleArgs) -> anyhow::Result<()> {
 /// Common loop step: drain, report each second, wait a little when idle.
 fn step(ctx: &mut Ctx, idle: bool) -> anyhow::Result<Vec<Item>> {
     if idle {
-        ctx.agent.wait_ready(Duration::from_millis(1));
+        ctx.agent.receiver().wait_ready(Duration::from_millis(1));
     }
     let items = ctx.drain()?;
     if ctx.started && ctx.last_report.elapsed() >= Duration::from_secs(1) {
@@ -325,6 +315,10 @@ fn step(ctx: &mut Ctx, idle: bool) -> anyhow::Result<Vec<Item>> {
 
 fn feed(ctx: &mut Ctx, args: &RoleArgs) -> anyhow::Result<()> {
     let symbols = &SYMBOLS[..args.symbols.clamp(1, SYMBOLS.len())];
+    let topics = symbols
+        .iter()
+        .map(|sym| ctx.agent.topic(&format!("market.{sym}")))
+        .collect::<Result<Vec<_>, _>>()?;
     while !ctx.started && !ctx.stopping && !ctx.exit {
         step(ctx, true)?;
     }
@@ -334,9 +328,9 @@ fn feed(ctx: &mut Ctx, args: &RoleArgs) -> anyhow::Result<()> {
         let due = (start.elapsed().as_secs_f64() * args.rate as f64) as u64;
         let burst = due.saturating_sub(published).min(256);
         for _ in 0..burst {
-            let sym = symbols[published as usize % symbols.len()];
-            let m = tick(&ctx.agent, sym, published as i64);
-            if ctx.publish(&format!("market.{sym}"), &m) {
+            let i = published as usize % symbols.len();
+            let m = tick(&ctx.agent, symbols[i], published as i64);
+            if ctx.publish(&topics[i], &m) {
                 ctx.count("ticks");
             }
             published += 1;
@@ -350,8 +344,11 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
     const ORDER_EVERY: i64 = 20;
     const MAX_PENDING: usize = 16;
     let timeout = Duration::from_secs(2);
-    let mut checks: Vec<(MessageId, Instant, String)> = Vec::new();
-    let mut orders: Vec<(MessageId, Instant)> = Vec::new();
+    let risk = ctx.agent.capability(&["risk_check"])?;
+    let execution = ctx.agent.agent_type("execution")?;
+    // Dropping a pending request (answered, or given up) ends it.
+    let mut checks: Vec<(PendingRequest, Instant, String)> = Vec::new();
+    let mut orders: Vec<(PendingRequest, Instant)> = Vec::new();
     let mut seen = 0i64;
     loop {
         // Everything a strategy acts on arrives as a message (ticks, answers), so it waits for
@@ -364,13 +361,10 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
                 if !ctx.stopping && seen % ORDER_EVERY == 0 && checks.len() < MAX_PENDING {
                     let sym = SYMBOLS[(seen / ORDER_EVERY) as usize % SYMBOLS.len()].to_string();
                     let m = request(&ctx.agent, "risk_check", &sym, &[]);
-                    if let Ok(id) = ctx
-                        .agent
-                        .start_request(Destination::Capability(&["risk_check"]), &m)
-                    {
+                    if let Ok(pending) = ctx.agent.start_request(&risk, &m) {
                         ctx.sent(&m, RouteKind::Capability);
                         ctx.count("checks");
-                        checks.push((id, Instant::now(), sym));
+                        checks.push((pending, Instant::now(), sym));
                     }
                 }
             }
@@ -378,8 +372,9 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
         // Risk answers: approved checks become orders to the execution agents.
         let mut i = 0;
         while i < checks.len() {
-            let (id, at, sym) = checks[i].clone();
-            match ctx.agent.try_response(id) {
+            let (pending, at, sym) = &mut checks[i];
+            let (at, sym) = (*at, sym.clone());
+            match pending.try_wait(&mut ctx.agent) {
                 Some(Ok(resp)) => {
                     ctx.received(&header_of(&resp, RouteKind::Agent));
                     checks.swap_remove(i);
@@ -389,10 +384,10 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
                         continue;
                     }
                     let m = request(&ctx.agent, "place_order", &sym, &["execution"]);
-                    if let Ok(oid) = ctx.agent.start_request(Destination::Type("execution"), &m) {
+                    if let Ok(pending) = ctx.agent.start_request(&execution, &m) {
                         ctx.sent(&m, RouteKind::LoadBalanced);
                         ctx.count("orders");
-                        orders.push((oid, Instant::now()));
+                        orders.push((pending, Instant::now()));
                     }
                 }
                 Some(Err(_)) => {
@@ -400,8 +395,7 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
                     ctx.count("denied");
                 }
                 None if at.elapsed() > timeout => {
-                    ctx.agent.abandon(id);
-                    checks.swap_remove(i);
+                    checks.swap_remove(i); // abandoned: a late answer is counted, not delivered
                     ctx.count("timeouts");
                 }
                 None => i += 1,
@@ -409,8 +403,9 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
         }
         let mut i = 0;
         while i < orders.len() {
-            let (id, at) = orders[i];
-            match ctx.agent.try_response(id) {
+            let (pending, at) = &mut orders[i];
+            let at = *at;
+            match pending.try_wait(&mut ctx.agent) {
                 Some(Ok(resp)) => {
                     ctx.received(&header_of(&resp, RouteKind::Agent));
                     orders.swap_remove(i);
@@ -424,8 +419,7 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
                     });
                 }
                 None if at.elapsed() > timeout => {
-                    ctx.agent.abandon(id);
-                    orders.swap_remove(i);
+                    orders.swap_remove(i); // abandoned
                     ctx.count("timeouts");
                 }
                 None => i += 1,
@@ -487,7 +481,7 @@ fn responder(ctx: &mut Ctx, risk: bool) -> anyhow::Result<()> {
                 ..Default::default()
             });
             let m = Message::task_response(ctx.agent.identity(), TaskResponse::default());
-            if ctx.agent.reply(&item.header, payload).is_ok() {
+            if ctx.agent.sender().reply(&item.header, payload).is_ok() {
                 ctx.sent(&m, RouteKind::Agent);
                 ctx.count(if risk { "checks" } else { "fills" });
             }
@@ -501,7 +495,8 @@ fn responder(ctx: &mut Ctx, risk: bool) -> anyhow::Result<()> {
                     },
                 )
                 .priority(MessagePriority::Critical);
-                ctx.publish(ALERTS, &alert);
+                let alerts = ctx.alerts_topic.clone();
+                ctx.publish(&alerts, &alert);
             }
         }
         if ctx.stopping || ctx.exit {
@@ -510,7 +505,7 @@ fn responder(ctx: &mut Ctx, risk: bool) -> anyhow::Result<()> {
                 if item.header.flags.contains(Flags::EXPECTS_REPLY) {
                     let payload = Payload::TaskResponse(TaskResponse::default());
                     let m = Message::task_response(ctx.agent.identity(), TaskResponse::default());
-                    if ctx.agent.reply(&item.header, payload).is_ok() {
+                    if ctx.agent.sender().reply(&item.header, payload).is_ok() {
                         ctx.sent(&m, RouteKind::Agent);
                     }
                 }

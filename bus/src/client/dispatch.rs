@@ -1,0 +1,110 @@
+//! `poll` and `run_until`: the agent's handlers, run on what arrives.
+
+use std::time::Instant;
+
+use super::delivery::copy_frame;
+use super::Agent;
+use crate::body::Payload;
+use crate::codec::decode;
+use crate::control::{Request, Response};
+use crate::error::CommunicationError;
+use crate::header::Flags;
+use crate::kinds::RouteKind;
+use crate::lanes::PRIORITIES;
+use crate::payload::{ErrorKind, ErrorPayload};
+
+impl Agent {
+    /// Dispatches everything waiting now (up to `max` messages), most urgent first: replies to
+    /// this agent's requests are filed for their [`super::PendingRequest`]; requests go to the
+    /// request handler; topic messages to the matching subscription handlers (after their
+    /// filters), events among them; everything else is queued for [`Agent::recv`]. Returns how
+    /// many messages it took.
+    pub fn poll(&mut self, max: usize) -> Result<usize, CommunicationError> {
+        let mut n = 0;
+        while n < max {
+            let Some((lane, header)) = self.rx.next_lane(PRIORITIES) else {
+                break;
+            };
+            n += 1;
+            let Some(header) = header else {
+                // Unreadable: report it; dropping the guard skips the frame.
+                if let Some(guard) = self.rx.read_lane(lane) {
+                    decode(guard.bytes())?;
+                }
+                continue;
+            };
+            let for_request =
+                header.flags.contains(Flags::EXPECTS_REPLY) && self.handlers.request.is_some();
+            let topic = if header.route == RouteKind::Topic
+                && !for_request
+                && !self.handlers.subscriptions.is_empty()
+            {
+                self.topic_name(header.destination)
+                    .filter(|name| self.handlers.wants_topic(name))
+            } else {
+                None
+            };
+            let from = self.rx.sender_of(&header);
+            let Some(guard) = self.rx.read_lane(lane) else {
+                continue;
+            };
+            let mut env = decode(guard.bytes())?;
+            env.from = &from;
+            if let (true, Some(handler)) = (for_request, self.handlers.request.as_mut()) {
+                let result = handler(&env, &mut self.tx);
+                drop(guard); // hand the request's room back before replying
+                let payload = match result {
+                    Ok(payload) => payload,
+                    Err(e) => Payload::Error(ErrorPayload {
+                        kind: ErrorKind::HandlerError,
+                        details: e.into_message(),
+                    }),
+                };
+                self.tx.reply(&header, payload)?;
+            } else if let Some(name) = topic {
+                self.handlers.dispatch_topic(&name, &env, &mut self.tx);
+            } else {
+                let copy = copy_frame(guard.bytes());
+                drop(guard);
+                self.rx.queue.push_back((header, copy));
+            }
+        }
+        Ok(n)
+    }
+
+    /// The name of topic `id`, learnt from agentd once (all topics at a time) and kept.
+    fn topic_name(&mut self, id: u64) -> Option<String> {
+        if let Some(n) = self.handlers.topic_names.get(&id) {
+            return Some(n.clone());
+        }
+        if let Ok(Response::Topics(topics)) = self.sender().shared.call(&Request::ListTopics) {
+            for t in topics {
+                self.handlers.topic_names.insert(t.id, t.name);
+            }
+        }
+        self.handlers.topic_names.get(&id).cloned()
+    }
+
+    /// Runs this agent's handlers ([`Agent::poll`]) until `deadline` or until `stop` says so,
+    /// sleeping on the agent's doorbell (or spinning, as configured) when there is nothing to do.
+    /// Messages no handler takes are queued for [`Agent::recv`].
+    pub fn run_until(
+        &mut self,
+        deadline: Instant,
+        mut stop: impl FnMut(&mut Agent) -> bool,
+    ) -> Result<(), CommunicationError> {
+        loop {
+            let handled = self.poll(256)?;
+            if stop(self) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            if handled == 0 {
+                self.rx.check_link()?;
+                self.rx.idle(deadline);
+            }
+        }
+    }
+}

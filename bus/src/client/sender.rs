@@ -1,0 +1,461 @@
+//! The sending half of an agent: destinations resolved once, one `send` family over every
+//! route kind, loans, batches and replies.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentbus_ipc::clock::realtime_ns;
+use agentbus_ipc::ring::Producer;
+use agentbus_ipc::wait::Wait;
+
+use super::destination::{AgentType, Capability, Destination, Peer, Topic};
+use super::outgoing::sealed::Encode;
+use super::shared::{unexpected, Shared};
+use super::{Batch, Loan, Outgoing};
+use crate::body::AgentIdentifier;
+use crate::codec::{bare_header, Room, Route};
+use crate::control::{AgentAddress, Refusal, Refused, Request, Response};
+use crate::error::{CommunicationError, EncodeError};
+use crate::header::{Flags, FrameHeader, AGENTD_SLOT};
+use crate::ids::{IdGenerator, MessageId};
+use crate::kinds::{MessagePriority, RouteKind};
+
+/// Topic prefix for events ([`Sender::event`]).
+pub const EVENT_PREFIX: &str = "evt.";
+
+/// The longest one wait for room lasts before the link to agentd is checked again: a blocking
+/// send notices agentd's death within about this, whatever its timeout.
+const ROOM_CHECK_EVERY: Duration = Duration::from_millis(50);
+
+/// How long a reply waits for room before it is given up (the requester times out anyway).
+const REPLY_ROOM_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The sending half of an [`super::Agent`]: its outbound lanes, one per priority.
+///
+/// Get it with [`super::Agent::split`] (beside the [`super::Receiver`], so a message read in
+/// place can be answered while it is held) or [`super::Agent::sender`]. Destinations are
+/// resolved once ([`Sender::peer`], [`Sender::topic`], [`Sender::capability`],
+/// [`Sender::agent_type`]); every send then goes straight into the lane: no lookup, no lock, no
+/// system call while the router is awake, one clock reading.
+///
+/// ```
+/// use std::time::Duration;
+/// use agentbus::client::{Agent, AttachOptions, Raw};
+/// use agentbus::{Message, Notification};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # struct Gone(std::path::PathBuf);
+/// # impl Drop for Gone { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+/// # let name = format!("doc-sender-{}", std::process::id());
+/// # let dir = Gone(std::env::temp_dir().join(&name));
+/// # let mut config = agentd::Config::new(&name);
+/// # config.socket_dir = dir.0.clone();
+/// # let daemon = agentd::Daemon::start(config)?;
+/// # let options = |id: &str, kind: &str| AttachOptions::new(daemon.bus(), id, kind).socket_dir(&dir.0);
+/// let mut feed = Agent::attach(options("feed-1", "market_data"))?;
+/// let mut strategy = Agent::attach(options("strategy-1", "strategy"))?;
+/// let _ticks = strategy.subscribe("market.>")?;
+/// let tx = feed.sender();
+/// let aapl = tx.topic("market.AAPL")?;                      // resolved once
+/// let tick = Message::notification(tx.identity(), Notification {
+///     event: "tick".into(),
+///     ..Default::default()
+/// });
+/// tx.send(&aapl, &tick)?;                                   // QueueFull at once if the lane is full
+/// tx.send_blocking(&aapl, Raw(b"px=101.25"), Duration::from_millis(100))?; // waits for room
+/// let first = strategy.recv_timeout(Duration::from_secs(5))?.expect("the tick");
+/// assert!(first.payload().is_some());
+/// drop(first);
+/// let second = strategy.recv_timeout(Duration::from_secs(5))?.expect("the bytes");
+/// assert_eq!(second.raw(), Some(&b"px=101.25"[..]));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Sender {
+    pub(crate) shared: Arc<Shared>,
+    outbound: Vec<Producer>,
+    ids: IdGenerator,
+    /// When the last send was stamped into the control block (realtime ns).
+    last_send_beat: u64,
+    wait: Wait,
+    /// A [`Batch`] is open.
+    batching: bool,
+}
+
+impl Sender {
+    pub(crate) fn new(shared: Arc<Shared>, outbound: Vec<Producer>, wait: Wait) -> Sender {
+        Sender {
+            shared,
+            outbound,
+            ids: IdGenerator::new(),
+            last_send_beat: 0,
+            wait,
+            batching: false,
+        }
+    }
+
+    /// A fresh unguessable id, for a request.
+    pub(crate) fn secret_id(&mut self) -> MessageId {
+        self.ids.next_secret_id()
+    }
+
+    /// How this agent waits.
+    pub(crate) fn wait(&self) -> Wait {
+        self.wait
+    }
+
+    /// This agent's identifier, for the `from` of its messages.
+    pub fn identity(&self) -> AgentIdentifier {
+        self.shared.identity.clone()
+    }
+
+    /// Resolves the agent `agent_id` (one control request): sending to the [`Peer`] needs no
+    /// lookup. `AgentUnreachable` if no agent of that id is attached.
+    pub fn peer(&self, agent_id: &str) -> Result<Peer, CommunicationError> {
+        match self.control(Request::ResolveAgent(agent_id.into()))? {
+            Response::Agent(address) => Ok(Peer {
+                address,
+                name: agent_id.into(),
+            }),
+            Response::Refused(Refused {
+                kind: Refusal::NoSuchAgent,
+                message,
+            }) => Err(CommunicationError::AgentUnreachable {
+                agent: agent_id.into(),
+                reason: message,
+            }),
+            other => Err(unexpected(other).into()),
+        }
+    }
+
+    /// The topic `name`, created if it does not exist (one control request).
+    pub fn topic(&self, name: &str) -> Result<Topic, CommunicationError> {
+        let id = self.id_of(Request::CreateTopic(name.into()))?;
+        Ok(Topic {
+            id,
+            name: name.into(),
+        })
+    }
+
+    /// The topic events of `event_type` are published on (`evt.<event_type>`; the spec's
+    /// `emitEvent` is a send to it). Listen with [`super::Agent::on_event`].
+    pub fn event(&self, event_type: &str) -> Result<Topic, CommunicationError> {
+        self.topic(&format!("{EVENT_PREFIX}{event_type}"))
+    }
+
+    /// The set of `capabilities` (order and repeats do not matter), for capability routing
+    /// (one control request).
+    pub fn capability<S: AsRef<str>>(
+        &self,
+        capabilities: &[S],
+    ) -> Result<Capability, CommunicationError> {
+        let mut names: Vec<String> = capabilities.iter().map(|c| c.as_ref().into()).collect();
+        names.sort();
+        names.dedup();
+        let id = self.id_of(Request::InternCapabilities(names.clone()))?;
+        Ok(Capability {
+            id,
+            names: names.into(),
+        })
+    }
+
+    /// The agent type `name`, for load-balanced routing (one control request).
+    pub fn agent_type(&self, name: &str) -> Result<AgentType, CommunicationError> {
+        let id = self.id_of(Request::InternType(name.into()))?;
+        Ok(AgentType {
+            id,
+            name: name.into(),
+        })
+    }
+
+    fn control(&self, request: Request) -> Result<Response, CommunicationError> {
+        self.shared
+            .call(&request)
+            .map_err(|e| self.shared.control_failed(e))
+    }
+
+    fn id_of(&self, request: Request) -> Result<u64, CommunicationError> {
+        match self.control(request)? {
+            Response::Id(id) => Ok(id),
+            other => Err(self.shared.control_failed(unexpected(other))),
+        }
+    }
+
+    /// Sends `message` (a `&Message`, [`super::Raw`] bytes or a [`super::Typed`] value) to
+    /// `to`, returning its id. Fails at once with `QueueFull` if this agent's outbound lane for
+    /// the message's priority has no room (see [`Sender::send_blocking`]). To several peers, one
+    /// copy each with one id; a failure part way leaves the copies before it sent.
+    pub fn send<'d, M: Outgoing>(
+        &mut self,
+        to: impl Into<Destination<'d>>,
+        message: M,
+    ) -> Result<MessageId, CommunicationError> {
+        self.send_with(to.into(), &message, None, |_| {})
+    }
+
+    /// As [`Sender::send`], waiting up to `timeout` for room in the lane instead of failing
+    /// with `QueueFull`: the wait parks on the lane's space doorbell (or spins, or backs off, as
+    /// [`super::AttachOptions::wait`] says), so the router's next read wakes it. `Timeout` if no
+    /// room came in time; `Disconnected` (within about 50 ms) if agentd died meanwhile.
+    pub fn send_blocking<'d, M: Outgoing>(
+        &mut self,
+        to: impl Into<Destination<'d>>,
+        message: M,
+        timeout: Duration,
+    ) -> Result<MessageId, CommunicationError> {
+        self.send_with(to.into(), &message, Some(timeout), |_| {})
+    }
+
+    /// Sends `message` to `to`, its header adjusted by `adjust` (a request's id and flags);
+    /// waits up to `timeout` for room when given.
+    pub(crate) fn send_with<M: Outgoing>(
+        &mut self,
+        to: Destination<'_>,
+        message: &M,
+        timeout: Option<Duration>,
+        adjust: impl Fn(&mut FrameHeader),
+    ) -> Result<MessageId, CommunicationError> {
+        let now = realtime_ns();
+        self.shared.check_link(now)?;
+        self.stamp_send(now);
+        let deadline = timeout.map(|t| (Instant::now() + t, t));
+        let peers: &[Peer] = match to {
+            Destination::Peers(peers) => peers,
+            single => {
+                let route = single.route().expect("a single destination has one route");
+                let header = self.stamped(message.header(route), now, &adjust);
+                self.write(message, &header, deadline)?;
+                return Ok(header.message_id);
+            }
+        };
+        let mut id = MessageId::NONE;
+        for peer in peers {
+            let route = Route {
+                kind: RouteKind::Multicast,
+                destination: peer.address.destination(),
+            };
+            let mut header = message.header(route);
+            if !id.is_none() {
+                header.message_id = id;
+            }
+            let header = self.stamped(header, now, &adjust);
+            id = header.message_id;
+            self.write(message, &header, deadline)?;
+        }
+        Ok(id)
+    }
+
+    /// `header` with an id (if it has none) and the send's timestamp.
+    fn stamped(
+        &mut self,
+        mut header: FrameHeader,
+        now: u64,
+        adjust: &impl Fn(&mut FrameHeader),
+    ) -> FrameHeader {
+        adjust(&mut header);
+        if header.message_id.is_none() {
+            header.message_id = self.ids.next_id();
+        }
+        header.timestamp_ns = now;
+        header
+    }
+
+    /// Writes one frame into the lane of its priority: at once, or (with a deadline) through
+    /// the client's one wait-for-room path.
+    fn write<M: Encode>(
+        &mut self,
+        message: &M,
+        header: &FrameHeader,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<(), CommunicationError> {
+        let lane = header.priority as usize;
+        match message.write(&mut self.outbound[lane], header, Room::Now) {
+            Err(EncodeError::QueueFull { .. }) if deadline.is_some() => {}
+            other => return other.map_err(CommunicationError::from),
+        }
+        let (deadline, timeout) = deadline.expect("checked above");
+        self.wait_for_room(lane, deadline, timeout, |lane, room| {
+            message.write(lane, header, room)
+        })
+    }
+
+    /// The wait-for-room path: retries `write` on lane `lane`, each try waiting on the lane's
+    /// space doorbell for at most [`ROOM_CHECK_EVERY`], checking between tries that agentd is
+    /// still there, until `deadline`. An open batch is published first: its frames are what the
+    /// router must read to make room.
+    fn wait_for_room(
+        &mut self,
+        lane: usize,
+        deadline: Instant,
+        timeout: Duration,
+        mut write: impl FnMut(&mut Producer, Room) -> Result<(), EncodeError>,
+    ) -> Result<(), CommunicationError> {
+        if self.batching {
+            self.outbound[lane].publish();
+            self.outbound[lane].begin_batch();
+        }
+        loop {
+            let slice = deadline.min(Instant::now() + ROOM_CHECK_EVERY);
+            let room = Room::Until {
+                wait: self.wait,
+                deadline: slice,
+                timeout,
+            };
+            match write(&mut self.outbound[lane], room) {
+                Err(EncodeError::TimedOut { .. }) if Instant::now() < deadline => {
+                    self.shared.check_link_now()?;
+                }
+                Err(EncodeError::TimedOut { .. }) => {
+                    return Err(CommunicationError::Timeout {
+                        what: format!(
+                            "room in this agent's {} outbound lane (the router is not taking its messages)",
+                            lane_name(lane)
+                        ),
+                        after: timeout,
+                    })
+                }
+                other => return other.map_err(CommunicationError::from),
+            }
+        }
+    }
+
+    /// Claims room for a `len`-byte payload to `to` in the lane for `priority`, to write in
+    /// place and send ([`Loan`]). Fails at once with `QueueFull` if the lane has no room.
+    pub fn loan(
+        &mut self,
+        to: &Peer,
+        priority: MessagePriority,
+        len: usize,
+    ) -> Result<Loan<'_>, CommunicationError> {
+        self.loan_in(to, priority, len, None)
+    }
+
+    /// As [`Sender::loan`], waiting up to `timeout` for room (as [`Sender::send_blocking`]).
+    pub fn loan_blocking(
+        &mut self,
+        to: &Peer,
+        priority: MessagePriority,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Loan<'_>, CommunicationError> {
+        self.loan_in(to, priority, len, Some(timeout))
+    }
+
+    fn loan_in(
+        &mut self,
+        to: &Peer,
+        priority: MessagePriority,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Loan<'_>, CommunicationError> {
+        let now = realtime_ns();
+        self.shared.check_link(now)?;
+        self.stamp_send(now);
+        let route = Route {
+            kind: RouteKind::Agent,
+            destination: to.address.destination(),
+        };
+        let header = self.stamped(bare_header(route, priority), now, &|_| {});
+        let lane = priority as usize;
+        if let Some(timeout) = timeout {
+            // Wait until the loan's room is free, then claim it below (nothing else writes
+            // this lane meanwhile: the sender is borrowed).
+            let room = super::loan::frame_len(len);
+            let deadline = Instant::now() + timeout;
+            self.wait_for_room(lane, deadline, timeout, |lane, r| {
+                r.claim(lane, room).map(drop)
+            })?;
+        }
+        Loan::new(&mut self.outbound[lane], header, len).map_err(CommunicationError::from)
+    }
+
+    /// Replies to the message whose header is `request` with `message` (a [`crate::Payload`], a
+    /// `&Message`, [`super::Raw`] bytes or a [`super::Typed`] value): correlated to it, at its priority, to the agent the
+    /// router says sent it. Waits up to a second for room. Works while the request is still held
+    /// in place, so an answer can be written from the request's own bytes without copying them
+    /// out first (`let (tx, rx) = agent.split(); let d = rx.recv()?; tx.reply(d.header(), ..)`).
+    /// A message agentd sent itself is not answered.
+    pub fn reply<M: Outgoing>(
+        &mut self,
+        request: &FrameHeader,
+        message: M,
+    ) -> Result<MessageId, CommunicationError> {
+        self.send_reply(request, &message)
+    }
+
+    pub(crate) fn send_reply<M: Outgoing>(
+        &mut self,
+        request: &FrameHeader,
+        message: &M,
+    ) -> Result<MessageId, CommunicationError> {
+        if request.source_slot == AGENTD_SLOT {
+            return Ok(MessageId::NONE);
+        }
+        let to = Peer {
+            address: AgentAddress {
+                slot: request.source_slot,
+                epoch: request.source_epoch,
+            },
+            name: Arc::from(""),
+        };
+        let (correlation, priority) = (request.message_id, request.priority);
+        self.send_with(
+            Destination::Peer(&to),
+            message,
+            Some(REPLY_ROOM_TIMEOUT),
+            |h| {
+                h.correlation_id = correlation;
+                h.priority = priority;
+                h.flags |= Flags::IS_REPLY;
+            },
+        )
+    }
+
+    /// Starts a batch: messages sent through the returned guard reach the router together, with
+    /// one Release store and at most one wake-up per lane (sender batching), when it is dropped.
+    pub fn batch(&mut self) -> Batch<'_> {
+        for lane in &mut self.outbound {
+            lane.begin_batch();
+        }
+        self.batching = true;
+        Batch::new(self)
+    }
+
+    /// Publishes every lane's open batch (the [`Batch`] guard's drop).
+    pub(crate) fn end_batch(&mut self) {
+        for lane in &mut self.outbound {
+            lane.publish();
+        }
+        self.batching = false;
+    }
+
+    /// Reports how many tasks this agent holds (load-balanced routing prefers the least loaded).
+    pub fn set_load(&self, load: u32) {
+        self.shared.control.report_load(load);
+    }
+
+    /// Whether this agent still has a live agentd (checks as a send does: a system call only if
+    /// the router's beat has stopped).
+    pub fn is_connected(&self) -> bool {
+        self.shared.check_link_now().is_ok()
+    }
+
+    /// Shows the router that this agent is alive when it only sends: a store into the control
+    /// block at most once per half heartbeat interval, from the send's own clock reading.
+    fn stamp_send(&mut self, now: u64) {
+        if now.wrapping_sub(self.last_send_beat) > self.shared.beat_every_ns() {
+            self.shared.control.sent_at(now);
+            self.last_send_beat = now;
+        }
+    }
+}
+
+/// A lane's priority as errors name it.
+fn lane_name(lane: usize) -> &'static str {
+    match lane {
+        0 => "CRITICAL",
+        1 => "HIGH",
+        2 => "NORMAL",
+        _ => "LOW",
+    }
+}
