@@ -187,6 +187,7 @@ impl Daemon {
             .expect("a fresh segment is page-aligned");
         let (commands_tx, commands_rx) = rtrb::RingBuffer::new(4096);
         let (events_tx, events_rx) = mpsc::channel();
+        let (acks_tx, acks_rx) = mpsc::channel();
         let dead_letters = Arc::new(Mutex::new(DeadLetterQueue::new(
             config.dead_letter_capacity,
             config.dead_letter_bytes,
@@ -216,6 +217,7 @@ impl Daemon {
             RouterLinks {
                 commands: commands_rx,
                 events: events_tx,
+                acks: acks_tx,
                 waker: Arc::clone(&waker),
                 dead_letters: Arc::clone(&dead_letters),
                 header: header.words().clone(),
@@ -230,6 +232,7 @@ impl Daemon {
             listener,
             commands: commands_tx,
             events: events_rx,
+            acks: acks_rx,
             router_bell_segment,
             dead_letters,
             header: header.words().clone(),

@@ -15,7 +15,7 @@ use crate::report::{machine, print_table, Row};
 use crate::{bus_cases, peers};
 
 /// The cases `agentbus bench` knows (`all` runs every one but `router-wait`, `route-changes`
-/// and `tail`, which take about a minute, two and a half minutes and half a minute, and `sweep`, which
+/// and `tail`, which take about a minute, a few seconds and half a minute, and `sweep`, which
 /// runs floor, channel and routed at each of [`SWEEP_SIZES`]).
 pub const CASES: [&str; 18] = [
     "floor",

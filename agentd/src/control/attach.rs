@@ -44,7 +44,7 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
     if ctl.attached_slot(token).is_some() {
         return refuse(Refusal::BadRequest, "this connection is attached already");
     }
-    if let Some(&slot) = ctl.registry.by_id.get(&req.agent_id) {
+    if let Some(slot) = ctl.registry.slot_of(&req.agent_id) {
         return refuse(
             Refusal::AlreadyAttached,
             format!(
@@ -108,9 +108,8 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
         agent_type: req.agent_type.clone(),
         instance_id: req.instance_id.clone(),
     };
-    let mut capabilities = req.capabilities.clone();
-    capabilities.sort();
-    capabilities.dedup();
+    // Sorted and deduplicated by the registry.
+    let capabilities = req.capabilities.clone();
     let new = NewAgent {
         slot,
         epoch,
@@ -122,21 +121,38 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
         lane_capacity: layout.capacity,
         capacity: req.max_capacity,
     };
-    if let Err(e) = ctl.command(|ack| Command::AddAgent(Box::new(new), ack)) {
-        return refuse(Refusal::NoRoom, e.to_string());
+    if let Err(e) = ctl.push(Command::AddAgent(Box::new(new))) {
+        return e.why.refusal();
     }
-    ctl.registry.agents[slot as usize] = Some(AgentRecord {
-        epoch,
-        identity,
-        capabilities,
-        capacity: req.max_capacity,
-        pid: peer.pid,
-        uid: peer.uid,
-        token,
-        lanes: segment,
-        leaving: false,
-    });
-    ctl.registry.by_id.insert(req.agent_id.clone(), slot);
+    ctl.registry.attach(
+        slot,
+        AgentRecord {
+            epoch,
+            identity,
+            capabilities,
+            capacity: req.max_capacity,
+            pid: peer.pid,
+            uid: peer.uid,
+            token,
+            lanes: segment,
+            leaving: false,
+        },
+    );
+    // One acknowledgement for the agent and the routes it joined (its type, the capability
+    // sets it has): it is answered only once the router routes to it.
+    if let Err(e) = ctl.sync_routes(true) {
+        // Undone: the router removes it (after adding it, if that arrives late), the routes
+        // it joined forget it, and the slot is free again.
+        ctl.registry.free(slot, epoch);
+        let _ = ctl.push(Command::RemoveAgent {
+            slot,
+            epoch,
+            drain: false,
+        });
+        let _ = ctl.send_routes();
+        tracing::warn!(slot, agent = %req.agent_id, "attach refused: {e}");
+        return e.refusal();
+    }
     ctl.bus_header.publish_slot(
         slot,
         Some(&crate::bus_header::RegistryEntry {
@@ -149,13 +165,10 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
             agent_type: req.agent_type.clone(),
         }),
     );
-    ctl.registry.intern_type(&req.agent_type);
     if let Some(conn) = ctl.conns.get_mut(&token) {
         conn.slot = Some((slot, epoch));
     }
-    ctl.header
-        .set_agents(ctl.registry.agents.iter().flatten().count() as u64);
-    ctl.sync_routes();
+    ctl.header.set_agents(ctl.registry.agents().count() as u64);
     tracing::info!(slot, epoch, agent = %req.agent_id, pid = peer.pid, "attached");
     Reply {
         response: Response::Attached(AttachInfo {

@@ -24,7 +24,7 @@ pub(super) fn open(ctl: &mut Control, token: Token, peer: &str) -> Reply {
     let Some((slot, _)) = ctl.attached_slot(token) else {
         return refuse(Refusal::NotAttached, "attach before opening channels");
     };
-    let Some(&peer_slot) = ctl.registry.by_id.get(peer) else {
+    let Some(peer_slot) = ctl.registry.slot_of(peer) else {
         return refuse(
             Refusal::NoSuchAgent,
             format!("no agent {peer:?} is attached to open a channel to"),
@@ -33,10 +33,7 @@ pub(super) fn open(ctl: &mut Control, token: Token, peer: &str) -> Reply {
     if peer_slot == slot {
         return refuse(Refusal::BadRequest, "a channel needs two different agents");
     }
-    let (Some(me), Some(them)) = (
-        ctl.registry.agents[slot as usize].as_ref(),
-        ctl.registry.agents[peer_slot as usize].as_ref(),
-    ) else {
+    let (Some(me), Some(them)) = (ctl.registry.agent(slot), ctl.registry.agent(peer_slot)) else {
         return refuse(Refusal::NoSuchAgent, "one end is not attached");
     };
     let (my_id, their_id, peer_token) = (me.identity.clone(), them.identity.clone(), them.token);

@@ -16,5 +16,9 @@ pub(super) fn handle(ctl: &mut Control, token: Token) -> Reply {
         conn.slot = None;
     }
     ctl.leave(slot, epoch);
+    // Answered once the router stopped routing to it (or gave up: it has left either way).
+    if let Err(e) = ctl.sync_routes(true) {
+        tracing::warn!(slot, "detach: {e}");
+    }
     Response::Done.into()
 }

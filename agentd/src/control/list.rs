@@ -13,10 +13,7 @@ pub(super) fn handle(ctl: &mut Control) -> Reply {
     let timeout = ctl.config.heartbeat_timeout.as_nanos() as u64;
     let agents = ctl
         .registry
-        .agents
-        .iter()
-        .enumerate()
-        .filter_map(|(slot, a)| a.as_ref().map(|a| (slot as u32, a)))
+        .agents()
         .map(|(slot, a)| {
             let cb = lanes::ControlBlock::of(&a.lanes.region());
             let load = cb.load();

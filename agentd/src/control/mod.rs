@@ -1,8 +1,14 @@
 //! The control thread: a `mio` loop serving the bus's Unix socket.
 //!
 //! One file per request. Requests that change routing are answered only after the router has
-//! applied the change (each routing command carries an acknowledgement), so a `subscribe` that
-//! returned sees every later `publish`.
+//! applied the change, so a `subscribe` that returned sees every later `publish`. The registry
+//! keeps routes current incrementally and hands over only the routes a request changed; they go
+//! to the router as one unacknowledged command, followed by one barrier that the router
+//! acknowledges. The router applies commands in the order queued, so that one acknowledgement
+//! proves every command before it applied (an attach's `AddAgent` included). A request that
+//! changed no route sends nothing and waits for nothing. Changes nobody waits for (an agent's
+//! connection closed, the router freed a slot) are queued without a barrier: the next request's
+//! barrier comes after them.
 
 mod attach;
 mod channels;
@@ -19,7 +25,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -125,8 +131,8 @@ impl From<Response> for Reply {
     }
 }
 
-/// Why the router did not apply a command ([`Control::command`]); the message goes back to
-/// the client whose request needed it.
+/// Why the router did not apply a routing change ([`Control::sync_routes`]); the message goes
+/// back to the client whose request needed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 enum CommandError {
     /// agentd is stopping: it applies no more routing changes.
@@ -135,6 +141,27 @@ enum CommandError {
     /// No acknowledgement within 5 s: the router stopped, or is wedged.
     #[error("the router did not apply a routing change (stopped, or busy for 5 s): retry; if it persists, check `agentbus stat` and restart agentd")]
     NotApplied,
+}
+
+/// How long a routing change may wait to be queued, and then to be acknowledged.
+const ROUTER_PATIENCE: Duration = Duration::from_secs(5);
+
+/// A command that was not queued for the router, given back with why.
+#[derive(Debug)]
+struct NotQueued {
+    why: CommandError,
+    command: Command,
+}
+
+impl CommandError {
+    /// The refusal of a request whose routing change the router did not apply.
+    fn refusal(self) -> Reply {
+        let kind = match self {
+            CommandError::ShuttingDown => Refusal::ShuttingDown,
+            CommandError::NotApplied => Refusal::NoRoom,
+        };
+        refuse(kind, self.to_string())
+    }
 }
 
 fn refuse(kind: Refusal, message: impl Into<String>) -> Reply {
@@ -156,6 +183,12 @@ pub struct Control {
     next_token: usize,
     commands: rtrb::Producer<Command>,
     events: Receiver<RouterEvent>,
+    acks: Receiver<u64>,
+    last_barrier: u64,
+    /// A routing change may have been queued without its barrier being acknowledged (one timed
+    /// out, or a command could not be queued): the next request waits for a barrier even if it
+    /// changes nothing itself.
+    unconfirmed: bool,
     router_bell: SharedDoorbell,
     router_bell_segment: MemfdSegment,
     dead_letters: Arc<Mutex<DeadLetterQueue>>,
@@ -181,6 +214,8 @@ pub struct ControlParts {
     pub commands: rtrb::Producer<Command>,
     /// Events from the router.
     pub events: Receiver<RouterEvent>,
+    /// The router's acknowledgements of [`Command::Barrier`]s.
+    pub acks: Receiver<u64>,
     /// The router's doorbell segment (handed to every agent).
     pub router_bell_segment: MemfdSegment,
     /// The dead-letter queue.
@@ -211,6 +246,9 @@ impl Control {
             next_token: FIRST_CONN,
             commands: parts.commands,
             events: parts.events,
+            acks: parts.acks,
+            last_barrier: 0,
+            unconfirmed: false,
             router_bell,
             router_bell_segment: parts.router_bell_segment,
             dead_letters: parts.dead_letters,
@@ -412,15 +450,16 @@ impl Control {
     }
 
     /// The agent in `slot` is going: routing forgets it now; the router delivers what it sent.
+    /// The changes are queued, not waited for: see [`Control::sync_routes`] for that.
     fn leave(&mut self, slot: u32, epoch: u32) {
         channels::close_all_of(self, slot);
         self.registry.leave(slot);
-        self.push(Command::RemoveAgent {
+        let _ = self.push(Command::RemoveAgent {
             slot,
             epoch,
             drain: true,
         });
-        self.sync_routes();
+        let _ = self.send_routes();
     }
 
     fn router_events(&mut self) {
@@ -441,19 +480,25 @@ impl Control {
                         }
                     }
                     self.header
-                        .set_agents(self.registry.agents.iter().flatten().count() as u64);
-                    self.sync_routes();
+                        .set_agents(self.registry.agents().count() as u64);
+                    // Only a faulty agent's routes change here (one that left changed them
+                    // when it left); nobody waits for them.
+                    let _ = self.send_routes();
                 }
             }
         }
     }
 
-    /// Queues a command for the router and wakes it.
-    fn push(&mut self, mut command: Command) {
+    /// Queues a command for the router and wakes it; gives the command back if agentd is
+    /// stopping or the router took no command for [`ROUTER_PATIENCE`].
+    fn push(&mut self, mut command: Command) -> Result<(), NotQueued> {
         if self.shutdown.load(Ordering::Acquire) {
-            return;
+            return Err(NotQueued {
+                why: CommandError::ShuttingDown,
+                command,
+            });
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + ROUTER_PATIENCE;
         loop {
             match self.commands.push(command) {
                 Ok(()) => break,
@@ -462,46 +507,78 @@ impl Control {
                     self.router_bell.bell().ring();
                     std::thread::sleep(Duration::from_micros(100));
                 }
-                Err(_) => {
-                    tracing::error!("the router has not taken commands for 5 s; dropping one");
-                    return;
+                Err(rtrb::PushError::Full(c)) => {
+                    tracing::error!("the router has not taken commands for 5 s");
+                    return Err(NotQueued {
+                        why: CommandError::NotApplied,
+                        command: c,
+                    });
                 }
             }
         }
         self.router_bell.bell().ring_if_sleeping();
+        Ok(())
     }
 
-    /// Sends a command that carries an acknowledgement and waits for the router to apply it.
-    fn command(
-        &mut self,
-        make: impl FnOnce(SyncSender<()>) -> Command,
-    ) -> Result<(), CommandError> {
-        if self.shutdown.load(Ordering::Acquire) {
-            return Err(CommandError::ShuttingDown);
+    /// Queues the routes the registry changed since they were last sent, as one command, and
+    /// no acknowledgement; true if there were any. Routes that could not be queued stay marked
+    /// changed, for the next request to send.
+    fn send_routes(&mut self) -> Result<bool, CommandError> {
+        let changes = self.registry.take_route_changes();
+        if changes.is_empty() {
+            return Ok(false);
         }
-        let (tx, rx) = sync_channel(1);
-        self.push(make(tx));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(()) => return Ok(()),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-                    if Instant::now() < deadline && !self.shutdown.load(Ordering::Acquire) => {}
-                Err(_) => return Err(CommandError::NotApplied),
+        match self.push(Command::SetRoutes(changes)) {
+            Ok(()) => Ok(true),
+            Err(NotQueued { why, command }) => {
+                if let Command::SetRoutes(changes) = command {
+                    self.registry.resend(changes.into_iter().map(|c| c.route));
+                }
+                Err(why)
             }
         }
     }
 
-    /// Sends the router the current subscribers, candidates and members of every route.
-    fn sync_routes(&mut self) {
-        for (id, slots) in self.registry.topic_routes() {
-            let _ = self.command(|ack| Command::SetTopic(id, slots, ack));
-        }
-        for (id, slots) in self.registry.capset_routes() {
-            let _ = self.command(|ack| Command::SetCapabilitySet(id, slots, ack));
-        }
-        for (id, slots) in self.registry.type_routes() {
-            let _ = self.command(|ack| Command::SetType(id, slots, ack));
+    /// Sends the router the routes changed since they were last sent, then one barrier, and
+    /// waits until the router acknowledged it: every command queued before (this request's
+    /// `AddAgent` or `RemoveAgent` included) has then been applied. `queued` says whether this
+    /// request queued a command of its own; without one, without route changes and with every
+    /// earlier change confirmed, nothing is sent and nothing is waited for.
+    fn sync_routes(&mut self, queued: bool) -> Result<(), CommandError> {
+        let synced = self.send_routes().and_then(|changed| {
+            if changed || queued || self.unconfirmed {
+                self.barrier()
+            } else {
+                Ok(())
+            }
+        });
+        self.unconfirmed = synced.is_err();
+        synced
+    }
+
+    /// Queues a barrier and waits for its acknowledgement, at most [`ROUTER_PATIENCE`]. Stops
+    /// waiting at once when the router thread has ended (its acknowledgement sender is then
+    /// dropped), so shutdown is noticed without polling.
+    fn barrier(&mut self) -> Result<(), CommandError> {
+        self.last_barrier += 1;
+        let number = self.last_barrier;
+        self.push(Command::Barrier(number)).map_err(|e| e.why)?;
+        let deadline = Instant::now() + ROUTER_PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.acks.recv_timeout(left) {
+                Ok(acked) if acked >= number => return Ok(()),
+                // A late acknowledgement of an earlier barrier that was given up on.
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => return Err(CommandError::NotApplied),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(if self.shutdown.load(Ordering::Acquire) {
+                        CommandError::ShuttingDown
+                    } else {
+                        CommandError::NotApplied
+                    });
+                }
+            }
         }
     }
 

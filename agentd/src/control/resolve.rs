@@ -5,13 +5,11 @@ use agentbus::control::{AgentAddress, Refusal, Response};
 use super::{refuse, Control, Reply};
 
 pub(super) fn handle(ctl: &mut Control, agent_id: &str) -> Reply {
-    let found = ctl.registry.by_id.get(agent_id).and_then(|&slot| {
-        ctl.registry.agents[slot as usize]
-            .as_ref()
-            .map(|a| AgentAddress {
-                slot,
-                epoch: a.epoch,
-            })
+    let found = ctl.registry.slot_of(agent_id).and_then(|slot| {
+        ctl.registry.agent(slot).map(|a| AgentAddress {
+            slot,
+            epoch: a.epoch,
+        })
     });
     match found {
         Some(address) => Response::Agent(address).into(),
@@ -27,9 +25,7 @@ pub(super) fn handle(ctl: &mut Control, agent_id: &str) -> Reply {
 pub(super) fn identify(ctl: &mut Control, address: AgentAddress) -> Reply {
     match ctl
         .registry
-        .agents
-        .get(address.slot as usize)
-        .and_then(|a| a.as_ref())
+        .agent(address.slot)
         .filter(|a| a.epoch == address.epoch)
     {
         Some(a) => Response::Identity(a.identity.clone()).into(),

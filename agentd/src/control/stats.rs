@@ -19,13 +19,7 @@ pub(super) fn handle(ctl: &mut Control) -> Reply {
         delivered: router.delivered,
         dead_lettered: router.dead,
         faulted: router.faulted,
-        agents: ctl
-            .registry
-            .agents
-            .iter()
-            .flatten()
-            .filter(|a| !a.leaving)
-            .count() as u32,
+        agents: ctl.registry.agents().filter(|(_, a)| !a.leaving).count() as u32,
     })
     .into()
 }

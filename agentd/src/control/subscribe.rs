@@ -23,8 +23,16 @@ pub(super) fn subscribe(ctl: &mut Control, token: Token, pattern: &str) -> Reply
             format!("pattern {pattern:?} is not valid: dot-separated segments, `*` for one, a final `>` for the rest"),
         );
     }
-    let id = ctl.registry.subscribe(slot, pattern);
-    ctl.sync_routes();
+    let Some(id) = ctl.registry.subscribe(slot, pattern) else {
+        return refuse(Refusal::NotAttached, "this agent is leaving");
+    };
+    if let Err(e) = ctl.sync_routes(false) {
+        // Not answered as subscribed unless publishes reach it: undone (the router applies
+        // the undoing after whatever of it arrives late).
+        ctl.registry.unsubscribe(slot, id);
+        let _ = ctl.send_routes();
+        return e.refusal();
+    }
     Response::Id(id).into()
 }
 
@@ -32,15 +40,15 @@ pub(super) fn unsubscribe(ctl: &mut Control, token: Token, id: u64) -> Reply {
     let Some((slot, _)) = ctl.attached_slot(token) else {
         return refuse(Refusal::NotAttached, "attach before unsubscribing");
     };
-    match ctl.registry.subscriptions.get(&id) {
-        Some((s, _)) if *s == slot => {
-            ctl.registry.subscriptions.remove(&id);
-            ctl.sync_routes();
-            Response::Done.into()
-        }
-        _ => refuse(
+    if !ctl.registry.unsubscribe(slot, id) {
+        return refuse(
             Refusal::BadRequest,
             format!("no subscription {id} of this agent"),
-        ),
+        );
     }
+    if let Err(e) = ctl.sync_routes(false) {
+        // The subscription is gone from the registry; the router drops it when it resumes.
+        tracing::warn!(slot, id, "unsubscribe: {e}");
+    }
+    Response::Done.into()
 }

@@ -16,24 +16,23 @@ pub(super) fn create(ctl: &mut Control, name: &str) -> Reply {
             format!("topic {name:?} is not valid: use dot-separated, non-empty segments without wildcards"),
         );
     }
-    let before = ctl.registry.topics.len();
+    // A new topic is sent to the router (with the subscribers whose patterns match it) before
+    // its id is handed out; an existing one changes nothing and is answered at once.
     let id = ctl.registry.intern_topic(name);
-    if ctl.registry.topics.len() != before {
-        // A new topic may match existing wildcard subscriptions.
-        ctl.sync_routes();
+    if let Err(e) = ctl.sync_routes(false) {
+        return e.refusal();
     }
     Response::Id(id).into()
 }
 
 pub(super) fn list(ctl: &mut Control) -> Reply {
-    let routes = ctl.registry.topic_routes();
     let topics = ctl
         .registry
         .topic_names()
         .map(|(id, name)| TopicInfo {
             id,
             name: name.into(),
-            subscribers: routes.get(id as usize).map_or(0, |(_, s)| s.len() as u32),
+            subscribers: ctl.registry.topic_subscribers(id) as u32,
         })
         .collect();
     Response::Topics(topics).into()

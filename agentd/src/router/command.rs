@@ -1,7 +1,5 @@
 //! What the control thread tells the router, and what the router tells it back.
 
-use std::sync::mpsc::SyncSender;
-
 use agentbus::AgentIdentifier;
 use agentbus_ipc::ring::{Consumer, Producer};
 use agentbus_ipc::Region;
@@ -29,12 +27,36 @@ pub struct NewAgent {
     pub capacity: u32,
 }
 
-/// A change to the routing table, applied by the router between passes. Every command that
-/// carries an `ack` is acknowledged after it took effect.
+/// One route of the routing table: the table it is in and its id there (the id agentd handed
+/// out for the topic, capability set or type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RouteId {
+    /// A topic's subscribers.
+    Topic(u64),
+    /// A capability set's candidates (live agents having every capability of it).
+    CapabilitySet(u64),
+    /// An agent type's members (live agents of that type).
+    Type(u64),
+}
+
+/// A route's new members, replacing what the router had for it (a route the router has not
+/// heard of yet, such as a topic just created, extends its table: from then on the id counts
+/// as issued).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteChange {
+    /// Which route.
+    pub route: RouteId,
+    /// Its slots, ascending, each once.
+    pub slots: Vec<u32>,
+}
+
+/// A change to the routing table, applied by the router between passes, in the order queued.
+/// None is acknowledged by itself: a [`Command::Barrier`] queued after them is, once every
+/// command before it took effect.
 #[derive(Debug)]
 pub enum Command {
     /// Start routing for an agent.
-    AddAgent(Box<NewAgent>, SyncSender<()>),
+    AddAgent(Box<NewAgent>),
     /// The agent is gone (`drain`: deliver what it committed first) or misbehaved.
     RemoveAgent {
         /// Slot.
@@ -44,12 +66,11 @@ pub enum Command {
         /// Deliver its committed frames first.
         drain: bool,
     },
-    /// The slots subscribed to a topic.
-    SetTopic(u64, Vec<u32>, SyncSender<()>),
-    /// The slots having every capability of a capability set.
-    SetCapabilitySet(u64, Vec<u32>, SyncSender<()>),
-    /// The slots of an agent type.
-    SetType(u64, Vec<u32>, SyncSender<()>),
+    /// The routes that changed with one control request, each with all its members now.
+    SetRoutes(Vec<RouteChange>),
+    /// Acknowledge this number on the router's acknowledgement channel: every command queued
+    /// before it has been applied.
+    Barrier(u64),
 }
 
 /// What the router reports to the control thread.

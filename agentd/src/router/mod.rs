@@ -27,7 +27,7 @@ use agentbus_ipc::words::SharedDoorbell;
 
 pub use budget::DeadLetterLimit;
 use budget::{BudgetState, DeadLetterBudget};
-pub use command::{Command, NewAgent, RouterEvent};
+pub use command::{Command, NewAgent, RouteChange, RouteId, RouterEvent};
 use deliver::FrameSender;
 use inbound::{Copied, InboundLanes, Unwritten};
 pub use table::{Entry, Now, Partial, Routes, Slot, SlotSet, Unroutable, View};
@@ -138,6 +138,9 @@ pub struct RouterLinks {
     pub commands: rtrb::Consumer<Command>,
     /// Events to the control thread.
     pub events: Sender<RouterEvent>,
+    /// Acknowledgements of [`Command::Barrier`]s, by number. Dropped with the router when its
+    /// thread ends, which tells a control thread waiting for one that none will come.
+    pub acks: Sender<u64>,
     /// Wakes the control thread's poll loop.
     pub waker: Arc<mio::Waker>,
     /// The dead-letter queue.
@@ -391,8 +394,8 @@ impl Router {
 
     fn publish_slot(&self, slot: usize) {
         for (i, v) in self.dispatch.slots[slot].counters.iter().enumerate() {
-            // Relaxed: independent gauges; the attach ack (a channel send) orders the reset
-            // before the control thread's next read.
+            // Relaxed: independent gauges; the attach's barrier ack (a channel send after this)
+            // orders the reset before the control thread's next read.
             self.links.slot_counters.words[slot * slot_counter::PER_SLOT + i]
                 .store(*v, Ordering::Relaxed);
         }
@@ -492,10 +495,7 @@ impl Router {
     fn apply_commands(&mut self) {
         while let Ok(cmd) = self.links.commands.pop() {
             match cmd {
-                Command::AddAgent(agent, ack) => {
-                    self.add(*agent);
-                    let _ = ack.send(());
-                }
+                Command::AddAgent(agent) => self.add(*agent),
                 Command::RemoveAgent { slot, epoch, drain } => {
                     let Some(e) = self
                         .dispatch
@@ -512,17 +512,14 @@ impl Router {
                         self.remove(slot, None);
                     }
                 }
-                Command::SetTopic(id, slots, ack) => {
-                    self.dispatch.routes.set_topic(id, slots);
-                    let _ = ack.send(());
+                Command::SetRoutes(changes) => {
+                    for change in changes {
+                        self.dispatch.routes.set(change);
+                    }
                 }
-                Command::SetCapabilitySet(id, slots, ack) => {
-                    self.dispatch.routes.set_capset(id, slots);
-                    let _ = ack.send(());
-                }
-                Command::SetType(id, slots, ack) => {
-                    self.dispatch.routes.set_type(id, slots);
-                    let _ = ack.send(());
+                Command::Barrier(number) => {
+                    // Nobody waits any more when the control thread has stopped.
+                    let _ = self.links.acks.send(number);
                 }
             }
         }

@@ -6,6 +6,7 @@ use agentbus::{AgentIdentifier, FrameHeader, RouteKind};
 use agentbus_ipc::Region;
 
 use super::budget::DeadLetterBudget;
+use super::command::{RouteChange, RouteId};
 
 /// Up to 256 slots, as a bitset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,28 +100,20 @@ pub struct Routes {
     pub types: Vec<Vec<u32>>,
 }
 
-fn set(list: &mut Vec<Vec<u32>>, id: u64, slots: Vec<u32>) {
-    let id = id as usize;
-    if list.len() <= id {
-        list.resize_with(id + 1, Vec::new);
-    }
-    list[id] = slots;
-}
-
 impl Routes {
-    /// Sets a topic's subscribers.
-    pub fn set_topic(&mut self, id: u64, slots: Vec<u32>) {
-        set(&mut self.topics, id, slots);
-    }
-
-    /// Sets a capability set's candidates.
-    pub fn set_capset(&mut self, id: u64, slots: Vec<u32>) {
-        set(&mut self.capsets, id, slots);
-    }
-
-    /// Sets a type's members.
-    pub fn set_type(&mut self, id: u64, slots: Vec<u32>) {
-        set(&mut self.types, id, slots);
+    /// Replaces one route's members; a route past the end of its table extends it (the ids
+    /// in between, never issued yet, stay empty).
+    pub fn set(&mut self, change: RouteChange) {
+        let (list, id) = match change.route {
+            RouteId::Topic(id) => (&mut self.topics, id),
+            RouteId::CapabilitySet(id) => (&mut self.capsets, id),
+            RouteId::Type(id) => (&mut self.types, id),
+        };
+        let id = id as usize;
+        if list.len() <= id {
+            list.resize_with(id + 1, Vec::new);
+        }
+        list[id] = change.slots;
     }
 }
 
