@@ -389,25 +389,28 @@ fn routes_follow_changes_made_in_any_order() {
     let mut a = bus.attach("a", "strategy");
     // Two patterns of one agent match one topic, created only after both: one copy each.
     let wide = a.subscribe("px.>").unwrap();
-    a.subscribe("px.EUR").unwrap();
-    feed.publish("px.EUR", &note(&feed, 1)).unwrap();
+    let _exact = a.subscribe("px.EUR").unwrap();
+    let eur = feed.topic("px.EUR").unwrap();
+    feed.send(&eur, &note(&feed, 1)).unwrap();
     assert_eq!(recv_seqs(&mut a, 1, WAIT), vec![1]);
     assert_quiet(&mut a, QUIET);
     // Dropping one of them leaves the other routing.
-    a.unsubscribe(wide).unwrap();
-    feed.publish("px.EUR", &note(&feed, 2)).unwrap();
+    wide.unsubscribe().unwrap();
+    feed.send(&eur, &note(&feed, 2)).unwrap();
     assert_eq!(recv_seqs(&mut a, 1, WAIT), vec![2]);
     // A capability set and a type interned before any agent has them: an agent attaching
     // later joins both, and is routed to as soon as its attach returned.
-    let _ = feed.send_by_capability(&["gpu"], &note(&feed, 3));
-    let _ = feed.send_to_type("auditor", &note(&feed, 4));
+    let gpu = feed.capability(&["gpu"]).unwrap();
+    let auditor = feed.agent_type("auditor").unwrap();
+    let _ = feed.send(&gpu, &note(&feed, 3));
+    let _ = feed.send(&auditor, &note(&feed, 4));
     let mut g = agentbus::client::Agent::attach(
         bus.options("g", "auditor")
             .capabilities(["gpu"])
             .max_capacity(10),
     )
     .unwrap();
-    feed.send_by_capability(&["gpu"], &note(&feed, 5)).unwrap();
-    feed.send_to_type("auditor", &note(&feed, 6)).unwrap();
+    feed.send(&gpu, &note(&feed, 5)).unwrap();
+    feed.send(&auditor, &note(&feed, 6)).unwrap();
     assert_eq!(recv_seqs(&mut g, 2, WAIT), vec![5, 6]);
 }
