@@ -138,7 +138,9 @@ pub enum Room {
 }
 
 impl Room {
-    /// Claims `len` bytes in `producer` as this room policy says.
+    /// Claims `len` bytes in `producer` as this room policy says. The waiting path is kept
+    /// out of line, so the claim of a send that does not wait stays as small as `try_claim`.
+    #[inline]
     pub fn claim<'p>(
         &self,
         producer: &'p mut Producer,
@@ -146,17 +148,31 @@ impl Room {
     ) -> Result<Claim<'p>, EncodeError> {
         match self {
             Room::Now => producer.try_claim(len).map_err(claim_error),
-            Room::Until {
-                wait,
-                deadline,
-                timeout,
-            } => producer
-                .claim(len, wait, Some(*deadline))
-                .map_err(|e| match e {
-                    ClaimError::TimedOut => EncodeError::TimedOut { after: *timeout },
-                    e => claim_error(e),
-                }),
+            Room::Until { .. } => self.wait_for_claim(producer, len),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wait_for_claim<'p>(
+        &self,
+        producer: &'p mut Producer,
+        len: usize,
+    ) -> Result<Claim<'p>, EncodeError> {
+        let Room::Until {
+            wait,
+            deadline,
+            timeout,
+        } = self
+        else {
+            return producer.try_claim(len).map_err(claim_error);
+        };
+        producer
+            .claim(len, wait, Some(*deadline))
+            .map_err(|e| match e {
+                ClaimError::TimedOut => EncodeError::TimedOut { after: *timeout },
+                e => claim_error(e),
+            })
     }
 }
 
@@ -201,15 +217,16 @@ pub fn encode(
     header: &FrameHeader,
     message: &Message,
 ) -> Result<(), EncodeError> {
-    encode_in(producer, header, message, Room::Now)
+    encode_in(producer, header, message, &Room::Now)
 }
 
 /// As [`encode`], getting room as `room` says.
+#[inline]
 pub fn encode_in(
     producer: &mut Producer,
     header: &FrameHeader,
     message: &Message,
-    room: Room,
+    room: &Room,
 ) -> Result<(), EncodeError> {
     let extras = message.extras();
     match &message.payload {
@@ -224,7 +241,7 @@ pub fn encode_payload_in(
     producer: &mut Producer,
     header: &FrameHeader,
     payload: &Payload,
-    room: Room,
+    room: &Room,
 ) -> Result<(), EncodeError> {
     match payload {
         Payload::Raw(bytes) => encode_bytes_in(producer, header, &Extras::NONE, bytes, room),
@@ -238,7 +255,7 @@ fn encode_archive(
     header: &FrameHeader,
     extras: &Extras<'_>,
     payload: &Payload,
-    room: Room,
+    room: &Room,
 ) -> Result<(), EncodeError> {
     let header = framed(header, extras, Flags::empty())?;
     let max = producer.max_payload();
@@ -279,16 +296,17 @@ pub fn encode_bytes(
     extras: &Extras<'_>,
     bytes: &[u8],
 ) -> Result<(), EncodeError> {
-    encode_bytes_in(producer, header, extras, bytes, Room::Now)
+    encode_bytes_in(producer, header, extras, bytes, &Room::Now)
 }
 
 /// As [`encode_bytes`], getting room as `room` says.
+#[inline]
 pub fn encode_bytes_in(
     producer: &mut Producer,
     header: &FrameHeader,
     extras: &Extras<'_>,
     bytes: &[u8],
-    room: Room,
+    room: &Room,
 ) -> Result<(), EncodeError> {
     let mut h = framed(header, extras, Flags::RAW)?;
     h.body_len = u32::try_from(bytes.len()).map_err(|_| EncodeError::TooLarge {
@@ -329,7 +347,7 @@ pub fn encode_typed<T: TypedPayload>(
     extras: &Extras<'_>,
     value: &T,
 ) -> Result<(), EncodeError> {
-    encode_typed_in(producer, header, extras, value, Room::Now)
+    encode_typed_in(producer, header, extras, value, &Room::Now)
 }
 
 /// As [`encode_typed`], getting room as `room` says.
@@ -338,7 +356,7 @@ pub fn encode_typed_in<T: TypedPayload>(
     header: &FrameHeader,
     extras: &Extras<'_>,
     value: &T,
-    room: Room,
+    room: &Room,
 ) -> Result<(), EncodeError> {
     let h = framed(header, extras, Flags::TYPED)?;
     let max = producer.max_payload();

@@ -1,4 +1,9 @@
-//! agentbus: the message model and (soon) the client of the bus.
+//! agentbus: the message model of the bus, and its client.
+//!
+//! [`client`] is how a process takes part: [`client::Agent::attach`] to a bus's agentd, then
+//! send through a [`client::Sender`] to destinations resolved once ([`client::Peer`],
+//! [`client::Topic`], [`client::Capability`], [`client::AgentType`]) and receive in place from a
+//! [`client::Receiver`]. The rest of the crate is what both ends and agentd share:
 //!
 //! Every message travels as one frame in a shared-memory lane: a fixed 48-byte routing
 //! [`FrameHeader`], an [`extensions`] block only when trace context, reply-to or metadata is

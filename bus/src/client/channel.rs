@@ -30,6 +30,32 @@ const PEER: Route = Route {
 /// receiver reads. Receiving copies each frame once into a private buffer before validating
 /// it, because the other end can write the shared memory (a hostile peer harms only itself).
 /// Dropping it closes the channel.
+/// ```
+/// use std::time::Duration;
+/// use agentbus::client::{Agent, AttachOptions, Raw};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # struct Gone(std::path::PathBuf);
+/// # impl Drop for Gone { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+/// # let name = format!("doc-channel-{}", std::process::id());
+/// # let dir = Gone(std::env::temp_dir().join(&name));
+/// # let mut config = agentd::Config::new(&name);
+/// # config.socket_dir = dir.0.clone();
+/// # let daemon = agentd::Daemon::start(config)?;
+/// # let options = |id: &str, kind: &str| AttachOptions::new(daemon.bus(), id, kind).socket_dir(&dir.0);
+/// let mut strategy = Agent::attach(options("strategy-1", "strategy"))?;
+/// let mut exec = Agent::attach(options("exec-1", "execution"))?;
+/// let mut to_exec = strategy.channel("exec-1")?;            // agentd hands both ends the rings
+/// let mut from_strategy = exec.accept_channel(Duration::from_secs(5))?.expect("offered");
+/// to_exec.send(Raw(b"buy 100 AAPL"))?;                       // one hop: no router
+/// let order = from_strategy.recv_timeout(Duration::from_secs(5))?.expect("sent");
+/// assert_eq!(order.raw(), Some(&b"buy 100 AAPL"[..]));
+/// assert_eq!(order.from().agent_id, "strategy-1");           // the peer agentd connected
+/// drop(order);
+/// to_exec.close();
+/// assert!(from_strategy.recv_timeout(Duration::from_millis(100)).is_err()); // closed
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Channel {
     info: ChannelInfo,
@@ -139,7 +165,7 @@ impl Channel {
         header.source_slot = self.slot;
         let header = self.outgoing(header)?;
         let Some(timeout) = timeout else {
-            message.write(&mut self.tx, &header, Room::Now)?;
+            message.write(&mut self.tx, &header, &Room::Now)?;
             return Ok(header.message_id);
         };
         let deadline = Instant::now() + timeout;
@@ -149,7 +175,7 @@ impl Channel {
                 deadline: deadline.min(Instant::now() + Duration::from_millis(50)),
                 timeout,
             };
-            match message.write(&mut self.tx, &header, room) {
+            match message.write(&mut self.tx, &header, &room) {
                 Err(EncodeError::TimedOut { .. }) if Instant::now() < deadline => {
                     self.check_open()?
                 }

@@ -40,7 +40,34 @@ pub(crate) fn copy_frame(bytes: &[u8]) -> AlignedVec<16> {
 }
 
 /// A message, validated when received. Reading it copies nothing; dropping it hands its room
-/// back to the router.
+/// back to the router. It borrows only the [`super::Receiver`] it came from, so the
+/// [`super::Sender`] beside it can answer while it is held.
+/// ```
+/// use std::time::Duration;
+/// use agentbus::client::{Agent, AttachOptions, Typed};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # struct Gone(std::path::PathBuf);
+/// # impl Drop for Gone { fn drop(&mut self) { let _ = std::fs::remove_dir_all(&self.0); } }
+/// # let name = format!("doc-delivery-{}", std::process::id());
+/// # let dir = Gone(std::env::temp_dir().join(&name));
+/// # let mut config = agentd::Config::new(&name);
+/// # config.socket_dir = dir.0.clone();
+/// # let daemon = agentd::Daemon::start(config)?;
+/// # let options = |id: &str, kind: &str| AttachOptions::new(daemon.bus(), id, kind).socket_dir(&dir.0);
+/// #[derive(rkyv::Archive, rkyv::Serialize)]
+/// struct Order { symbol: [u8; 4], qty: u32 }
+///
+/// let mut strategy = Agent::attach(options("strategy-1", "strategy"))?;
+/// let mut exec = Agent::attach(options("exec-1", "execution"))?;
+/// let to_exec = strategy.peer("exec-1")?;
+/// strategy.send(&to_exec, Typed(&Order { symbol: *b"AAPL", qty: 100 }))?;
+/// let d = exec.recv_timeout(Duration::from_secs(5))?.expect("routed");
+/// assert_eq!(d.from().agent_id, "strategy-1");             // the router's word, not the sender's
+/// let order = d.typed::<Order>()?;                          // validated, read in the lane
+/// assert_eq!((&order.symbol, order.qty.to_native()), (b"AAPL", 100));
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Delivery<'a> {
     pub(crate) frame: Frame<'a>,

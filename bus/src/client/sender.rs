@@ -269,7 +269,7 @@ impl Sender {
         deadline: Option<(Instant, Duration)>,
     ) -> Result<(), CommunicationError> {
         let lane = header.priority as usize;
-        match message.write(&mut self.outbound[lane], header, Room::Now) {
+        match message.write(&mut self.outbound[lane], header, &Room::Now) {
             Err(EncodeError::QueueFull { .. }) if deadline.is_some() => {}
             other => return other.map_err(CommunicationError::from),
         }
@@ -288,7 +288,7 @@ impl Sender {
         lane: usize,
         deadline: Instant,
         timeout: Duration,
-        mut write: impl FnMut(&mut Producer, Room) -> Result<(), EncodeError>,
+        mut write: impl FnMut(&mut Producer, &Room) -> Result<(), EncodeError>,
     ) -> Result<(), CommunicationError> {
         if self.batching {
             self.outbound[lane].publish();
@@ -301,7 +301,7 @@ impl Sender {
                 deadline: slice,
                 timeout,
             };
-            match write(&mut self.outbound[lane], room) {
+            match write(&mut self.outbound[lane], &room) {
                 Err(EncodeError::TimedOut { .. }) if Instant::now() < deadline => {
                     self.shared.check_link_now()?;
                 }
