@@ -34,15 +34,17 @@ const TYPE_WORDS: usize = 8;
 /// One agent as the header shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryEntry {
-    /// Slot.
+    /// The agent's slot: not stored, it is the record's index (the record starts at word
+    /// `REGISTRY + slot * RECORD_WORDS`).
     pub slot: u32,
-    /// Epoch.
+    /// The slot's epoch at attach (1..=65535): with the slot, names this occupant; written 0
+    /// when the slot is freed.
     pub epoch: u32,
-    /// Process id.
+    /// The agent's process id, from `SO_PEERCRED` at attach.
     pub pid: u32,
-    /// User id.
+    /// The agent's user id, from `SO_PEERCRED` at attach.
     pub uid: u32,
-    /// Declared capacity.
+    /// The most tasks the agent declared it holds (`max_capacity` at attach).
     pub capacity: u32,
     /// Agent id (cut to 64 bytes).
     pub agent_id: String,

@@ -10,7 +10,8 @@ use serde::Deserialize;
 /// Everything agentd needs to run a bus.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The bus name.
+    /// The bus's name (1 to 64 of `[A-Za-z0-9_.-]`): it names the control socket
+    /// (`<bus>.sock`) and the header segment (`agentbus.<bus>.ctl`).
     pub bus: String,
     /// Where the control socket goes.
     pub socket_dir: PathBuf,
@@ -36,7 +37,8 @@ pub struct Config {
     pub delivery_timeout: Duration,
     /// Users allowed to attach besides agentd's own.
     pub allow_uids: Vec<u32>,
-    /// Groups allowed to attach.
+    /// Groups allowed to attach: a peer whose gid (from `SO_PEERCRED`) is listed may, whatever
+    /// its uid.
     pub allow_gids: Vec<u32>,
     /// Dead letters kept (the oldest are dropped, and counted, past this).
     pub dead_letter_capacity: usize,
@@ -66,17 +68,17 @@ pub enum ConfigError {
     Invalid {
         /// The setting, as its TOML key.
         key: &'static str,
-        /// The value it has.
+        /// The value given, as text.
         value: String,
-        /// What it may be.
+        /// What it may be, as a sentence for the user.
         allowed: String,
     },
     /// The heartbeat timeout is not longer than the interval: every agent would look dead.
     #[error("heartbeat_timeout_ms ({timeout:?}) must be longer than heartbeat_interval_ms ({interval:?}): raise the timeout or shorten the interval")]
     HeartbeatTimeout {
-        /// The timeout.
+        /// The heartbeat timeout given (`heartbeat_timeout_ms`).
         timeout: Duration,
-        /// The interval.
+        /// The heartbeat interval given (`heartbeat_interval_ms`), which the timeout must exceed.
         interval: Duration,
     },
     /// `wait` names no wait strategy.
@@ -88,15 +90,15 @@ pub enum ConfigError {
     /// The configuration file could not be read.
     #[error("cannot read config {}: {source}; check the path and its permissions", path.display())]
     Read {
-        /// The file.
+        /// The configuration file's path, as given.
         path: PathBuf,
-        /// Why.
+        /// What reading it returned.
         source: std::io::Error,
     },
     /// The configuration file's settings are wrong.
     #[error("config {}: {source}", path.display())]
     File {
-        /// The file.
+        /// The configuration file's path, as given.
         path: PathBuf,
         /// What is wrong in it.
         source: Box<ConfigError>,

@@ -28,9 +28,10 @@ pub enum StartError {
     /// Another agentd serves this bus.
     #[error("bus {bus:?} is already served by a running agentd{}: stop it first, or pick another bus name", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     AlreadyRunning {
-        /// The bus.
+        /// The name of the bus asked for.
         bus: String,
-        /// Its pid, when known.
+        /// The other agentd's pid, from the bus header (`None` if no complete header could be
+        /// read).
         pid: Option<u32>,
     },
     /// A file or socket operation failed.
@@ -38,9 +39,9 @@ pub enum StartError {
     Io {
         /// What was being done.
         what: &'static str,
-        /// Where.
+        /// The file, directory or socket it was done to.
         path: PathBuf,
-        /// The error.
+        /// What the operation returned.
         source: std::io::Error,
     },
     /// A shared-memory segment could not be made.
@@ -265,7 +266,7 @@ impl Daemon {
         &self.socket
     }
 
-    /// The bus name.
+    /// The name of the bus it serves, as configured.
     pub fn bus(&self) -> &str {
         &self.bus
     }

@@ -22,7 +22,7 @@ const PAGE_BYTES: usize = 256 << 10;
 /// A dead letter: what is listed, and the frame (kept for replay).
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
-    /// What is listed.
+    /// What `DeadLetters` lists of it; its `sequence` is set by the queue when it is pushed.
     pub info: DeadLetterInfo,
     /// The frame's bytes (empty when the frame alone was over the byte bound).
     pub frame: Vec<u8>,

@@ -9,14 +9,14 @@ use agentd::{Config, Daemon};
 use anyhow::Context;
 use clap::Parser;
 
-/// The agentbus daemon.
+/// agentd's flags: those given override the configuration file (`--bus` always does).
 #[derive(Debug, Parser)]
 #[command(
     version,
     about = "The agentbus daemon: owns a bus's shared memory and routes its messages"
 )]
 struct Args {
-    /// Bus name.
+    /// Bus name: it names the control socket (`<bus>.sock`) and the shared-memory header.
     #[arg(long, default_value = "default")]
     bus: String,
     /// TOML configuration file (flags override it).
@@ -39,7 +39,7 @@ struct Args {
     /// Directory for the control socket.
     #[arg(long)]
     socket_dir: Option<PathBuf>,
-    /// Most agents at once.
+    /// Most agents attached at once (1 to 256; default 64).
     #[arg(long)]
     max_agents: Option<usize>,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).

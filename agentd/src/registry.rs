@@ -20,19 +20,20 @@ pub const SYS_AGENTS: &str = "sys.agents";
 /// One attached (or leaving) agent.
 #[derive(Debug)]
 pub struct AgentRecord {
-    /// Epoch of its slot.
+    /// Its slot's epoch, bumped at its attach (1..=65535): with the slot, names this occupant;
+    /// [`Registry::free`] checks it.
     pub epoch: u32,
-    /// Who it is.
+    /// Its id, type and instance, as it attached.
     pub identity: AgentIdentifier,
     /// Its capabilities, sorted.
     pub capabilities: Vec<String>,
-    /// Declared capacity.
+    /// The most tasks it declared it holds (`max_capacity` at attach); listed with its load.
     pub capacity: u32,
-    /// Its peer credentials.
+    /// Its process id, from `SO_PEERCRED` at attach.
     pub pid: i32,
-    /// Its uid.
+    /// Its user id, from `SO_PEERCRED` at attach.
     pub uid: u32,
-    /// Its control connection.
+    /// The poll token of its control connection (where its replies and pushes go).
     pub token: Token,
     /// Its lane segment (kept mapped for listing its heartbeat and load).
     pub lanes: MemfdSegment,
@@ -50,16 +51,17 @@ struct Subscription {
     topics: Vec<u64>,
 }
 
-/// The registry. It keeps every route's members current as agents attach and leave, topics are
-/// created and patterns subscribed, each change touching only what it can affect, and collects
-/// the routes that changed for [`Registry::take_route_changes`].
+/// What the control thread knows of agents, topics and routes. It keeps every route's members
+/// current as agents attach and leave, topics are created and patterns subscribed, each change
+/// touching only what it can affect, and collects the routes that changed for
+/// [`Registry::take_route_changes`].
 #[derive(Debug, Default)]
 pub struct Registry {
     /// Agents by slot (a leaving one stays until the router freed its slot).
     agents: Vec<Option<AgentRecord>>,
     /// The last epoch of each slot.
     pub epochs: Vec<u32>,
-    /// Live agents by id.
+    /// The slot of each live agent, by agent id (a leaving agent is removed at once).
     by_id: HashMap<String, u32>,
     /// Topic names by id.
     topics: Vec<String>,

@@ -71,7 +71,7 @@ pub struct BenchOptions {
     pub seconds: f64,
 }
 
-/// A throughput result.
+/// One throughput case's rate (routed, routed in batches, channel, bare ring), as reported.
 #[derive(Debug, Clone)]
 pub struct Throughput {
     /// A stable machine name for the JSON (kebab-case, unique in a run).

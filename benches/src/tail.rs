@@ -39,7 +39,7 @@ const MAX_EVENTS: usize = 1 << 20;
 /// What one core's clock loop saw.
 #[derive(Debug)]
 pub struct Gaps {
-    /// The core.
+    /// The core the loop ran on: [`clock_loop`] pins its thread there first.
     pub core: usize,
     /// Clock reads made.
     pub reads: u64,

@@ -9,7 +9,8 @@ use rkyv::{Archive, Deserialize, Serialize};
 use crate::kinds::MessageType;
 use crate::payload::*;
 
-/// The spec's `AgentIdentifier`.
+/// Who an agent is (the spec's `AgentIdentifier`): its id, its type and, optionally, which
+/// instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Archive, Serialize, Deserialize)]
 #[rkyv(derive(Debug))]
 pub struct AgentIdentifier {
@@ -43,25 +44,25 @@ impl AgentIdentifier {
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
 #[rkyv(derive(Debug))]
 pub enum Payload {
-    /// See [`TaskRequest`].
+    /// The body of a `TASK_REQUEST`: asks an agent to do a task.
     TaskRequest(TaskRequest),
-    /// See [`TaskResponse`].
+    /// The body of a `TASK_RESPONSE`: a task's result or failure.
     TaskResponse(TaskResponse),
-    /// See [`TaskUpdate`].
+    /// The body of a `TASK_UPDATE`: progress on a task.
     TaskUpdate(TaskUpdate),
-    /// See [`StatusUpdate`].
+    /// The body of a `STATUS_UPDATE`: an agent's status, load and metrics.
     StatusUpdate(StatusUpdate),
-    /// See [`ResourceRequest`].
+    /// The body of a `RESOURCE_REQUEST`: asks for an amount of a resource.
     ResourceRequest(ResourceRequest),
-    /// See [`ResourceResponse`].
+    /// The body of a `RESOURCE_RESPONSE`: grants or refuses a resource request.
     ResourceResponse(ResourceResponse),
-    /// See [`Coordination`].
+    /// The body of a `COORDINATION`: a coordination step among participants.
     Coordination(Coordination),
-    /// See [`Notification`].
+    /// The body of a `NOTIFICATION`: an event or alert.
     Notification(Notification),
-    /// See [`Heartbeat`].
+    /// The body of a `HEARTBEAT`: a liveness beat with status and load.
     Heartbeat(Heartbeat),
-    /// See [`ErrorPayload`].
+    /// The body of a `ERROR`: a communication failure reported to a sender.
     Error(ErrorPayload),
     /// Application bytes; the header's message type says what they are.
     Raw(Vec<u8>),

@@ -165,7 +165,7 @@ pub enum ChannelLayoutError {
     /// The control page does not start with a channel's magic.
     #[error("not a channel segment (bad magic {found:#x}): agentd handed over something else; run agentd and agents from the same agentbus version")]
     BadMagic {
-        /// The word found.
+        /// The control page's first word, which is not the channel magic.
         found: u64,
     },
     /// The rings the control page states do not fit the segment.
@@ -181,7 +181,7 @@ pub enum ChannelLayoutError {
     Ring {
         /// Which ring: 0 (side 0 -> 1) or 1 (side 1 -> 0).
         side: usize,
-        /// Why.
+        /// Why the ring could not be attached (wrong magic, version or capacity, ...).
         source: AttachError,
     },
 }

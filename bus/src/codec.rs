@@ -409,7 +409,8 @@ pub enum BodyRef<'a> {
 /// the lane.
 #[derive(Debug)]
 pub struct Envelope<'a> {
-    /// The header.
+    /// The fixed routing header, decoded; in a frame a client received, the source slot and
+    /// epoch are those the router stamped.
     pub header: FrameHeader,
     /// Trace context, reply-to and metadata, in place.
     pub extensions: Extensions<'a>,
@@ -439,12 +440,12 @@ impl<'a> Envelope<'a> {
         }
     }
 
-    /// A metadata entry.
+    /// The value of metadata key `key`, read in place; `None` if the sender set none.
     pub fn metadata(&self, key: &str) -> Option<&'a str> {
         self.extensions.metadata_value(key)
     }
 
-    /// The message's id.
+    /// The id from its header: unique on the bus together with the source slot and epoch.
     pub fn id(&self) -> MessageId {
         self.header.message_id
     }

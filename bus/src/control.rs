@@ -29,7 +29,7 @@ pub struct AttachRequest {
     pub agent_id: String,
     /// Its type (load-balanced routing picks by type).
     pub agent_type: String,
-    /// Which instance.
+    /// Which instance of its type this is, when several run (listed, not used for routing).
     pub instance_id: Option<String>,
     /// What it can do (capability routing).
     pub capabilities: Vec<String>,
@@ -60,11 +60,11 @@ pub enum Request {
     InternCapabilities(Vec<String>),
     /// The id of this agent type, for load-balanced routing.
     InternType(String),
-    /// Every attached agent.
+    /// Every agent in a slot, leaving ones included: answered with `Agents`.
     ListAgents,
-    /// Every topic.
+    /// Every topic with its subscriber count: answered with `Topics`.
     ListTopics,
-    /// Bus counters.
+    /// The bus-wide counters: answered with `Stats`.
     Stats,
     /// A page of the dead-letter queue (agentd caps a page well under
     /// [`MAX_CONTROL_MESSAGE`]).
@@ -88,7 +88,7 @@ pub struct PageRequest {
 /// A direct channel, as each side learns of it.
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
 pub struct ChannelInfo {
-    /// The channel's id.
+    /// Given by agentd, counting from 1 for its run: what `CloseChannel` names.
     pub id: u64,
     /// The agent at the other end, as attached.
     pub peer: crate::body::AgentIdentifier,
@@ -106,9 +106,11 @@ pub enum Push {
 /// Where an attached agent lives.
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
 pub struct AttachInfo {
-    /// Its slot.
+    /// The slot agentd gave the agent: the index of its lanes, stamped by the router as the
+    /// source of what it sends.
     pub slot: u32,
-    /// The slot's epoch.
+    /// How many times the slot has been taken (cycling through 1..=65535): with the slot, names
+    /// this occupant (a message to an earlier occupant is dead-lettered, not delivered).
     pub epoch: u32,
     /// How often it should beat, in ms.
     pub heartbeat_interval_ms: u32,
@@ -117,23 +119,27 @@ pub struct AttachInfo {
 /// One agent, as listed.
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
 pub struct AgentInfo {
-    /// Slot.
+    /// The slot agentd gave the agent: the index of its lanes, stamped by the router as the
+    /// source of what it sends.
     pub slot: u32,
-    /// Epoch.
+    /// How many times the slot has been taken (cycling through 1..=65535): with the slot, names
+    /// this occupant (a message to an earlier occupant is dead-lettered, not delivered).
     pub epoch: u32,
-    /// Id.
+    /// The id it attached with: unique among the live agents of the bus.
     pub agent_id: String,
-    /// Type.
+    /// The type it attached as (load-balanced routing picks among the agents of a type).
     pub agent_type: String,
-    /// Instance.
+    /// The instance id it gave at attach, if any.
     pub instance_id: Option<String>,
-    /// Capabilities.
+    /// What it declared it can do at attach, sorted, without duplicates.
     pub capabilities: Vec<String>,
-    /// Status.
+    /// Worked out by agentd as it lists: `Dead` if leaving, `Unresponsive` if its heartbeat is
+    /// stale, `Busy` at capacity, else `Active`.
     pub status: AgentStatus,
     /// Reported load.
     pub load: u32,
-    /// Declared capacity.
+    /// The most tasks it declared it holds (`max_capacity` at attach): listed `Busy` once its load
+    /// reaches it.
     pub capacity: u32,
     /// Process id, from `SO_PEERCRED`.
     pub pid: i32,
@@ -162,15 +168,16 @@ pub struct AgentInfo {
 /// One topic, as listed.
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
 pub struct TopicInfo {
-    /// Its id.
+    /// The id agentd gave it (`sys.agents` is 0): the destination of a topic route.
     pub id: u64,
-    /// Its name.
+    /// Its dot-separated name (`market.AAPL`).
     pub name: String,
     /// How many agents receive it.
     pub subscribers: u32,
 }
 
-/// Bus counters.
+/// What agentd answers `Stats` with: the router's totals, the agents attached and the
+/// dead-letter queue's size.
 #[derive(Debug, Clone, PartialEq, Default, Archive, Serialize, Deserialize)]
 pub struct BusStats {
     /// Router passes.
@@ -198,13 +205,14 @@ pub struct BusStats {
 pub struct DeadLetterInfo {
     /// Its place in the queue's history: 0 for the first letter agentd ever made.
     pub sequence: u64,
-    /// The message's id.
+    /// The dead message's id, from its header.
     pub message_id: u64,
-    /// Its type.
+    /// The dead message's type, from its header.
     pub message_type: MessageType,
-    /// Its route.
+    /// How its header asked the router to find its destination.
     pub route: RouteKind,
-    /// Its sender's slot.
+    /// Its sender's slot, as the router stamped it ([`crate::header::AGENTD_SLOT`] for what
+    /// agentd itself sent).
     pub source_slot: u32,
     /// The slot it was for, when known.
     pub destination_slot: Option<u32>,
@@ -258,19 +266,20 @@ pub enum Refusal {
 pub enum Response {
     /// Attached; the lane segment and the router doorbell come with it.
     Attached(AttachInfo),
-    /// Done.
+    /// The request took effect and there is nothing to return (`Detach`, `Unsubscribe`,
+    /// `CloseChannel`).
     Done,
-    /// A live agent's address.
+    /// A live agent's slot and epoch (answers `ResolveAgent`).
     Agent(AgentAddress),
-    /// An agent's identity.
+    /// The identity of the agent at an address (answers `IdentifySlot`).
     Identity(crate::body::AgentIdentifier),
     /// An id (topic, subscription, capability set, type).
     Id(u64),
-    /// Attached agents.
+    /// Every agent in a slot, leaving ones included, by slot (answers `ListAgents`).
     Agents(Vec<AgentInfo>),
-    /// Topics.
+    /// Every topic by id, with its subscriber count (answers `ListTopics`).
     Topics(Vec<TopicInfo>),
-    /// Counters.
+    /// The bus-wide counters (answers `Stats`).
     Stats(BusStats),
     /// A page of dead letters, oldest first.
     DeadLetters(DeadLetterPage),
@@ -296,9 +305,11 @@ impl Response {
 /// Where a live agent is: its slot and the slot's epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct AgentAddress {
-    /// Slot.
+    /// The slot agentd gave the agent: the index of its lanes, stamped by the router as the
+    /// source of what it sends.
     pub slot: u32,
-    /// Epoch.
+    /// How many times the slot has been taken (cycling through 1..=65535): with the slot, names
+    /// this occupant (a message to an earlier occupant is dead-lettered, not delivered).
     pub epoch: u32,
 }
 
@@ -317,10 +328,10 @@ impl AgentAddress {
     }
 }
 
-/// A refusal.
+/// A `Refused` answer: why agentd refused a request and what to do about it.
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
 pub struct Refused {
-    /// Why.
+    /// The reason, as a value to match on.
     pub kind: Refusal,
     /// A sentence that says what to do.
     pub message: String,

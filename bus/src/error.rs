@@ -16,7 +16,8 @@ pub enum CommunicationError {
         /// The destination as named: an agent id, or for a request routed by capability or type,
         /// `capabilities a,b` or `type t`.
         agent: String,
-        /// Why.
+        /// Why, as whoever found it said: agentd's refusal, the error the router sent back, or
+        /// the closed channel.
         reason: String,
     },
     /// The message does not fit the lane.
@@ -70,7 +71,7 @@ pub enum CommunicationError {
     /// [`ErrorKind::AgentUnreachable`].
     #[error("agentd is not running for bus {bus:?} ({reason}): start it (`agentd --bus {bus}`), then attach again")]
     BusNotRunning {
-        /// The bus.
+        /// The name of the bus tried (as `agentd --bus` takes it).
         bus: String,
         /// What showed it (the socket path tried, and what happened).
         reason: String,
@@ -80,7 +81,7 @@ pub enum CommunicationError {
     /// Not a spec kind: it is classified as [`ErrorKind::AgentUnreachable`].
     #[error("agentd for bus {bus:?} closed this agent's connection (it stopped, died, or detached this agent: see its log){}; start agentd if it stopped (`agentd --bus {bus}`), then attach again", unsent_note(.unsent))]
     Disconnected {
-        /// The bus.
+        /// The name of the bus whose agentd closed the connection.
         bus: String,
         /// Messages this agent's `send`s accepted that agentd never took (still in its outbound
         /// lanes, never routed), counted when the agent found agentd gone. `None` when the
@@ -92,7 +93,8 @@ pub enum CommunicationError {
     /// reason the spec has no kind of its own for; agentd's message says what to do.
     #[error("agentd refused ({refusal:?}): {message}")]
     Refused {
-        /// Why.
+        /// agentd's reason, as a value to match on ([`CommunicationError::kind`] maps it to a
+        /// spec kind).
         refusal: Refusal,
         /// agentd's explanation.
         message: String,
@@ -160,7 +162,7 @@ fn unsent_note(unsent: &Option<u64>) -> String {
 /// Why a message could not be written into a lane. Nothing was committed in every case.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EncodeError {
-    /// See [`CommunicationError::MessageTooLarge`].
+    /// The frame is larger than the lane takes; see [`CommunicationError::MessageTooLarge`].
     #[error("the message takes {size} bytes, more than the lane's maximum of {max}: send less per message, or configure larger lanes")]
     TooLarge {
         /// Bytes needed.
@@ -168,7 +170,7 @@ pub enum EncodeError {
         /// The most a frame may carry.
         max: usize,
     },
-    /// See [`CommunicationError::QueueFull`].
+    /// The lane has no room now: its reader is behind; see [`CommunicationError::QueueFull`].
     #[error("queue full: {needed} bytes needed, {free} free; the reader is behind: retry, send with a wait, or lower the rate")]
     QueueFull {
         /// Bytes needed.
@@ -183,7 +185,8 @@ pub enum EncodeError {
         /// How long the claim waited.
         after: Duration,
     },
-    /// See [`CommunicationError::Serialization`].
+    /// rkyv could not serialize the value, with its complaint; see
+    /// [`CommunicationError::Serialization`].
     #[error("could not serialize the message: {0}")]
     Serialization(String),
     /// The lane's reader wrote an impossible position: the lane is unusable.
@@ -192,17 +195,17 @@ pub enum EncodeError {
     /// A metadata key longer than the wire allows.
     #[error("a metadata key of {len} bytes is longer than the {max} allowed: use a shorter key")]
     MetadataKeyTooLong {
-        /// The key's length.
+        /// The key's length in bytes.
         len: usize,
-        /// The longest allowed.
+        /// The longest key the wire carries, in bytes ([`crate::extensions::MAX_KEY`]).
         max: usize,
     },
     /// Trace context, reply-to and metadata together are more than an extension block holds.
     #[error("metadata and reply-to take {size} bytes, more than the {max} a message may carry beside its payload: put large values in the payload")]
     ExtrasTooLarge {
-        /// Bytes they would take.
+        /// Bytes they would take in the extension block.
         size: usize,
-        /// The most allowed.
+        /// The most an extension block holds, in bytes ([`crate::extensions::MAX_BLOCK`]).
         max: usize,
     },
 }

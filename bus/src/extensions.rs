@@ -294,7 +294,7 @@ impl<'a> Extensions<'a> {
         })
     }
 
-    /// One metadata entry.
+    /// The value of metadata key `key`, read in place; `None` if the sender set none.
     pub fn metadata_value(&self, key: &str) -> Option<&'a str> {
         self.metadata().find(|(k, _)| *k == key).map(|(_, v)| v)
     }

@@ -31,7 +31,8 @@ pub const HEADER_LEN: usize = 48;
 /// The source slot agentd writes from (errors back, `sys.agents`): no agent ever has it.
 pub const AGENTD_SLOT: u32 = 0xFFFF;
 
-/// Header flags.
+/// The flag bits of a frame header (its byte at offset 3): a frame with a bit this version does
+/// not know is invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct Flags(u8);
 
@@ -40,7 +41,8 @@ impl Flags {
     pub const ACK_REQUESTED: Flags = Flags(1);
     /// This message answers the one named by its correlation id.
     pub const IS_REPLY: Flags = Flags(2);
-    /// This is an acknowledgement.
+    /// The message acknowledges another (answering [`Flags::ACK_REQUESTED`]); the bus carries
+    /// the bit as the sender set it.
     pub const IS_ACK: Flags = Flags(4);
     /// The sender waits for a reply correlated to this message's id (request/response).
     pub const EXPECTS_REPLY: Flags = Flags(8);
@@ -113,13 +115,14 @@ pub struct TraceContext {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
-    /// The body's type.
+    /// What the body is; for raw bytes or a typed value, the label the sender chose.
     pub message_type: MessageType,
     /// Its priority (which lane it travels in).
     pub priority: MessagePriority,
     /// How the router finds its destination.
     pub route: RouteKind,
-    /// Flags.
+    /// What the frame is and asks for ([`Flags::IS_REPLY`], [`Flags::RAW`], ...); an unknown
+    /// bit fails [`FrameHeader::parse`].
     pub flags: Flags,
     /// Bytes of body after the header and its extension block.
     pub body_len: u32,

@@ -12,7 +12,7 @@ use std::hash::{BuildHasher, Hasher};
 pub struct MessageId(pub u64);
 
 impl MessageId {
-    /// The absent id.
+    /// Zero: no id yet (a message before its sender assigns one), or no correlation.
     pub const NONE: MessageId = MessageId(0);
 
     /// Whether this is the absent id.
@@ -69,7 +69,8 @@ impl IdGenerator {
         }
     }
 
-    /// The next id.
+    /// The counter's next value: 1, 2, 3, ... (predictable; unique on the bus only with the
+    /// sender's slot and epoch).
     pub fn next_id(&mut self) -> MessageId {
         let id = MessageId(self.next);
         self.next += 1;

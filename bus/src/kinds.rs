@@ -12,7 +12,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 pub struct ParseKindError {
     /// The enum parsed (`MessageType`, ...).
     pub kind: &'static str,
-    /// The name given.
+    /// The text that was parsed, as given.
     pub given: String,
     /// The names it accepts, in wire order.
     pub expected: Vec<&'static str>,
@@ -72,7 +72,7 @@ macro_rules! wire_enum {
 }
 
 wire_enum! {
-    /// The spec's `MessageType`.
+    /// What a message's body is (the spec's `MessageType`): the header's first byte.
     MessageType {
         /// Asks an agent to do a task.
         TaskRequest = 0 => "task_request",
@@ -104,7 +104,7 @@ wire_enum! {
         Critical = 0 => "critical",
         /// Drained before NORMAL and LOW.
         High = 1 => "high",
-        /// The default.
+        /// The default: drained after CRITICAL and HIGH, before LOW.
         Normal = 2 => "normal",
         /// Drained last.
         Low = 3 => "low",
@@ -122,7 +122,8 @@ impl Default for MessagePriority {
 wire_enum! {
     /// How the router finds a message's destination(s).
     RouteKind {
-        /// One agent, by slot.
+        /// One agent: the destination id packs its slot and epoch
+        /// ([`crate::control::AgentAddress::destination`]).
         Agent = 0 => "agent",
         /// Several agents, listed in the body's `to`.
         Multicast = 1 => "multicast",
@@ -132,7 +133,7 @@ wire_enum! {
         Capability = 3 => "capability",
         /// The least-loaded active agent of a type, under capacity.
         LoadBalanced = 4 => "load_balanced",
-        /// Every attached agent.
+        /// Every other attached agent: not the sender, nor an agent leaving.
         Broadcast = 5 => "broadcast",
     }
 }

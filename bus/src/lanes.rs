@@ -74,7 +74,8 @@ impl ControlBlock {
         self.words.load(word::SLOT, Ordering::Relaxed) as u32
     }
 
-    /// The slot's epoch.
+    /// The slot's epoch, written by agentd at attach: with the slot, names this occupant of
+    /// the slot (agentd's epochs cycle through 1..=65535).
     pub fn epoch(&self) -> u32 {
         self.words.load(word::EPOCH, Ordering::Relaxed) as u32
     }
@@ -255,13 +256,13 @@ pub enum LaneLayoutError {
     /// The control block does not start with the lanes' magic.
     #[error("not a lane segment (bad magic {found:#x}): agentd handed over something else; run agentd and agents from the same agentbus version")]
     BadMagic {
-        /// The word found.
+        /// The control block's first word, which is not the lanes' magic.
         found: u64,
     },
     /// Another layout version.
     #[error("lane layout version {found}, this build speaks {expected}: run agentd and agents from the same agentbus version")]
     Version {
-        /// The segment's version.
+        /// The layout version the segment's control block states.
         found: u64,
         /// The version this build speaks.
         expected: u64,

@@ -35,17 +35,19 @@ pub struct Message {
     pub id: MessageId,
     /// When it was sent (ns since the epoch); 0 until the sender stamps it.
     pub timestamp_ns: u64,
-    /// Its type.
+    /// What the payload is: the typed constructors set it to match, [`Message::raw`] takes it
+    /// from the caller.
     pub message_type: MessageType,
-    /// Its priority.
+    /// Which lane it travels in (the router drains CRITICAL first); NORMAL unless set.
     pub priority: MessagePriority,
     /// The message this one answers or follows.
     pub correlation_id: MessageId,
     /// How long it may wait for delivery; `None`: the bus default.
     pub ttl: Option<Duration>,
-    /// Header flags.
+    /// Header flags the sender asks for ([`Flags::ACK_REQUESTED`], ...); the encoder sets
+    /// `EXTENDED`, `RAW` and `TYPED` from what it writes, whatever this says.
     pub flags: Flags,
-    /// Trace context.
+    /// Trace and span ids; all zeros (the default) means not traced and costs no wire bytes.
     pub trace: TraceContext,
     /// The sender. Not sent: a receiver gets the identity the router vouches for (the attached
     /// identity of the sending slot), whatever this says.
@@ -94,25 +96,26 @@ impl Message {
     }
 
     constructors! {
-        /// A `TASK_REQUEST`.
+        /// A `TASK_REQUEST` from `from`: asks an agent to do a task.
         task_request(TaskRequest) => TaskRequest;
-        /// A `TASK_RESPONSE`.
+        /// A `TASK_RESPONSE` from `from`: a task's result or failure.
         task_response(TaskResponse) => TaskResponse;
-        /// A `TASK_UPDATE`.
+        /// A `TASK_UPDATE` from `from`: progress on a task.
         task_update(TaskUpdate) => TaskUpdate;
-        /// A `STATUS_UPDATE`.
+        /// A `STATUS_UPDATE` from `from`: its status, load and metrics.
         status_update(StatusUpdate) => StatusUpdate;
-        /// A `RESOURCE_REQUEST`.
+        /// A `RESOURCE_REQUEST` from `from`: asks for an amount of a resource.
         resource_request(ResourceRequest) => ResourceRequest;
-        /// A `RESOURCE_RESPONSE`.
+        /// A `RESOURCE_RESPONSE` from `from`: grants or refuses a resource request.
         resource_response(ResourceResponse) => ResourceResponse;
-        /// A `COORDINATION` message.
+        /// A `COORDINATION` message from `from`: consensus, elections, allocation, workflows,
+        /// conflicts.
         coordination(Coordination) => Coordination;
-        /// A `NOTIFICATION`.
+        /// A `NOTIFICATION` from `from`: an event or alert.
         notification(Notification) => Notification;
-        /// A `HEARTBEAT`.
+        /// A `HEARTBEAT` from `from`: a liveness beat with its status and load.
         heartbeat(Heartbeat) => Heartbeat;
-        /// An `ERROR`.
+        /// An `ERROR` from `from`: a communication failure reported to a sender.
         error(ErrorPayload) => Error;
     }
 
@@ -127,13 +130,13 @@ impl Message {
         self
     }
 
-    /// Sets the priority.
+    /// Sets the lane it travels in (the router drains CRITICAL first).
     pub fn priority(mut self, priority: MessagePriority) -> Message {
         self.priority = priority;
         self
     }
 
-    /// Sets the correlation id.
+    /// Marks it as answering or following message `id` (its correlation id).
     pub fn correlation(mut self, id: MessageId) -> Message {
         self.correlation_id = id;
         self
@@ -145,7 +148,8 @@ impl Message {
         self
     }
 
-    /// Adds a metadata entry.
+    /// Adds metadata `key` = `value`, replacing an earlier value of `key` (keys up to 255
+    /// bytes: a longer one fails at encode).
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Message {
         self.metadata.insert(key.into(), value.into());
         self
@@ -157,7 +161,7 @@ impl Message {
         self
     }
 
-    /// Sets the trace context.
+    /// Sets the trace and span ids (all zeros: not traced).
     pub fn trace(mut self, trace_id: [u8; 16], span_id: [u8; 8]) -> Message {
         self.trace = TraceContext { trace_id, span_id };
         self
@@ -172,7 +176,7 @@ impl Message {
         }
     }
 
-    /// Adds header flags.
+    /// Adds header flags to those set (it never clears one).
     pub fn flags(mut self, flags: Flags) -> Message {
         self.flags |= flags;
         self

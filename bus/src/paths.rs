@@ -33,35 +33,35 @@ pub enum SocketDirError {
     /// The directory does not exist: no agentd has served a bus there.
     #[error("socket directory {} does not exist: no agentd serves a bus there; start one (`agentd --bus NAME`), or pass the --socket-dir / XDG_RUNTIME_DIR it uses", dir.display())]
     Missing {
-        /// The directory.
+        /// The socket directory checked, as given.
         dir: PathBuf,
     },
     /// Its metadata could not be read.
     #[error("socket directory {}: cannot inspect it: {source}", dir.display())]
     Inspect {
-        /// The directory.
+        /// The socket directory checked, as given.
         dir: PathBuf,
-        /// The error.
+        /// What `symlink_metadata` returned.
         source: std::io::Error,
     },
     /// It is a symbolic link, which whoever can write its parent may point anywhere.
     #[error("socket directory {} is a symbolic link, not a directory: {SOCKET_DIR_FIX}", dir.display())]
     Symlink {
-        /// The directory.
+        /// The socket directory checked, as given.
         dir: PathBuf,
     },
     /// It is not a directory.
     #[error("socket directory {} is not a directory: {SOCKET_DIR_FIX}", dir.display())]
     NotADirectory {
-        /// The path.
+        /// The path checked, as given: something other than a directory is there.
         dir: PathBuf,
     },
     /// Another uid owns it, so that uid can replace the sockets inside.
     #[error("socket directory {} is owned by uid {owner}, not {uid} (this process): someone else may have created it; {SOCKET_DIR_FIX}", dir.display())]
     WrongOwner {
-        /// The directory.
+        /// The socket directory checked, as given.
         dir: PathBuf,
-        /// Its owner.
+        /// The uid that owns it.
         owner: u32,
         /// This process's effective uid.
         uid: u32,
@@ -69,9 +69,9 @@ pub enum SocketDirError {
     /// Group or others may write it, so they can replace the sockets inside.
     #[error("socket directory {} is writable by group or others (mode {mode:o}): they could replace the bus socket; run `chmod go-w {}`, or {SOCKET_DIR_FIX}", dir.display(), dir.display())]
     Writable {
-        /// The directory.
+        /// The socket directory checked, as given.
         dir: PathBuf,
-        /// Its permission bits.
+        /// Its permission bits (`st_mode & 0o7777`), with group or other write set.
         mode: u32,
     },
 }

@@ -71,7 +71,7 @@ archived_enum! {
 }
 
 archived_enum! {
-    /// The spec's `CoordinationType`.
+    /// What a coordination round is for (the spec's `CoordinationType`).
     pub enum CoordinationType {
         /// Vote on a proposal.
         ConsensusRequest,
@@ -160,9 +160,9 @@ archived! {
         pub task_id: String,
         /// Where it stands.
         pub status: TaskStatus,
-        /// Its result.
+        /// What the task produced, when it has completed.
         pub result: Option<Value>,
-        /// Its error.
+        /// What went wrong, when it failed.
         pub error: Option<ErrorDetails>,
         /// When it is expected to finish.
         pub estimated_completion_ns: Option<u64>,
@@ -174,7 +174,7 @@ archived! {
 archived! {
     /// `TASK_UPDATE`: progress on a task.
     pub struct TaskUpdate {
-        /// The task.
+        /// The id of the task it reports on (as in its [`TaskRequest`]).
         pub task_id: String,
         /// Where it stands.
         pub status: TaskStatus,
@@ -210,7 +210,7 @@ archived! {
         pub avg_latency_ns: u64,
         /// 99th percentile handling time.
         pub p99_latency_ns: u64,
-        /// Failures.
+        /// Handling failures, as the agent counts them.
         pub error_count: u64,
     }
 }
@@ -218,7 +218,7 @@ archived! {
 archived! {
     /// `STATUS_UPDATE`: an agent's state, work and numbers.
     pub struct StatusUpdate {
-        /// Its status.
+        /// The state the agent reports itself in (`Active`, `Busy`, ...).
         pub agent_status: AgentStatus,
         /// Task ids in hand.
         pub current_tasks: Vec<String>,
@@ -226,7 +226,7 @@ archived! {
         pub available_capabilities: Vec<String>,
         /// Resources used.
         pub resource_usage: ResourceUsage,
-        /// Performance.
+        /// Messages handled, handling times and failures, as the agent counts them.
         pub performance_metrics: PerformanceMetrics,
     }
 }
@@ -234,7 +234,7 @@ archived! {
 archived! {
     /// `RESOURCE_REQUEST`: asks for a resource (risk limit, capital, rate budget, ...).
     pub struct ResourceRequest {
-        /// The request's id.
+        /// Chosen by the requester; the [`ResourceResponse`] names it back.
         pub request_id: String,
         /// What is asked for.
         pub resource_type: String,
@@ -272,7 +272,8 @@ archived! {
 archived! {
     /// `COORDINATION`: consensus, elections, allocation, workflows, conflicts.
     pub struct Coordination {
-        /// Which kind.
+        /// What the round is for: consensus, an election, an allocation, a workflow step or a
+        /// conflict.
         pub coordination_type: CoordinationType,
         /// Who takes part.
         pub participants: Vec<AgentIdentifier>,
@@ -288,7 +289,7 @@ archived! {
     pub struct Notification {
         /// What happened (`trade.executed`, `risk.limit_breached`, ...).
         pub event: String,
-        /// Its data.
+        /// The event's fields (`symbol`, `price`, ...), free-form.
         pub data: Record,
     }
 }
@@ -298,7 +299,7 @@ archived! {
     pub struct Heartbeat {
         /// Counts up by one per beat.
         pub sequence: u64,
-        /// Its status.
+        /// The state the sender reports itself in (`Active`, `Busy`, ...).
         pub status: AgentStatus,
         /// Tasks in hand.
         pub load: u32,

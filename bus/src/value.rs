@@ -17,20 +17,20 @@ use rkyv::{Archive, Deserialize, Serialize};
 #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext)))]
 #[rkyv(derive(Debug))]
 pub enum Value {
-    /// No value.
+    /// No value (the spec's `null`); the default.
     #[default]
     Null,
-    /// A boolean.
+    /// `true` or `false`; `From<bool>` builds one.
     Bool(bool),
-    /// A signed integer.
+    /// A whole number, 64-bit signed; `From<i64>` builds one (`100i64` in [`crate::record!`]).
     Int(i64),
-    /// A floating-point number.
+    /// A 64-bit floating-point number; `From<f64>` builds one.
     Float(f64),
-    /// Text.
+    /// UTF-8 text; `From<&str>` and `From<String>` build one.
     String(String),
-    /// Raw bytes.
+    /// Bytes kept as they are, not necessarily UTF-8.
     Bytes(Vec<u8>),
-    /// A list.
+    /// Values in order, each of any kind; `From<Vec<Value>>` builds one.
     List(#[rkyv(omit_bounds)] Vec<Value>),
     /// A map with string keys, in key order.
     Map(#[rkyv(omit_bounds)] BTreeMap<String, Value>),

@@ -94,7 +94,7 @@ impl SharedDoorbell {
             .then_some(SharedDoorbell { region })
     }
 
-    /// The doorbell.
+    /// The doorbell in the region's first 8 bytes, shared with every process that maps it.
     pub fn bell(&self) -> &Doorbell {
         // SAFETY: the region holds at least a Doorbell and is 4-aligned (checked in `new`);
         // Doorbell is two AtomicU32, valid for any bit pattern; the region outlives the borrow.

@@ -16,7 +16,8 @@ use super::{refuse, Control, Reply};
 pub struct ChannelRecord {
     /// Slots of the opener and of the peer.
     pub slots: [u32; 2],
-    /// The segment.
+    /// The channel's memfd: kept mapped so agentd can mark the channel closed when an end
+    /// leaves.
     pub segment: MemfdSegment,
 }
 

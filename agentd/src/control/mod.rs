@@ -43,7 +43,7 @@ use crate::dead_letters::DeadLetterQueue;
 use crate::registry::Registry;
 use crate::router::{Command, RouterEvent, SlotCounters};
 
-/// The listener's token.
+/// The poll token of the control socket's listener (connections get tokens from 2 up).
 pub const LISTENER: Token = Token(0);
 /// The waker's token (the router and `Daemon::stop` wake the loop with it).
 pub const WAKER: Token = Token(1);
@@ -52,11 +52,11 @@ const FIRST_CONN: usize = 2;
 /// A peer's credentials, from `SO_PEERCRED`.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer {
-    /// Process id.
+    /// The peer's process id, as the kernel recorded it when the peer connected.
     pub pid: i32,
-    /// User id.
+    /// The peer's effective user id: agentd's own uid, or one in `allow_uids`, may attach.
     pub uid: u32,
-    /// Group id.
+    /// The peer's effective group id: one in `allow_gids` may attach.
     pub gid: u32,
 }
 
@@ -204,11 +204,11 @@ pub struct Control {
 /// What the control thread is built from.
 #[derive(Debug)]
 pub struct ControlParts {
-    /// Configuration.
+    /// The validated configuration: bus name, limits, who may attach.
     pub config: Config,
     /// The poll the listener and waker are registered with.
     pub poll: Poll,
-    /// The bound listener.
+    /// The control socket's listener, bound and registered with `poll` as [`LISTENER`].
     pub listener: UnixListener,
     /// Commands to the router.
     pub commands: rtrb::Producer<Command>,
@@ -218,13 +218,13 @@ pub struct ControlParts {
     pub acks: Receiver<u64>,
     /// The router's doorbell segment (handed to every agent).
     pub router_bell_segment: MemfdSegment,
-    /// The dead-letter queue.
+    /// The dead-letter queue the router fills, read here for `DeadLetters` and `Stats`.
     pub dead_letters: Arc<Mutex<DeadLetterQueue>>,
-    /// The bus header's words.
+    /// The bus header's words, for publishing how many agents are attached.
     pub header: crate::bus_header::HeaderWords,
     /// The bus header, for publishing the registry.
     pub bus_header: Arc<crate::bus_header::BusHeader>,
-    /// Set to stop.
+    /// Set by `Daemon::stop`: the control loop then closes every connection and returns.
     pub shutdown: Arc<AtomicBool>,
     /// The router's per-slot counters.
     pub slot_counters: Arc<SlotCounters>,

@@ -7,9 +7,9 @@ use agentbus_ipc::Region;
 /// An agent's lanes and identity, handed to the router at attach.
 #[derive(Debug)]
 pub struct NewAgent {
-    /// Slot.
+    /// The slot agentd gave it: which router slot and lanes are its.
     pub slot: u32,
-    /// Epoch of the slot.
+    /// The epoch agentd gave this attach (1..=65535): with the slot, names this occupant.
     pub epoch: u32,
     /// Who it is (for `sys.agents` notifications).
     pub identity: AgentIdentifier,
@@ -23,7 +23,8 @@ pub struct NewAgent {
     pub lanes: Region,
     /// Bytes per lane.
     pub lane_capacity: usize,
-    /// Declared capacity.
+    /// The most tasks it declared it holds (`max_capacity` at attach): routing by capability or
+    /// type passes it over while its load is at this.
     pub capacity: u32,
 }
 
@@ -44,7 +45,7 @@ pub enum RouteId {
 /// as issued).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteChange {
-    /// Which route.
+    /// The route whose members are replaced: its table and its id there.
     pub route: RouteId,
     /// Its slots, ascending, each once.
     pub slots: Vec<u32>,
@@ -59,7 +60,7 @@ pub enum Command {
     AddAgent(Box<NewAgent>),
     /// The agent is gone (`drain`: deliver what it committed first) or misbehaved.
     RemoveAgent {
-        /// Slot.
+        /// The slot of the agent to remove.
         slot: u32,
         /// Epoch (a stale command for an earlier occupant is ignored).
         epoch: u32,
@@ -78,9 +79,10 @@ pub enum Command {
 pub enum RouterEvent {
     /// The slot is free: the agent was drained and removed (or detached for a fault).
     Gone {
-        /// Slot.
+        /// The slot the router emptied, free for a new attach.
         slot: u32,
-        /// Epoch.
+        /// The epoch of the agent removed: the control thread frees the slot only if it still
+        /// holds that epoch.
         epoch: u32,
         /// Why it was detached, if it misbehaved.
         fault: Option<String>,

@@ -16,7 +16,7 @@ use agentbus::header::AGENTD_SLOT;
 /// priority (lane index, CRITICAL = 0) the frame came in on.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameSender {
-    /// Its slot.
+    /// The slot whose outbound lane the frame was read from: stamped as its source.
     pub slot: u32,
     /// The epoch of its attachment.
     pub epoch: u32,

@@ -73,9 +73,10 @@ pub struct RouterConfig {
     /// With the parking wait: the longest sleep ([`IDLE_SLICE`] when senders ring the router,
     /// [`UNRUNG_IDLE_SLICE`] when lanes have no doorbells).
     pub idle_slice: Duration,
-    /// Core to pin to.
+    /// The core the router thread pins itself to when it starts (`None`: not pinned; a pin
+    /// that fails is logged and the router runs unpinned).
     pub core: Option<usize>,
-    /// Slots.
+    /// How many slots the router keeps (the configured `max_agents`, 1 to 256).
     pub max_agents: usize,
     /// The topic id of `sys.agents`.
     pub sys_agents_topic: u64,
@@ -92,11 +93,11 @@ pub struct SlotCounters {
 
 /// Indexes of [`SlotCounters`] per slot.
 pub mod slot_counter {
-    /// Frames taken.
+    /// Frames the router took from the slot's outbound lanes.
     pub const SENT: usize = 0;
     /// Frames delivered to every destination.
     pub const DELIVERED: usize = 1;
-    /// Frames dead-lettered.
+    /// Of those, frames dead-lettered (for at least one destination, or for all).
     pub const DEAD: usize = 2;
     /// Copies written into its inbound lanes (from any sender).
     pub const RECEIVED: usize = 3;
@@ -109,7 +110,7 @@ pub mod slot_counter {
     pub const DESTINATIONS: usize = 6;
     /// Times it was throttled for making too many dead letters.
     pub const THROTTLED: usize = 7;
-    /// Counters per slot.
+    /// How many counters each slot has: slot `s`'s start at `s * PER_SLOT`.
     pub const PER_SLOT: usize = 8;
 }
 
@@ -143,13 +144,13 @@ pub struct RouterLinks {
     pub acks: Sender<u64>,
     /// Wakes the control thread's poll loop.
     pub waker: Arc<mio::Waker>,
-    /// The dead-letter queue.
+    /// The dead-letter queue the router records into; the control thread lists it.
     pub dead_letters: Arc<Mutex<DeadLetterQueue>>,
     /// The bus header's words (heartbeat, counters).
     pub header: HeaderWords,
     /// The doorbell the router sleeps on.
     pub bell: SharedDoorbell,
-    /// Set to stop.
+    /// Set by `Daemon::stop`: the router finishes its pass and returns from [`Router::run`].
     pub shutdown: Arc<AtomicBool>,
     /// Per-slot counters, published for the control thread.
     pub slot_counters: Arc<SlotCounters>,

@@ -48,17 +48,20 @@ pub struct Partial {
 /// One attached agent, as the router sees it.
 #[derive(Debug)]
 pub struct Entry {
-    /// Epoch.
+    /// The epoch it attached with: an agent route's destination must carry it, or the frame
+    /// is dead-lettered as `NoSuchAgent`.
     pub epoch: u32,
-    /// Identity.
+    /// Its id, type and instance as it attached: named in its `sys.agents` notices and the log.
     pub identity: AgentIdentifier,
     /// Control block (heartbeat, load), written by the agent: untrusted numbers.
     pub control: lanes::ControlBlock,
-    /// Its lane segment.
+    /// Its whole lane segment: when it is removed, what is left unread in its inbound lanes is
+    /// dead-lettered from here.
     pub lanes: Region,
     /// Bytes per lane.
     pub lane_capacity: usize,
-    /// Declared capacity.
+    /// The most tasks it declared it holds (`max_capacity` at attach): routing by capability or
+    /// type passes it over while its load is at this.
     pub capacity: u32,
     /// Its connection closed: deliver what it committed, then remove it.
     pub draining: bool,
@@ -80,7 +83,7 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// A free slot.
+    /// A slot with no agent and every counter at zero.
     pub fn free() -> Slot {
         Slot {
             agent: None,
@@ -158,7 +161,7 @@ impl Unroutable {
 /// One pass's clock readings: monotonic (heartbeats) and realtime (message timestamps).
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
-    /// Monotonic ns.
+    /// Monotonic clock, ns: what heartbeats and dead-letter budgets are measured against.
     pub mono: u64,
     /// Realtime ns since the epoch.
     pub rt: u64,
@@ -169,7 +172,8 @@ pub struct Now {
 pub struct View<'a> {
     /// Every slot.
     pub slots: &'a [Slot],
-    /// Routes.
+    /// The members of every topic, capability set and type: what topic, capability and
+    /// load-balanced routes resolve against.
     pub routes: &'a Routes,
     /// Inbound lanes by slot.
     pub inbound: &'a super::InboundLanes,

@@ -171,12 +171,13 @@ impl Agent {
         (&mut self.tx, &mut self.rx)
     }
 
-    /// The sending half.
+    /// The sending half alone: resolve destinations, send, reply, batch (the first of
+    /// [`Agent::split`]).
     pub fn sender(&mut self) -> &mut Sender {
         &mut self.tx
     }
 
-    /// The receiving half.
+    /// The receiving half alone: receive, wait, beat (the second of [`Agent::split`]).
     pub fn receiver(&mut self) -> &mut Receiver {
         &mut self.rx
     }
@@ -432,7 +433,8 @@ impl Agent {
         self.tx.shared.call(&request)
     }
 
-    /// Every attached agent.
+    /// Every agent in a slot, leaving ones included, with its status and counters (one control
+    /// request).
     pub fn list_agents(&self) -> Result<Vec<AgentInfo>, ClientError> {
         match self.query(Request::ListAgents)? {
             Response::Agents(a) => Ok(a),
@@ -440,7 +442,7 @@ impl Agent {
         }
     }
 
-    /// Every topic.
+    /// Every topic by id, with its subscriber count (one control request).
     pub fn list_topics(&self) -> Result<Vec<TopicInfo>, ClientError> {
         match self.query(Request::ListTopics)? {
             Response::Topics(t) => Ok(t),
@@ -448,7 +450,8 @@ impl Agent {
         }
     }
 
-    /// Bus counters.
+    /// The bus-wide counters: router passes, frames in, copies delivered and dead-lettered,
+    /// agents, dead letters held (one control request).
     pub fn stats(&self) -> Result<BusStats, ClientError> {
         match self.query(Request::Stats)? {
             Response::Stats(s) => Ok(s),

@@ -108,7 +108,7 @@ impl Channel {
         })
     }
 
-    /// The channel's id.
+    /// The id agentd gave the channel, the same at both ends.
     pub fn id(&self) -> u64 {
         self.info.id
     }

@@ -26,7 +26,7 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Its agent id.
+    /// The agent id it was resolved from ([`super::Sender::peer`]).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -80,7 +80,8 @@ pub struct AgentType {
 }
 
 impl AgentType {
-    /// The type's name.
+    /// The agent type as agents attach with it (`risk`), as given to
+    /// [`super::Sender::agent_type`].
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -92,7 +93,8 @@ impl AgentType {
 /// (`Destination::Peers(&[a, b])`), every other agent is [`Destination::Broadcast`].
 #[derive(Debug, Clone, Copy)]
 pub enum Destination<'a> {
-    /// One agent.
+    /// The one agent at the slot and epoch the [`Peer`] was resolved to (dead-lettered if it
+    /// has left or attached again since).
     Peer(&'a Peer),
     /// Each of these agents, one copy each with the same message id (multicast).
     Peers(&'a [Peer]),
@@ -162,7 +164,7 @@ impl<'a> From<Responder<'a>> for Destination<'a> {
 /// capability or type).
 #[derive(Debug, Clone, Copy)]
 pub enum Responder<'a> {
-    /// This agent.
+    /// The agent the [`Peer`] was resolved to, as long as it stays attached.
     Peer(&'a Peer),
     /// The least-loaded live agent having all these capabilities.
     Capability(&'a Capability),

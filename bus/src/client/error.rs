@@ -30,7 +30,7 @@ pub enum HandoverError {
     Map {
         /// What it was (`lanes`, `router doorbell`, `channel`).
         what: &'static str,
-        /// Why.
+        /// Why it could not be mapped (not sealed, too small, `mmap` failed, ...).
         source: OpenError,
     },
     /// The router's doorbell is not aligned for a futex word.
@@ -46,7 +46,7 @@ pub enum HandoverError {
         direction: &'static str,
         /// Its priority (0 is CRITICAL).
         priority: usize,
-        /// Why.
+        /// Why the ring could not be attached (wrong magic, version or capacity, ...).
         source: AttachError,
     },
     /// The channel segment is wrong.
@@ -60,7 +60,7 @@ pub enum ClientError {
     /// Nothing listens on the bus's socket.
     #[error("no agentd is listening on {}: start it with `agentd --bus {bus}`", path.display())]
     BusNotRunning {
-        /// The bus.
+        /// The name of the bus tried (as `agentd --bus` takes it).
         bus: String,
         /// The socket path tried.
         path: PathBuf,
@@ -68,7 +68,7 @@ pub enum ClientError {
     /// agentd refused the request.
     #[error("agentd refused ({kind:?}): {message}")]
     Refused {
-        /// Why.
+        /// agentd's reason, as a value to match on.
         kind: Refusal,
         /// What to do.
         message: String,
@@ -76,7 +76,7 @@ pub enum ClientError {
     /// The connection to agentd closed: it stopped, or detached this agent.
     #[error("agentd for bus {bus:?} closed the control connection: it stopped or detached this agent; start it if it stopped (`agentd --bus {bus}`), then attach again")]
     Disconnected {
-        /// The bus.
+        /// The name of the bus whose agentd closed the connection.
         bus: String,
     },
     /// agentd did not answer in time.
@@ -87,7 +87,7 @@ pub enum ClientError {
     Io {
         /// What was being done.
         what: &'static str,
-        /// The error.
+        /// What the socket call returned.
         source: std::io::Error,
     },
     /// agentd answered something this client does not expect there.

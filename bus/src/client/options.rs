@@ -51,25 +51,28 @@ impl AttachOptions {
         }
     }
 
-    /// Adds capabilities.
+    /// Adds to what it can do (capability routing picks agents having all that a message
+    /// requires); duplicates are harmless.
     pub fn capabilities<S: Into<String>>(mut self, caps: impl IntoIterator<Item = S>) -> Self {
         self.capabilities.extend(caps.into_iter().map(Into::into));
         self
     }
 
-    /// Sets the socket directory.
+    /// Sets where the bus socket is looked for, instead of
+    /// [`crate::paths::default_socket_dir`].
     pub fn socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.socket_dir = Some(dir.into());
         self
     }
 
-    /// Sets the capacity.
+    /// Sets how many tasks it holds at most (100 unless set): load-balanced and capability
+    /// routing pass it over while its load is at this.
     pub fn max_capacity(mut self, n: u32) -> Self {
         self.max_capacity = n;
         self
     }
 
-    /// Sets the wait strategy.
+    /// Sets how `recv_timeout` and blocking sends wait (parking unless set).
     pub fn wait(mut self, wait: Wait) -> Self {
         self.wait = wait;
         self

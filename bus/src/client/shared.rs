@@ -39,7 +39,7 @@ const CONNECTED: u64 = u64::MAX;
 /// One attached agent's shared state.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The bus, for errors.
+    /// The bus's name, for errors.
     pub(crate) bus: String,
     /// Who this agent is.
     pub(crate) identity: AgentIdentifier,

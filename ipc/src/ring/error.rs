@@ -53,11 +53,11 @@ pub enum AttachError {
     /// The capacity is not a power of two in the allowed range.
     #[error("ring capacity {capacity} must be a power of two between {min} and {max} bytes")]
     BadCapacity {
-        /// The capacity.
+        /// Bytes of frame space asked for at create, or read from the ring's header at attach.
         capacity: u64,
-        /// Smallest allowed.
+        /// The smallest capacity a ring may have, in bytes (128).
         min: usize,
-        /// Largest allowed.
+        /// The largest capacity a ring may have, in bytes (2^40).
         max: usize,
     },
     /// The region is too small for the ring.
@@ -71,21 +71,21 @@ pub enum AttachError {
     /// The region does not start on a 128-byte boundary.
     #[error("a ring must start on a 128-byte boundary (address {addr:#x})")]
     Misaligned {
-        /// The address.
+        /// The region's start address, which is not a multiple of 128.
         addr: usize,
     },
     /// No ring was initialised there.
     #[error("no ring at this place (magic {found:#x}): the segment's creator and this process disagree on its layout")]
     BadMagic {
-        /// What was found.
+        /// The word at the magic's offset, which is not the ring magic.
         found: u64,
     },
     /// A ring of another layout version.
     #[error("ring layout version {found}, this build speaks {expected}: use the same agentbus version on both sides")]
     BadVersion {
-        /// Found.
+        /// The layout version the ring's header records.
         found: u64,
-        /// Expected.
+        /// The layout version this build writes and reads.
         expected: u64,
     },
 }

@@ -8,7 +8,7 @@ pub enum CreateError {
     /// A named segment of that name exists already.
     #[error("shared-memory segment {name:?} already exists: another agentd may own it; stop it, or remove /dev/shm/{name} if it is stale")]
     AlreadyExists {
-        /// The segment's name.
+        /// The name as given: the segment is `/dev/shm/<name>`.
         name: String,
     },
     /// The size asked for is zero or does not fit the platform's file offsets.
@@ -26,7 +26,7 @@ pub enum CreateError {
     /// The caller may not create it.
     #[error("permission denied creating shared-memory segment {name:?}: check the permissions of /dev/shm and of any existing segment")]
     PermissionDenied {
-        /// The segment's name.
+        /// The name as given: the segment is `/dev/shm/<name>`.
         name: String,
     },
     /// Any other system error, with the call that failed.
@@ -45,13 +45,13 @@ pub enum OpenError {
     /// No named segment by that name: usually, no agentd runs that bus.
     #[error("no shared-memory segment {name:?}: is agentd running for this bus? start it with `agentd --bus <name>`")]
     NoSuchSegment {
-        /// The segment's name.
+        /// The name as given: the segment is `/dev/shm/<name>`.
         name: String,
     },
     /// The caller may not map it.
     #[error("permission denied opening shared-memory segment {name:?}: run as the user that owns agentd, or add yourself to its ops group")]
     PermissionDenied {
-        /// The segment's name.
+        /// The name as given: the segment is `/dev/shm/<name>`.
         name: String,
     },
     /// A memfd handed over without the shrink/grow seals: its owner could truncate it under us.
@@ -63,9 +63,9 @@ pub enum OpenError {
     /// The segment is smaller than its user needs.
     #[error("segment holds {len} bytes but at least {needed} are needed: its creator and this process disagree on the layout")]
     TooSmall {
-        /// Its length.
+        /// The segment's size in bytes, from `fstat`.
         len: usize,
-        /// The length needed.
+        /// The least the opener asked for (`min_len`, and never under 1 byte).
         needed: usize,
     },
     /// Any other system error, with the call that failed.

@@ -33,7 +33,8 @@ pub enum FdPassError {
     /// A system error, with the call that failed.
     #[error("{call} failed while passing descriptors: {errno}")]
     Os {
-        /// The call.
+        /// The system call that failed (`sendmsg` or `recvmsg`), with a note when the failure
+        /// was found after it returned (`sendmsg (short write)`).
         call: &'static str,
         /// What it returned.
         errno: Errno,

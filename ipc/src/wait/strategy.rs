@@ -1,4 +1,5 @@
-//! The wait strategies.
+//! The wait strategies ([`BusySpin`], [`Backoff`], [`Park`]) and [`Wait`], which picks one at
+//! run time.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -179,11 +180,11 @@ impl WaitStrategy for Park {
 /// A strategy chosen at run time (from configuration or a command-line flag).
 #[derive(Debug, Clone, Copy)]
 pub enum Wait {
-    /// See [`BusySpin`].
+    /// `spin` (or `busy-spin`): never leaves the core; for pinned, dedicated cores only.
     BusySpin(BusySpin),
-    /// See [`Backoff`].
+    /// `backoff`: spins, then yields the core between polls.
     Backoff(Backoff),
-    /// See [`Park`].
+    /// `park`, the default: spins, then sleeps on the peer's doorbell until rung.
     Park(Park),
 }
 
@@ -198,7 +199,7 @@ impl Default for Wait {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown wait strategy {given:?}: use spin, backoff or park")]
 pub struct ParseWaitError {
-    /// The name given.
+    /// The text that was parsed, as given (not one of `spin`, `busy-spin`, `backoff`, `park`).
     pub given: String,
 }
 

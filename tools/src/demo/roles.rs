@@ -18,12 +18,12 @@ use super::stats::{encode_histogram, histogram, ROUTES};
 pub struct RoleArgs {
     /// feed, strategy, risk or execution.
     pub role: String,
-    /// The agent's id.
+    /// The id it attaches with (`feed-1`, `risk-1`, ...).
     pub id: String,
-    /// The bus.
+    /// The bus of the demo's embedded agentd (`demo-<pid>`), as the demo passes it.
     #[arg(long)]
     pub bus: String,
-    /// The socket directory.
+    /// That agentd's socket directory (a temporary `agentbus-demo-<pid>`).
     #[arg(long)]
     pub socket_dir: std::path::PathBuf,
     /// Symbols the feed quotes.
