@@ -13,7 +13,7 @@ use super::Outgoing;
 use super::{Delivery, Loan};
 use crate::body::AgentIdentifier;
 use crate::channel_layout::{self, ChannelControl, ChannelLayoutError, ClosedBy};
-use crate::codec::{bare_header, decode, Room, Route};
+use crate::codec::{bare_header, decode, NoWait, Route, WaitUntil};
 use crate::control::ChannelInfo;
 use crate::error::{CommunicationError, EncodeError};
 use crate::header::{Flags, FrameHeader};
@@ -165,12 +165,12 @@ impl Channel {
         header.source_slot = self.slot;
         let header = self.outgoing(header)?;
         let Some(timeout) = timeout else {
-            message.write(&mut self.tx, &header, &Room::Now)?;
+            message.write(&mut self.tx, &header, &NoWait)?;
             return Ok(header.message_id);
         };
         let deadline = Instant::now() + timeout;
         loop {
-            let room = Room::Until {
+            let room = WaitUntil {
                 wait: self.wait,
                 deadline: deadline.min(Instant::now() + Duration::from_millis(50)),
                 timeout,

@@ -53,7 +53,7 @@ pub(crate) mod sealed {
             &self,
             lane: &mut Producer,
             header: &FrameHeader,
-            room: &Room,
+            room: &impl Room,
         ) -> Result<(), EncodeError>;
     }
 }
@@ -67,7 +67,7 @@ impl sealed::Encode for &Message {
         &self,
         lane: &mut Producer,
         header: &FrameHeader,
-        room: &Room,
+        room: &impl Room,
     ) -> Result<(), EncodeError> {
         encode_in(lane, header, self, room)
     }
@@ -87,7 +87,7 @@ impl sealed::Encode for &Payload {
         &self,
         lane: &mut Producer,
         header: &FrameHeader,
-        room: &Room,
+        room: &impl Room,
     ) -> Result<(), EncodeError> {
         encode_payload_in(lane, header, self, room)
     }
@@ -103,7 +103,7 @@ impl sealed::Encode for Payload {
         &self,
         lane: &mut Producer,
         header: &FrameHeader,
-        room: &Room,
+        room: &impl Room,
     ) -> Result<(), EncodeError> {
         (&self).write(lane, header, room)
     }
@@ -119,7 +119,7 @@ impl sealed::Encode for Raw<'_> {
         &self,
         lane: &mut Producer,
         header: &FrameHeader,
-        room: &Room,
+        room: &impl Room,
     ) -> Result<(), EncodeError> {
         encode_bytes_in(lane, header, &Extras::NONE, self.0, room)
     }
@@ -135,7 +135,7 @@ impl<T: TypedPayload> sealed::Encode for Typed<'_, T> {
         &self,
         lane: &mut Producer,
         header: &FrameHeader,
-        room: &Room,
+        room: &impl Room,
     ) -> Result<(), EncodeError> {
         encode_typed_in(lane, header, &Extras::NONE, self.0, room)
     }

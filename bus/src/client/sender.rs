@@ -13,7 +13,7 @@ use super::outgoing::sealed::Encode;
 use super::shared::{unexpected, Shared};
 use super::{Batch, Loan, Outgoing};
 use crate::body::AgentIdentifier;
-use crate::codec::{bare_header, Room, Route};
+use crate::codec::{bare_header, NoWait, Room, Route, WaitUntil};
 use crate::control::{AgentAddress, Refusal, Refused, Request, Response};
 use crate::error::{CommunicationError, EncodeError};
 use crate::header::{Flags, FrameHeader, AGENTD_SLOT};
@@ -269,7 +269,7 @@ impl Sender {
         deadline: Option<(Instant, Duration)>,
     ) -> Result<(), CommunicationError> {
         let lane = header.priority as usize;
-        match message.write(&mut self.outbound[lane], header, &Room::Now) {
+        match message.write(&mut self.outbound[lane], header, &NoWait) {
             Err(EncodeError::QueueFull { .. }) if deadline.is_some() => {}
             other => return other.map_err(CommunicationError::from),
         }
@@ -288,7 +288,7 @@ impl Sender {
         lane: usize,
         deadline: Instant,
         timeout: Duration,
-        mut write: impl FnMut(&mut Producer, &Room) -> Result<(), EncodeError>,
+        mut write: impl FnMut(&mut Producer, &WaitUntil) -> Result<(), EncodeError>,
     ) -> Result<(), CommunicationError> {
         if self.batching {
             self.outbound[lane].publish();
@@ -296,7 +296,7 @@ impl Sender {
         }
         loop {
             let slice = deadline.min(Instant::now() + ROOM_CHECK_EVERY);
-            let room = Room::Until {
+            let room = WaitUntil {
                 wait: self.wait,
                 deadline: slice,
                 timeout,
