@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agentbus::control::{topic_matches, BackPressure, ParseBackPressureError, TopicConfig};
 use agentbus::paths;
 use agentbus_ipc::wait::{ParseWaitError, Wait};
 use serde::Deserialize;
@@ -52,6 +53,19 @@ pub struct Config {
     /// Whether lanes have doorbells (agents and router may park). False for busy-spinning
     /// deployments: publishing then skips a fence per batch, and nobody can sleep on a lane.
     pub lane_parking: bool,
+    /// How topics created without a configuration of their own behave, by name: the first rule
+    /// whose pattern matches the new topic's name applies (none: [`TopicConfig::default`]).
+    pub topics: Vec<TopicRule>,
+}
+
+/// A configuration for the topics whose names match `pattern` (TOML: a `[[topics]]` table with
+/// `pattern` and `back_pressure`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRule {
+    /// A subscription pattern: exact, `*` for one segment, a trailing `>` for the rest.
+    pub pattern: String,
+    /// What a topic it matches is created with.
+    pub config: TopicConfig,
 }
 
 /// The router's default spin before parking (measured: README, "Choosing the router's wait").
@@ -127,6 +141,7 @@ impl Config {
             dead_letter_rate: 1_000,
             dead_letter_burst: 10_000,
             lane_parking: true,
+            topics: Vec::new(),
         }
     }
 
@@ -186,6 +201,15 @@ impl Config {
                 self.dead_letter_bytes.to_string(),
                 "it must be at least 4096",
             );
+        }
+        for rule in &self.topics {
+            if !crate::control::valid_pattern(&rule.pattern) {
+                return invalid(
+                    "topics.pattern",
+                    rule.pattern.clone(),
+                    "it must be dot-separated non-empty segments, `*` for one segment, a final `>` for the rest",
+                );
+            }
         }
         if self.heartbeat_timeout <= self.heartbeat_interval {
             return Err(ConfigError::HeartbeatTimeout {
@@ -265,8 +289,43 @@ impl Config {
         if let Some(v) = f.lane_parking {
             self.lane_parking = v;
         }
+        if let Some(rules) = f.topics {
+            for rule in rules {
+                let back_pressure = match rule.back_pressure {
+                    Some(name) => {
+                        name.parse()
+                            .map_err(|e: ParseBackPressureError| ConfigError::Invalid {
+                                key: "topics.back_pressure",
+                                value: e.given,
+                                allowed: "use block or dead-letter-slow".into(),
+                            })?
+                    }
+                    None => BackPressure::default(),
+                };
+                self.topics.push(TopicRule {
+                    pattern: rule.pattern,
+                    config: TopicConfig { back_pressure },
+                });
+            }
+        }
         Ok(())
     }
+
+    /// How a topic named `name`, created without a configuration, behaves: the first rule of
+    /// [`Config::topics`] whose pattern matches it, else the default.
+    pub fn topic_config_for(&self, name: &str) -> TopicConfig {
+        self.topics
+            .iter()
+            .find(|rule| topic_matches(&rule.pattern, name))
+            .map_or_else(TopicConfig::default, |rule| rule.config)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTopicRule {
+    pattern: String,
+    back_pressure: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -290,6 +349,7 @@ struct FileConfig {
     dead_letter_rate: Option<u64>,
     dead_letter_burst: Option<u64>,
     lane_parking: Option<bool>,
+    topics: Option<Vec<FileTopicRule>>,
 }
 
 #[cfg(test)]
@@ -326,6 +386,39 @@ mod tests {
             "{e:?}"
         );
         assert!(e.to_string().contains("power of two"), "{e}");
+    }
+
+    #[test]
+    fn topic_rules_come_from_toml_first_match_wins_and_bad_ones_are_named() {
+        let mut c = Config::new("x");
+        c.apply_toml(
+            "[[topics]]\npattern = \"market.>\"\nback_pressure = \"dead-letter-slow\"\n\
+             [[topics]]\npattern = \"market.*\"\nback_pressure = \"block\"\n\
+             [[topics]]\npattern = \"orders.>\"\n",
+        )
+        .unwrap();
+        assert!(c.validate().is_ok());
+        let dls = TopicConfig {
+            back_pressure: BackPressure::DeadLetterSlow,
+        };
+        assert_eq!(
+            c.topic_config_for("market.AAPL"),
+            dls,
+            "the first match wins"
+        );
+        assert_eq!(c.topic_config_for("orders.new"), TopicConfig::default());
+        assert_eq!(c.topic_config_for("alerts.risk"), TopicConfig::default());
+        let e = Config::new("x")
+            .apply_toml("[[topics]]\npattern = \"md.>\"\nback_pressure = \"drop\"")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("= drop") && e.to_string().contains("dead-letter-slow"),
+            "{e}"
+        );
+        let mut c = Config::new("x");
+        c.apply_toml("[[topics]]\npattern = \"md.>.x\"").unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.to_string().contains("md.>.x"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod routes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use agentbus::control::topic_matches;
+use agentbus::control::{topic_matches, TopicConfig};
 use agentbus::AgentIdentifier;
 use agentbus_ipc::segment::MemfdSegment;
 use mio::Token;
@@ -65,6 +65,8 @@ pub struct Registry {
     by_id: HashMap<String, u32>,
     /// Topic names by id.
     topics: Vec<String>,
+    /// How each topic behaves, by id.
+    topic_configs: Vec<TopicConfig>,
     topic_ids: HashMap<String, u64>,
     /// Subscriptions by id.
     subscriptions: BTreeMap<u64, Subscription>,
@@ -159,14 +161,21 @@ impl Registry {
         }
     }
 
-    /// The id of topic `name`, creating it: a new topic gets the subscribers whose patterns
-    /// match it.
+    /// The id of topic `name`, creating it with the default configuration: a new topic gets
+    /// the subscribers whose patterns match it.
     pub fn intern_topic(&mut self, name: &str) -> u64 {
+        self.intern_topic_as(name, TopicConfig::default())
+    }
+
+    /// The id of topic `name`, creating it configured as `config` (an existing topic keeps its
+    /// own): a new topic gets the subscribers whose patterns match it.
+    pub fn intern_topic_as(&mut self, name: &str, config: TopicConfig) -> u64 {
         if let Some(&id) = self.topic_ids.get(name) {
             return id;
         }
         let id = self.routes.add_topic();
         self.topics.push(name.into());
+        self.topic_configs.push(config);
         self.topic_ids.insert(name.into(), id);
         for sub in self.subscriptions.values_mut() {
             if topic_matches(&sub.pattern, name) {
@@ -287,6 +296,19 @@ impl Registry {
         }
         self.leave(slot);
         self.agents[slot as usize].take()
+    }
+
+    /// The id of topic `name`, if it exists.
+    pub fn topic_id(&self, name: &str) -> Option<u64> {
+        self.topic_ids.get(name).copied()
+    }
+
+    /// How topic `id` behaves (the default for an id never issued).
+    pub fn topic_config(&self, id: u64) -> TopicConfig {
+        self.topic_configs
+            .get(id as usize)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// All topics with their names.

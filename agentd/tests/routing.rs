@@ -404,6 +404,11 @@ fn routes_follow_changes_made_in_any_order() {
     let auditor = feed.agent_type("auditor").unwrap();
     let _ = feed.send(&gpu, &note(&feed, 3));
     let _ = feed.send(&auditor, &note(&feed, 4));
+    // Both dead-lettered (nobody had them) before the agent that has them attaches: were they
+    // still in the feed's lane then, they would reach it.
+    eventually("the router dead-lettered the two unroutable notes", || {
+        agent_info(&mut feed, "feed").frames_dead >= 2
+    });
     let mut g = agentbus::client::Agent::attach(
         bus.options("g", "auditor")
             .capabilities(["gpu"])

@@ -16,7 +16,7 @@ use crate::kinds::{MessageType, RouteKind};
 use crate::payload::AgentStatus;
 
 /// The protocol version; both sides must speak the same.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// The largest control message accepted.
 pub const MAX_CONTROL_MESSAGE: usize = 1 << 20;
 
@@ -49,8 +49,10 @@ pub enum Request {
     /// The identity of the agent at this address (the source slot and epoch the router
     /// stamps), while it is attached or leaving.
     IdentifySlot(AgentAddress),
-    /// Creates the topic of this name (`market.AAPL`) if needed; answered with its id.
-    CreateTopic(String),
+    /// Creates the topic of this name (`market.AAPL`) if needed, configured as asked (or as
+    /// agentd's configuration says for its name); answered with its id. Asking an existing
+    /// topic for a configuration other than its own is refused.
+    CreateTopic(TopicRequest),
     /// Subscribes this agent to a pattern: exact names, `*` (one segment) or a trailing `>`
     /// (the rest); answered with the subscription's id.
     Subscribe(String),
@@ -74,6 +76,70 @@ pub enum Request {
     OpenChannel(String),
     /// Closes a channel (either side may; its peer sees it closed).
     CloseChannel(u64),
+}
+
+/// A topic to create, and how.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct TopicRequest {
+    /// Its dot-separated name, without wildcards (`market.AAPL`).
+    pub name: String,
+    /// How it is to behave; `None` takes the existing topic as it is, or agentd's configured
+    /// default for the name.
+    pub config: Option<TopicConfig>,
+}
+
+/// How a topic behaves ([`Request::CreateTopic`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Archive, Serialize, Deserialize)]
+pub struct TopicConfig {
+    /// What the router does with a copy for a subscriber whose lane is full.
+    pub back_pressure: BackPressure,
+}
+
+/// What the router does with a topic message's copy for a subscriber whose inbound lane is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Archive, Serialize, Deserialize)]
+pub enum BackPressure {
+    /// The message waits in the publisher's lane until the slow subscriber makes room (or its
+    /// ttl runs out): lossless, and every later message of that publisher at that priority
+    /// waits with it, for every subscriber. The default (orders).
+    #[default]
+    Block,
+    /// The slow subscriber's copy is dead-lettered at once, naming the subscriber, and counted
+    /// against it (`AgentInfo::copies_lost`); the other subscribers and the publisher go on at
+    /// their own pace (market data a late reader must not hold up).
+    DeadLetterSlow,
+}
+
+impl BackPressure {
+    /// The name used in agentd's configuration and in messages: `block`, `dead-letter-slow`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackPressure::Block => "block",
+            BackPressure::DeadLetterSlow => "dead-letter-slow",
+        }
+    }
+}
+
+/// Why a name is not a [`BackPressure`] policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown back-pressure policy {given:?}: use block or dead-letter-slow")]
+pub struct ParseBackPressureError {
+    /// The name given.
+    pub given: String,
+}
+
+impl std::str::FromStr for BackPressure {
+    type Err = ParseBackPressureError;
+
+    /// Parses `block` or `dead-letter-slow`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "block" => Ok(BackPressure::Block),
+            "dead-letter-slow" => Ok(BackPressure::DeadLetterSlow),
+            other => Err(ParseBackPressureError {
+                given: other.into(),
+            }),
+        }
+    }
 }
 
 /// Which page of a listing is wanted.
@@ -163,6 +229,9 @@ pub struct AgentInfo {
     pub destinations: u64,
     /// Times it was throttled for causing dead letters faster than agentd allows.
     pub throttled: u64,
+    /// Topic copies meant for it that its full lane could not take, dropped under the topic's
+    /// back-pressure policy (each one dead-lettered, naming it): what being slow cost it.
+    pub copies_lost: u64,
 }
 
 /// One topic, as listed.
@@ -174,6 +243,8 @@ pub struct TopicInfo {
     pub name: String,
     /// How many agents receive it.
     pub subscribers: u32,
+    /// How it behaves.
+    pub config: TopicConfig,
 }
 
 /// What agentd answers `Stats` with: the router's totals, the agents attached and the

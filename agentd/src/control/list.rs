@@ -46,6 +46,7 @@ pub(super) fn handle(ctl: &mut Control) -> Reply {
                 copies_dead: ctl.slot_counters.get(slot, slot_counter::COPIES_DEAD),
                 destinations: ctl.slot_counters.get(slot, slot_counter::DESTINATIONS),
                 throttled: ctl.slot_counters.get(slot, slot_counter::THROTTLED),
+                copies_lost: ctl.slot_counters.get(slot, slot_counter::LOST),
             }
         })
         .collect();

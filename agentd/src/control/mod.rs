@@ -21,6 +21,8 @@ mod stats;
 mod subscribe;
 mod topics;
 
+pub(crate) use subscribe::valid_pattern;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -398,7 +400,7 @@ impl Control {
             Request::Detach => detach::handle(self, token),
             Request::ResolveAgent(id) => resolve::handle(self, &id),
             Request::IdentifySlot(address) => resolve::identify(self, address),
-            Request::CreateTopic(name) => topics::create(self, &name),
+            Request::CreateTopic(request) => topics::create(self, request),
             Request::ListTopics => topics::list(self),
             Request::Subscribe(pattern) => subscribe::subscribe(self, token, &pattern),
             Request::Unsubscribe(id) => subscribe::unsubscribe(self, token, id),

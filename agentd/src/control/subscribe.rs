@@ -5,7 +5,9 @@ use mio::Token;
 
 use super::{refuse, Control, Reply};
 
-fn valid_pattern(p: &str) -> bool {
+/// Whether `p` is a valid subscription pattern: dot-separated non-empty segments, `*` for one,
+/// `>` only last.
+pub(crate) fn valid_pattern(p: &str) -> bool {
     let segs: Vec<&str> = p.split('.').collect();
     !p.is_empty()
         && p.len() <= 256

@@ -69,6 +69,13 @@ pub enum Command {
     },
     /// The routes that changed with one control request, each with all its members now.
     SetRoutes(Vec<RouteChange>),
+    /// How a topic behaves (sent once, when it is created, before its id is handed out).
+    ConfigureTopic {
+        /// The topic's id.
+        topic: u64,
+        /// Its configuration.
+        config: agentbus::control::TopicConfig,
+    },
     /// Acknowledge this number on the router's acknowledgement channel: every command queued
     /// before it has been applied.
     Barrier(u64),

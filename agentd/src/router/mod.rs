@@ -19,7 +19,10 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentbus::{AgentIdentifier, AgentStatus, FrameHeader, IdGenerator, MessagePriority};
+use agentbus::control::BackPressure;
+use agentbus::{
+    AgentIdentifier, AgentStatus, FrameHeader, IdGenerator, MessagePriority, RouteKind,
+};
 use agentbus_ipc::clock::{monotonic_ns, realtime_ns};
 use agentbus_ipc::ring::{Consumer, ReadError};
 use agentbus_ipc::wait::Wait;
@@ -110,8 +113,11 @@ pub mod slot_counter {
     pub const DESTINATIONS: usize = 6;
     /// Times it was throttled for making too many dead letters.
     pub const THROTTLED: usize = 7;
+    /// Topic copies meant for it that its full lane could not take, dropped (dead-lettered)
+    /// under the topic's back-pressure policy.
+    pub const LOST: usize = 8;
     /// How many counters each slot has: slot `s`'s start at `s * PER_SLOT`.
-    pub const PER_SLOT: usize = 8;
+    pub const PER_SLOT: usize = 9;
 }
 
 impl SlotCounters {
@@ -223,6 +229,9 @@ struct FrameBooks {
     copies_dead: u64,
     /// Dead letters recorded (whole frame or one copy).
     letters: u64,
+    /// Of those, copies a slow subscriber's full lane could not take, dead-lettered under the
+    /// topic's policy: the subscriber's doing, so not charged to the sender's budget.
+    slow_letters: u64,
     /// Whether any of it was dead-lettered.
     dead: bool,
 }
@@ -518,6 +527,9 @@ impl Router {
                         self.dispatch.routes.set(change);
                     }
                 }
+                Command::ConfigureTopic { topic, config } => {
+                    self.dispatch.routes.configure_topic(topic, config);
+                }
                 Command::Barrier(number) => {
                     // Nobody waits any more when the control thread has stopped.
                     let _ = self.links.acks.send(number);
@@ -753,6 +765,14 @@ impl Dispatch {
                     books.copies += 1;
                     self.slots[destination as usize].counters[slot_counter::RECEIVED] += 1;
                 }
+                Copied::Full if self.drops_when_full(header) => {
+                    let reason = self.slow_subscriber(destination);
+                    self.dead_letter(header, frame, Some(destination), &reason, now, books);
+                    books.slow_letters += 1;
+                    books.copies_dead += 1;
+                    books.done.insert(destination);
+                    self.slots[destination as usize].counters[slot_counter::LOST] += 1;
+                }
                 Copied::Full => blocked = true,
                 Copied::Gone | Copied::TooLarge(_) | Copied::Corrupt(_) => {
                     let why = copied.failure().unwrap_or_default();
@@ -766,6 +786,24 @@ impl Dispatch {
             }
         }
         blocked
+    }
+
+    /// Whether a copy of the frame with `header` for a full subscriber is dropped rather than
+    /// waited for: its topic's back-pressure policy says so.
+    fn drops_when_full(&self, header: &FrameHeader) -> bool {
+        header.route == RouteKind::Topic
+            && self.routes.back_pressure(header.destination) == BackPressure::DeadLetterSlow
+    }
+
+    /// Why a copy for the slow subscriber in `slot` was dead-lettered, naming it.
+    fn slow_subscriber(&self, slot: u32) -> String {
+        let name = self.slots[slot as usize]
+            .agent
+            .as_ref()
+            .map_or("?", |e| e.identity.agent_id.as_str());
+        format!(
+            "subscriber {name:?} (slot {slot}) is not keeping up: its lane was full, and the topic's back-pressure policy is dead-letter-slow"
+        )
     }
 
     /// Records a dead letter of `header`'s frame (at `destination`, or the whole frame).
@@ -816,7 +854,7 @@ impl Dispatch {
         slot.counters[slot_counter::COPIES] += books.copies;
         slot.counters[slot_counter::COPIES_DEAD] += books.copies_dead;
         if let Some(e) = slot.agent.as_mut() {
-            for _ in 0..books.letters {
+            for _ in 0..books.letters - books.slow_letters {
                 e.budget.spend();
             }
         }

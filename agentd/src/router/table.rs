@@ -1,6 +1,6 @@
 //! The router's view of agents and routes; the router thread is its only writer.
 
-use agentbus::control::AgentAddress;
+use agentbus::control::{AgentAddress, BackPressure, TopicConfig};
 use agentbus::lanes;
 use agentbus::{AgentIdentifier, FrameHeader, RouteKind};
 use agentbus_ipc::Region;
@@ -101,6 +101,9 @@ pub struct Routes {
     pub capsets: Vec<Vec<u32>>,
     /// Members by type id.
     pub types: Vec<Vec<u32>>,
+    /// What to do with a copy for a full subscriber, by topic id (a topic not configured
+    /// blocks).
+    pub back_pressure: Vec<BackPressure>,
 }
 
 impl Routes {
@@ -117,6 +120,23 @@ impl Routes {
             list.resize_with(id + 1, Vec::new);
         }
         list[id] = change.slots;
+    }
+
+    /// Sets how topic `topic` treats a subscriber whose lane is full.
+    pub fn configure_topic(&mut self, topic: u64, config: TopicConfig) {
+        let id = topic as usize;
+        if self.back_pressure.len() <= id {
+            self.back_pressure.resize(id + 1, BackPressure::Block);
+        }
+        self.back_pressure[id] = config.back_pressure;
+    }
+
+    /// How topic `topic` treats a subscriber whose lane is full.
+    pub fn back_pressure(&self, topic: u64) -> BackPressure {
+        self.back_pressure
+            .get(topic as usize)
+            .copied()
+            .unwrap_or_default()
     }
 }
 

@@ -210,6 +210,15 @@ impl Agent {
         self.tx.topic(name)
     }
 
+    /// [`Sender::create_topic`]: the topic `name`, created with `config` if needed.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        config: crate::control::TopicConfig,
+    ) -> Result<Topic, CommunicationError> {
+        self.tx.create_topic(name, config)
+    }
+
     /// [`Sender::capability`]: a capability set, for capability routing.
     pub fn capability<S: AsRef<str>>(
         &self,

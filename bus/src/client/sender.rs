@@ -14,7 +14,9 @@ use super::shared::{unexpected, Shared};
 use super::{Batch, Loan, Outgoing};
 use crate::body::AgentIdentifier;
 use crate::codec::{bare_header, NoWait, Room, Route, WaitUntil};
-use crate::control::{AgentAddress, Refusal, Refused, Request, Response};
+use crate::control::{
+    AgentAddress, Refusal, Refused, Request, Response, TopicConfig, TopicRequest,
+};
 use crate::error::{CommunicationError, EncodeError};
 use crate::header::{Flags, FrameHeader, AGENTD_SLOT};
 use crate::ids::{IdGenerator, MessageId};
@@ -128,9 +130,33 @@ impl Sender {
         }
     }
 
-    /// The topic `name`, created if it does not exist (one control request).
+    /// The topic `name`, created if it does not exist (one control request); a new one is
+    /// configured as agentd's configuration says for its name (by default,
+    /// [`crate::control::BackPressure::Block`]).
     pub fn topic(&self, name: &str) -> Result<Topic, CommunicationError> {
-        let id = self.id_of(Request::CreateTopic(name.into()))?;
+        self.topic_as(name, None)
+    }
+
+    /// The topic `name`, created with `config` if it does not exist (the spec's
+    /// `createTopic(topic, config)`). An existing topic configured otherwise is refused
+    /// (`Refused` with `BadRequest`, naming both): a topic has one configuration for its life.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<Topic, CommunicationError> {
+        self.topic_as(name, Some(config))
+    }
+
+    fn topic_as(
+        &self,
+        name: &str,
+        config: Option<TopicConfig>,
+    ) -> Result<Topic, CommunicationError> {
+        let id = self.id_of(Request::CreateTopic(TopicRequest {
+            name: name.into(),
+            config,
+        }))?;
         Ok(Topic {
             id,
             name: name.into(),
