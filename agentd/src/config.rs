@@ -297,7 +297,7 @@ impl Config {
                             .map_err(|e: ParseBackPressureError| ConfigError::Invalid {
                                 key: "topics.back_pressure",
                                 value: e.given,
-                                allowed: "use block or dead-letter-slow".into(),
+                                allowed: "use block, dead-letter-slow or drop-oldest".into(),
                             })?
                     }
                     None => BackPressure::default(),

@@ -101,6 +101,69 @@ fn a_slow_subscriber_under_dead_letter_slow_never_holds_up_the_others() {
 }
 
 #[test]
+fn a_slow_subscriber_under_drop_oldest_loses_the_oldest_and_catches_up_on_the_newest() {
+    const N: i64 = 3_000;
+    let bus = bus_with_lanes("tp-drop", 1 << 16);
+    let mut publisher = bus.attach("feed", "market_data");
+    let mut healthy = bus.attach("healthy", "strategy");
+    let mut slow = bus.attach("slow", "strategy");
+    let topic = publisher
+        .create_topic(
+            "md.AAPL",
+            TopicConfig {
+                back_pressure: BackPressure::DropOldest,
+            },
+        )
+        .unwrap();
+    let _h = healthy.subscribe("md.>").unwrap();
+    let _s = slow.subscribe("md.AAPL").unwrap(); // and never reads, until the end
+    let reader = std::thread::spawn(move || {
+        let seqs = recv_seqs(&mut healthy, N as usize, WAIT);
+        (healthy, seqs)
+    });
+    for seq in 0..N {
+        publisher
+            .send_blocking(&topic, &note(&publisher, seq), WAIT)
+            .unwrap_or_else(|e| panic!("publish {seq} held up: {e}"));
+        std::thread::sleep(RATE_GAP);
+    }
+    let (_healthy, seqs) = reader.join().expect("reader");
+    assert_eq!(
+        seqs,
+        (0..N).collect::<Vec<_>>(),
+        "the healthy one got every message, in order"
+    );
+    let mut observer = bus.attach("observer", "ops");
+    eventually("the router counted every copy", || {
+        agent_info(&mut observer, "feed").destinations == 2 * N as u64
+    });
+    // The slow one reads at last: its lane's oldest, then (as it makes room) the newest the
+    // hold kept, the very last included; what is missing in between is counted lost.
+    let kept = recv_seqs(&mut slow, N as usize, Duration::from_millis(500));
+    let lost = agent_info(&mut observer, "slow").copies_lost;
+    assert!(
+        lost > 0,
+        "the slow subscriber lost nothing: its lane and hold never filled?"
+    );
+    assert_eq!(
+        lost + kept.len() as u64,
+        N as u64,
+        "every copy kept or counted lost"
+    );
+    assert_eq!(kept.last(), Some(&(N - 1)), "it catches up on the newest");
+    assert!(kept.windows(2).all(|w| w[0] < w[1]), "in order: {kept:?}");
+    let gap = kept.windows(2).filter(|w| w[1] != w[0] + 1).count();
+    assert_eq!(
+        gap, 1,
+        "one run of oldest (its lane), one of newest (the hold): {kept:?}"
+    );
+    let feed = agent_info(&mut observer, "feed");
+    assert_eq!(feed.copies_dead, 0, "drops are counted, not dead-lettered");
+    assert_eq!(feed.throttled, 0);
+    assert_eq!(agent_info(&mut observer, "healthy").copies_lost, 0);
+}
+
+#[test]
 fn under_block_a_slow_subscriber_holds_up_the_publisher_and_loses_nothing() {
     let bus = bus_with_lanes("tp-block", 4096);
     let mut publisher = bus.attach("feed", "market_data");

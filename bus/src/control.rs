@@ -107,21 +107,29 @@ pub enum BackPressure {
     /// against it (`AgentInfo::copies_lost`); the other subscribers and the publisher go on at
     /// their own pace (market data a late reader must not hold up).
     DeadLetterSlow,
+    /// The slow subscriber's copies are held in agentd (up to a lane's capacity, per subscriber
+    /// and priority) and written into its lane, in order, as it makes room; when the hold is
+    /// full its oldest copy is dropped and counted against the subscriber
+    /// (`AgentInfo::copies_lost`), so a subscriber that catches up reads the newest messages
+    /// (conflation to the latest). The others and the publisher go on at their own pace.
+    DropOldest,
 }
 
 impl BackPressure {
-    /// The name used in agentd's configuration and in messages: `block`, `dead-letter-slow`.
+    /// The name used in agentd's configuration and in messages: `block`, `dead-letter-slow`,
+    /// `drop-oldest`.
     pub fn name(self) -> &'static str {
         match self {
             BackPressure::Block => "block",
             BackPressure::DeadLetterSlow => "dead-letter-slow",
+            BackPressure::DropOldest => "drop-oldest",
         }
     }
 }
 
 /// Why a name is not a [`BackPressure`] policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown back-pressure policy {given:?}: use block or dead-letter-slow")]
+#[error("unknown back-pressure policy {given:?}: use block, dead-letter-slow or drop-oldest")]
 pub struct ParseBackPressureError {
     /// The name given.
     pub given: String,
@@ -130,11 +138,12 @@ pub struct ParseBackPressureError {
 impl std::str::FromStr for BackPressure {
     type Err = ParseBackPressureError;
 
-    /// Parses `block` or `dead-letter-slow`.
+    /// Parses `block`, `dead-letter-slow` or `drop-oldest`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "block" => Ok(BackPressure::Block),
             "dead-letter-slow" => Ok(BackPressure::DeadLetterSlow),
+            "drop-oldest" => Ok(BackPressure::DropOldest),
             other => Err(ParseBackPressureError {
                 given: other.into(),
             }),

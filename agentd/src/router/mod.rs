@@ -11,6 +11,7 @@
 mod budget;
 mod command;
 mod deliver;
+mod held;
 mod inbound;
 mod table;
 
@@ -32,6 +33,7 @@ pub use budget::DeadLetterLimit;
 use budget::{BudgetState, DeadLetterBudget};
 pub use command::{Command, NewAgent, RouteChange, RouteId, RouterEvent};
 use deliver::FrameSender;
+pub use held::{Flushed, Held};
 use inbound::{Copied, InboundLanes, Unwritten};
 pub use table::{Entry, Now, Partial, Routes, Slot, SlotSet, Unroutable, View};
 
@@ -205,6 +207,9 @@ struct Dispatch {
     dead_letters: Arc<Mutex<DeadLetterQueue>>,
     heartbeat_timeout_ns: u64,
     delivery_timeout_ns: u64,
+    /// Holds ([`Held`]) not empty now, over every slot and priority: none, and a pass skips
+    /// looking at them.
+    holding: u64,
 }
 
 /// What routing one frame came to.
@@ -255,6 +260,7 @@ impl Router {
                 dead_letters: Arc::clone(&links.dead_letters),
                 heartbeat_timeout_ns: cfg.heartbeat_timeout.as_nanos() as u64,
                 delivery_timeout_ns: cfg.delivery_timeout.as_nanos() as u64,
+                holding: 0,
             },
             rt_offset: realtime_ns().wrapping_sub(mono),
             last_publish: 0,
@@ -360,6 +366,9 @@ impl Router {
         let start = (self.dispatch.counters.passes as usize) % n.max(1);
         let mut work = 0;
         for priority in 0..4 {
+            if self.dispatch.holding > 0 {
+                self.dispatch.flush_held(priority);
+            }
             let mut k = start;
             for _ in 0..n {
                 let slot = self.attached[k];
@@ -608,6 +617,14 @@ impl Router {
         let Some(entry) = self.dispatch.slots[index].agent.take() else {
             return;
         };
+        // Copies held for it go with it, counted as lost.
+        let slot_state = &mut self.dispatch.slots[index];
+        for held in slot_state.held.iter_mut() {
+            if let Some(h) = held.take().filter(|h| !h.is_empty()) {
+                slot_state.counters[slot_counter::LOST] += h.len();
+                self.dispatch.holding -= 1;
+            }
+        }
         self.outbound[index] = None;
         self.attached.retain(|&a| a != slot);
         let now_rt = realtime_ns();
@@ -751,21 +768,38 @@ impl Dispatch {
         books: &mut FrameBooks,
     ) -> bool {
         let mut blocked = false;
+        let policy = if header.route == RouteKind::Topic {
+            self.routes.back_pressure(header.destination)
+        } else {
+            BackPressure::Block
+        };
         for i in 0..self.destinations.len() {
             let destination = self.destinations[i];
             if books.done.contains(destination) {
                 continue;
             }
-            let copied = self
-                .inbound
-                .copy(destination, sender.priority, header, frame);
+            let holding = self.slots[destination as usize].held[sender.priority]
+                .as_ref()
+                .is_some_and(|h| !h.is_empty());
+            // Behind copies already held for it, so that they arrive in order.
+            let copied = if policy == BackPressure::DropOldest && holding {
+                Copied::Full
+            } else {
+                self.inbound
+                    .copy(destination, sender.priority, header, frame)
+            };
             match copied {
+                Copied::Full if policy == BackPressure::DropOldest => {
+                    self.hold(destination, sender.priority, header, frame);
+                    books.done.insert(destination);
+                    books.copies += 1;
+                }
                 Copied::Delivered => {
                     books.done.insert(destination);
                     books.copies += 1;
                     self.slots[destination as usize].counters[slot_counter::RECEIVED] += 1;
                 }
-                Copied::Full if self.drops_when_full(header) => {
+                Copied::Full if policy == BackPressure::DeadLetterSlow => {
                     let reason = self.slow_subscriber(destination);
                     self.dead_letter(header, frame, Some(destination), &reason, now, books);
                     books.slow_letters += 1;
@@ -788,11 +822,47 @@ impl Dispatch {
         blocked
     }
 
-    /// Whether a copy of the frame with `header` for a full subscriber is dropped rather than
-    /// waited for: its topic's back-pressure policy says so.
-    fn drops_when_full(&self, header: &FrameHeader) -> bool {
-        header.route == RouteKind::Topic
-            && self.routes.back_pressure(header.destination) == BackPressure::DeadLetterSlow
+    /// Holds a copy for the subscriber in `slot`, whose lane `priority` is full (a
+    /// `DropOldest` topic), dropping its oldest held copies if needed (counted as lost).
+    fn hold(&mut self, slot: u32, priority: usize, header: &FrameHeader, frame: &[u8]) {
+        let slot_state = &mut self.slots[slot as usize];
+        let capacity = slot_state.agent.as_ref().map_or(0, |e| e.lane_capacity);
+        let held = &mut slot_state.held[priority];
+        if held.is_none() {
+            // Once per subscriber and priority, the first time it is found slow.
+            *held = Held::new(capacity);
+        }
+        let Some(held) = held.as_mut() else {
+            slot_state.counters[slot_counter::LOST] += 1;
+            return;
+        };
+        let was_empty = held.is_empty();
+        let dropped = held.push(header, frame);
+        slot_state.counters[slot_counter::LOST] += dropped;
+        if was_empty && !held.is_empty() {
+            self.holding += 1;
+        }
+    }
+
+    /// Writes held copies into lane `priority` of every subscriber that has some, as far as
+    /// their lanes take them.
+    fn flush_held(&mut self, priority: usize) {
+        for slot in 0..self.slots.len() {
+            let Some(held) = self.slots[slot].held[priority].as_mut() else {
+                continue;
+            };
+            if held.is_empty() {
+                continue;
+            }
+            let done = held.flush(&mut self.inbound, slot as u32, priority);
+            let emptied = held.is_empty();
+            let counters = &mut self.slots[slot].counters;
+            counters[slot_counter::RECEIVED] += done.delivered;
+            counters[slot_counter::LOST] += done.dropped;
+            if emptied {
+                self.holding -= 1;
+            }
+        }
     }
 
     /// Why a copy for the slow subscriber in `slot` was dead-lettered, naming it.

@@ -7,6 +7,7 @@ use agentbus_ipc::Region;
 
 use super::budget::DeadLetterBudget;
 use super::command::{RouteChange, RouteId};
+use super::held::Held;
 
 /// Up to 256 slots, as a bitset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,6 +81,8 @@ pub struct Slot {
     pub agent: Option<Entry>,
     /// Its counters (indexes in [`super::slot_counter`]), published for the control thread.
     pub counters: [u64; super::slot_counter::PER_SLOT],
+    /// Topic copies held for it per priority while its lane is full (`DropOldest` topics).
+    pub held: [Option<Held>; 4],
 }
 
 impl Slot {
@@ -88,6 +91,7 @@ impl Slot {
         Slot {
             agent: None,
             counters: [0; super::slot_counter::PER_SLOT],
+            held: [None, None, None, None],
         }
     }
 }
