@@ -17,7 +17,7 @@ use crate::{bus_cases, peers};
 /// The cases `agentbus bench` knows (`all` runs every one but `router-wait`, `route-changes`
 /// and `tail`, which take about a minute, a few seconds and half a minute, and `sweep`, which
 /// runs floor, channel and routed at each of [`SWEEP_SIZES`]).
-pub const CASES: [&str; 18] = [
+pub const CASES: [&str; 19] = [
     "floor",
     "ring",
     "channel",
@@ -26,6 +26,7 @@ pub const CASES: [&str; 18] = [
     "routed",
     "throughput",
     "fanout",
+    "slow-subscriber",
     "priority",
     "rate",
     "uds",
@@ -232,6 +233,15 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
             Ok(())
         })?;
     }
+    let mut blocked = None;
+    if want("slow-subscriber") {
+        step("slow-subscriber", &mut || {
+            let (slow_rows, block) = crate::slow_subscriber::slow_subscriber(cfg)?;
+            rows.extend(slow_rows);
+            blocked = Some(block);
+            Ok(())
+        })?;
+    }
     if want("uds") {
         step("unix socket", &mut || {
             rows.push(peers::uds(cfg)?);
@@ -317,6 +327,14 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
                 t.bytes_per_s / 1e6
             );
         }
+    }
+    if let Some(b) = blocked {
+        println!(
+            "\nslow-sub rows: a healthy subscriber's one-way latency at {} msg/s, from each intended send time: alone, and beside one that never reads (+stalled) under drop-oldest and dead-letter-slow (dl-slow).\nUnder block, the one that never reads stopped the publisher after {} messages (refused: QueueFull), and the healthy subscriber had {} of them 200 ms later (head-of-line blocking).",
+            crate::slow_subscriber::RATE,
+            b.sent,
+            b.received
+        );
     }
     if let Some(path) = &opts.json {
         std::fs::write(path, json(&rows, &tput, ncores, &cpu))

@@ -16,4 +16,5 @@ pub mod peers;
 pub mod plot;
 pub mod report;
 pub mod router_wait;
+pub mod slow_subscriber;
 pub mod tail;

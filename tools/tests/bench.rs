@@ -89,9 +89,16 @@ fn bench_all_runs_every_case_and_writes_sane_json_hgrm_and_svg() {
         "throughput-ring",
         "fanout",
         "fanout-spin",
+        "slow-subscriber-alone",
+        "slow-subscriber-drop-oldest",
+        "slow-subscriber-dead-letter-slow",
     ] {
         assert!(ids.contains(&want), "{want} missing from {ids:?}");
     }
+    assert!(
+        stdout.contains("Under block, the one that never reads stopped the publisher after"),
+        "{stdout}"
+    );
     assert!(
         !ids.iter().any(|id| id.starts_with("sweep-")),
         "sweep is not part of all: {ids:?}"
