@@ -107,6 +107,18 @@ pub enum CommunicationError {
         /// What failed, and what to do (the control-plane error's own message).
         reason: String,
     },
+    /// Requests to this destination failed too often in a row: its circuit breaker is open, and
+    /// requests fail at once until it has rested. Not a spec kind: classified as
+    /// [`ErrorKind::AgentUnreachable`].
+    #[error("the circuit breaker for {destination} is open after {failures} failures in a row: requests to it fail at once for {retry_in:?} more, then one is let through to try it; check the destination (`agentbus top`), or send elsewhere")]
+    CircuitOpen {
+        /// The destination as named: an agent id, `capabilities a,b` or `type t`.
+        destination: String,
+        /// Failures in a row that opened it (or kept it open).
+        failures: u32,
+        /// How long until it lets a trial request through.
+        retry_in: Duration,
+    },
     /// The other side answered a request with an error.
     #[error("the request failed at its receiver ({kind:?}): {details}; its receiver's message says why: fix the request, or ask its owner")]
     RequestFailed {
@@ -124,6 +136,7 @@ impl CommunicationError {
             CommunicationError::AgentUnreachable { .. }
             | CommunicationError::BusNotRunning { .. }
             | CommunicationError::Disconnected { .. }
+            | CommunicationError::CircuitOpen { .. }
             | CommunicationError::Control { .. } => ErrorKind::AgentUnreachable,
             CommunicationError::Refused { refusal, .. } => refusal_kind(*refusal),
             CommunicationError::MessageTooLarge { .. } => ErrorKind::MessageTooLarge,

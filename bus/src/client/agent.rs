@@ -2,11 +2,12 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agentbus_ipc::segment::MemfdSegment;
 use agentbus_ipc::words::SharedDoorbell;
 
+use super::breaker::{BreakerStatus, Outcome};
 use super::conn::ControlConn;
 use super::handlers::Handlers;
 use super::pending::{lock, PendingRequest, Replier};
@@ -158,7 +159,7 @@ impl Agent {
         ));
         let mut agent = Agent {
             tx: Sender::new(Arc::clone(&shared), outbound, options.wait),
-            rx: Receiver::new(shared, inbound, bell, options.wait),
+            rx: Receiver::new(shared, inbound, bell, options.wait, options.breaker),
             handlers: Handlers::default(),
         };
         agent.rx.beat();
@@ -356,20 +357,33 @@ impl Agent {
         request: M,
     ) -> Result<PendingRequest, CommunicationError> {
         let to = to.into();
+        let target = to.target();
         let id = self.tx.secret_id();
         let replier = match to {
             Responder::Peer(p) => Replier::Agent(p.address),
             Responder::Capability(_) | Responder::Type(_) => Replier::Picked,
         };
-        lock(&self.rx.requests).start(id, replier, to.target());
+        {
+            let mut requests = lock(&self.rx.requests);
+            requests.breakers.admit(&target, Instant::now())?;
+            requests.start(id, replier, target.clone());
+        }
         let sent = self.tx.send_with(to.into(), &request, None, |h| {
             h.message_id = id;
             h.flags |= Flags::EXPECTS_REPLY;
         });
         match sent {
-            Ok(_) => Ok(PendingRequest::new(id, Arc::clone(&self.rx.requests))),
+            Ok(_) => Ok(PendingRequest::new(
+                id,
+                target,
+                Arc::clone(&self.rx.requests),
+            )),
             Err(e) => {
-                lock(&self.rx.requests).cancel(id);
+                let mut requests = lock(&self.rx.requests);
+                requests.cancel(id);
+                requests
+                    .breakers
+                    .record(&target, Outcome::of_error(&e), Instant::now());
                 Err(e)
             }
         }
@@ -384,6 +398,11 @@ impl Agent {
         timeout: Duration,
     ) -> Result<Message, CommunicationError> {
         self.start_request(to, request)?.wait(self, timeout)
+    }
+
+    /// Every request destination's circuit breaker, as it stands (the client's breaker stats).
+    pub fn breakers(&self) -> Vec<BreakerStatus> {
+        lock(&self.rx.requests).breakers.status()
     }
 
     /// What the client counted that no call returned.

@@ -201,8 +201,8 @@ impl Responder<'_> {
     }
 }
 
-/// Where a request went, as its errors name it.
-#[derive(Debug, Clone)]
+/// Where a request went, as its errors name it (and its breaker is keyed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Target {
     Peer(Arc<str>),
     Capability(Arc<[String]>),

@@ -14,6 +14,7 @@
 
 mod agent;
 mod batch;
+mod breaker;
 mod channel;
 mod conn;
 mod delivery;
@@ -33,6 +34,7 @@ mod subscription;
 
 pub use agent::{Agent, ClientCounters};
 pub use batch::Batch;
+pub use breaker::{BreakerConfig, BreakerStatus, CircuitState};
 pub use channel::Channel;
 pub use delivery::Delivery;
 pub use destination::{AgentType, Capability, Destination, Peer, Responder, Topic};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use agentbus_ipc::wait::Wait;
 
-use super::ClientError;
+use super::{BreakerConfig, ClientError};
 use crate::paths::{self, SocketDirError};
 
 /// How to attach: which bus, who this agent is, how it waits.
@@ -32,6 +32,9 @@ pub struct AttachOptions {
     /// Make this process non-dumpable before attaching (`false`): see
     /// [`AttachOptions::non_dumpable`].
     pub non_dumpable: bool,
+    /// A circuit breaker per request destination ([`BreakerConfig::default`]: five failures in a
+    /// row open it for five seconds); `None`: none.
+    pub breaker: Option<BreakerConfig>,
 }
 
 impl AttachOptions {
@@ -48,7 +51,14 @@ impl AttachOptions {
             wait: Wait::default(),
             control_timeout: Duration::from_secs(10),
             non_dumpable: false,
+            breaker: Some(BreakerConfig::default()),
         }
+    }
+
+    /// Sets the request destinations' circuit breakers (`None`: no breakers).
+    pub fn breaker(mut self, breaker: Option<BreakerConfig>) -> Self {
+        self.breaker = breaker;
+        self
     }
 
     /// Adds to what it can do (capability routing picks agents having all that a message

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rkyv::util::AlignedVec;
 
+use super::breaker::{BreakerConfig, Breakers, Outcome};
 use super::destination::Target;
 use super::Agent;
 use crate::body::Payload;
@@ -79,6 +80,8 @@ impl GivenUp {
 #[derive(Debug, Default)]
 pub(crate) struct RequestTable {
     outstanding: HashMap<MessageId, Outstanding>,
+    /// A circuit breaker per destination.
+    pub(crate) breakers: Breakers,
     given_up: GivenUp,
     /// Replies that came after their request was given up (counted, then dropped).
     pub(crate) late: u64,
@@ -97,6 +100,14 @@ pub(crate) fn lock(requests: &Requests) -> MutexGuard<'_, RequestTable> {
 }
 
 impl RequestTable {
+    /// An empty table whose breakers follow `breaker` (`None`: no breakers).
+    pub(crate) fn new(breaker: Option<BreakerConfig>) -> RequestTable {
+        RequestTable {
+            breakers: Breakers::new(breaker),
+            ..RequestTable::default()
+        }
+    }
+
     /// Records request `id` as sent to `replier`, named `to` for errors.
     pub(crate) fn start(&mut self, id: MessageId, replier: Replier, to: Target) {
         self.outstanding.insert(
@@ -235,15 +246,18 @@ fn response_result(bytes: &[u8], to: String) -> Result<Message, CommunicationErr
 #[derive(Debug)]
 pub struct PendingRequest {
     id: MessageId,
+    /// Where it went, for its destination's breaker.
+    target: Target,
     requests: Requests,
     /// The reply was taken: nothing to give up on drop.
     done: bool,
 }
 
 impl PendingRequest {
-    pub(crate) fn new(id: MessageId, requests: Requests) -> PendingRequest {
+    pub(crate) fn new(id: MessageId, target: Target, requests: Requests) -> PendingRequest {
         PendingRequest {
             id,
+            target,
             requests,
             done: false,
         }
@@ -286,10 +300,12 @@ impl PendingRequest {
                 return r;
             }
             if Instant::now() >= deadline {
-                return Err(CommunicationError::Timeout {
+                let timed_out = Err(CommunicationError::Timeout {
                     what: format!("the response to request {}", self.id),
                     after: timeout,
                 });
+                self.count(&timed_out);
+                return timed_out;
             }
             if agent.poll(64)? == 0 {
                 agent.receiver().check_link()?;
@@ -304,7 +320,15 @@ impl PendingRequest {
     fn take(&mut self) -> Option<Result<Message, CommunicationError>> {
         let r = lock(&self.requests).take(self.id)?;
         self.done = true;
+        self.count(&r);
         Some(r)
+    }
+
+    /// Tells the destination's breaker what became of the request.
+    fn count(&self, result: &Result<Message, CommunicationError>) {
+        lock(&self.requests)
+            .breakers
+            .record(&self.target, Outcome::of(result), Instant::now());
     }
 }
 

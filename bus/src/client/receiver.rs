@@ -77,6 +77,7 @@ impl Receiver {
         inbound: Vec<Consumer>,
         bell: SharedDoorbell,
         wait: Wait,
+        breaker: Option<super::BreakerConfig>,
     ) -> Receiver {
         Receiver {
             shared,
@@ -84,7 +85,9 @@ impl Receiver {
             bell,
             wait,
             queue: VecDeque::new(),
-            requests: Requests::default(),
+            requests: Arc::new(std::sync::Mutex::new(super::pending::RequestTable::new(
+                breaker,
+            ))),
             senders: Senders::default(),
             recv_calls: 0,
             last_beat: 0,
