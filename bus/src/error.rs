@@ -119,6 +119,20 @@ pub enum CommunicationError {
         /// How long until it lets a trial request through.
         retry_in: Duration,
     },
+    /// A message sent for at-least-once delivery was not acknowledged after every attempt (the
+    /// receiver never acknowledged it, or it could not be routed each time). Not a spec kind:
+    /// classified as [`ErrorKind::AgentUnreachable`].
+    #[error("message {message_id} to {destination} was not acknowledged after {attempts} attempts ({reason}); check the receiver (`agentbus top`): it must ack what it reads with `recv` (handlers ack on return)")]
+    DeliveryFailed {
+        /// The destination as named: an agent id, `capabilities a,b` or `type t`.
+        destination: String,
+        /// The message's id (the same on every attempt).
+        message_id: crate::ids::MessageId,
+        /// Attempts made.
+        attempts: u32,
+        /// What the last attempt came to.
+        reason: String,
+    },
     /// The other side answered a request with an error.
     #[error("the request failed at its receiver ({kind:?}): {details}; its receiver's message says why: fix the request, or ask its owner")]
     RequestFailed {
@@ -137,6 +151,7 @@ impl CommunicationError {
             | CommunicationError::BusNotRunning { .. }
             | CommunicationError::Disconnected { .. }
             | CommunicationError::CircuitOpen { .. }
+            | CommunicationError::DeliveryFailed { .. }
             | CommunicationError::Control { .. } => ErrorKind::AgentUnreachable,
             CommunicationError::Refused { refusal, .. } => refusal_kind(*refusal),
             CommunicationError::MessageTooLarge { .. } => ErrorKind::MessageTooLarge,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use agentbus_ipc::segment::MemfdSegment;
 use agentbus_ipc::words::SharedDoorbell;
 
+use super::acked::{Again, Resend};
 use super::breaker::{BreakerStatus, Outcome};
 use super::conn::ControlConn;
 use super::handlers::Handlers;
@@ -74,6 +75,10 @@ pub struct Agent {
     pub(crate) tx: Sender,
     pub(crate) rx: Receiver,
     pub(crate) handlers: Handlers,
+    /// How at-least-once messages are retried.
+    delivery: super::DeliveryConfig,
+    /// At-least-once messages in flight (a hint for `poll`: none, and it never looks).
+    deliveries: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What the client counted that no call returned: replies nobody waited for, forged replies,
@@ -88,6 +93,9 @@ pub struct ClientCounters {
     pub forged_replies: u64,
     /// Topic messages a subscription's filter turned away.
     pub filtered: u64,
+    /// Retried copies of at-least-once messages this agent had already taken, dropped
+    /// (exactly-once processing).
+    pub duplicates: u64,
 }
 
 impl Agent {
@@ -159,8 +167,10 @@ impl Agent {
         ));
         let mut agent = Agent {
             tx: Sender::new(Arc::clone(&shared), outbound, options.wait),
-            rx: Receiver::new(shared, inbound, bell, options.wait, options.breaker),
+            rx: Receiver::new(shared, inbound, bell, &options),
             handlers: Handlers::default(),
+            delivery: options.delivery,
+            deliveries: Arc::default(),
         };
         agent.rx.beat();
         Ok(agent)
@@ -330,6 +340,16 @@ impl Agent {
         ))
     }
 
+    /// Sets the handler for direct messages (the spec's `receiveMessage`): every message that is
+    /// not a request, a reply or a topic message goes to it from [`Agent::poll`] instead of the
+    /// `recv` queue. A message sent for at-least-once delivery is acknowledged when it returns.
+    pub fn on_message(
+        &mut self,
+        handler: impl FnMut(&crate::codec::Envelope<'_>, &mut Sender) + Send + 'static,
+    ) {
+        self.handlers.message = Some(Box::new(handler));
+    }
+
     /// Sets the handler that answers requests (the spec's `setRequestHandler`). It runs from
     /// [`Agent::poll`] (and while this agent waits for its own replies); what it returns is
     /// sent back correlated to the request, an `Err` as an `Error` response carrying the
@@ -389,6 +409,79 @@ impl Agent {
         }
     }
 
+    /// Sends `message` for at-least-once delivery to `to` (a [`Peer`], [`Capability`] or
+    /// [`AgentType`]): its receiver's client acknowledges it once its handler has returned (or
+    /// when a `recv` user calls [`Sender::ack`]); until then it is sent again, with the same id,
+    /// after [`super::DeliveryConfig::retry_delay`], doubling, up to
+    /// [`super::DeliveryConfig::attempts`] in all. The retries go out from this agent's `poll`
+    /// (and from waiting on the returned [`super::PendingDelivery`]), never from another
+    /// thread. A capability or type route may pick another agent for a retry (one that died
+    /// before acknowledging is replaced by a live one); receivers drop retried copies of what
+    /// they already took (exactly-once processing).
+    pub fn send_acked<'d>(
+        &mut self,
+        to: impl Into<Responder<'d>>,
+        message: &Message,
+    ) -> Result<super::PendingDelivery, CommunicationError> {
+        let to = to.into();
+        let target = to.target();
+        let id = self.tx.secret_id();
+        let replier = match to {
+            Responder::Peer(p) => Replier::Agent(p.address),
+            Responder::Capability(_) | Responder::Type(_) => Replier::Picked,
+        };
+        let resend = Resend::new(
+            message.clone(),
+            Again::of(to),
+            self.delivery,
+            Instant::now(),
+        );
+        lock(&self.rx.requests).start_delivery(id, replier, target.clone(), resend);
+        let pending = super::PendingDelivery::new(
+            id,
+            target,
+            Arc::clone(&self.rx.requests),
+            Arc::clone(&self.deliveries),
+        );
+        match self.send_attempt(id, to, message) {
+            Ok(()) => Ok(pending),
+            // No room now: the next attempt is due after the retry delay.
+            Err(e @ CommunicationError::QueueFull { .. }) => {
+                lock(&self.rx.requests).attempt_failed(id, e.to_string());
+                Ok(pending)
+            }
+            Err(e) => Err(e), // dropping `pending` forgets it
+        }
+    }
+
+    fn send_attempt(
+        &mut self,
+        id: MessageId,
+        to: Responder<'_>,
+        message: &Message,
+    ) -> Result<(), CommunicationError> {
+        self.tx
+            .send_with(to.into(), &message, None, |h| {
+                h.message_id = id;
+                h.flags |= Flags::ACK_REQUESTED;
+            })
+            .map(drop)
+    }
+
+    /// Sends the at-least-once messages whose retry is due; returns when the next one is due.
+    pub(crate) fn drive_deliveries(&mut self) -> Option<Instant> {
+        if self.deliveries.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let (due, next) = lock(&self.rx.requests).due(Instant::now());
+        for (id, to, message) in due {
+            if let Err(e) = self.send_attempt(id, to.responder(), &message) {
+                lock(&self.rx.requests).attempt_failed(id, e.to_string());
+            }
+        }
+        next
+    }
+
     /// Sends a request and waits up to `timeout` for its reply (the spec's `sendRequest`): see
     /// [`Agent::start_request`] and [`PendingRequest::wait`].
     pub fn request<'d, M: Outgoing>(
@@ -412,6 +505,7 @@ impl Agent {
             late_replies: requests.late,
             forged_replies: requests.forged,
             filtered: self.handlers.filtered,
+            duplicates: self.rx.dedup.duplicates,
         }
     }
 

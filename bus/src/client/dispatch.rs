@@ -14,12 +14,18 @@ use crate::lanes::PRIORITIES;
 use crate::payload::{ErrorKind, ErrorPayload};
 
 impl Agent {
-    /// Dispatches everything waiting now (up to `max` messages), most urgent first: replies to
-    /// this agent's requests are filed for their [`super::PendingRequest`]; requests go to the
-    /// request handler; topic messages to the matching subscription handlers (after their
-    /// filters), events among them; everything else is queued for [`Agent::recv`]. Returns how
-    /// many messages it took.
+    /// Sends the at-least-once retries that are due, then dispatches everything waiting now (up
+    /// to `max` messages), most urgent first: replies to this agent's requests are filed for
+    /// their [`super::PendingRequest`] (acknowledgements for their
+    /// [`super::PendingDelivery`]); requests go to the request handler; topic messages to the
+    /// matching subscription handlers (after their filters), events among them; other messages
+    /// to the message handler ([`Agent::on_message`]) when there is one (a message sent with an
+    /// acknowledgement request is acknowledged when its handler returns); retried
+    /// copies of what was taken already are dropped; everything else is queued for
+    /// [`Agent::recv`] (whose user acknowledges it, [`super::Sender::ack`]). Returns how many
+    /// messages it took.
     pub fn poll(&mut self, max: usize) -> Result<usize, CommunicationError> {
+        self.drive_deliveries();
         let mut n = 0;
         while n < max {
             let Some((lane, header)) = self.rx.next_lane(PRIORITIES) else {
@@ -45,6 +51,10 @@ impl Agent {
                 None
             };
             let from = self.rx.sender_of(&header);
+            let acked = header.flags.contains(Flags::ACK_REQUESTED);
+            if acked {
+                self.rx.dedup.take(&header, Instant::now());
+            }
             let Some(guard) = self.rx.read_lane(lane) else {
                 continue;
             };
@@ -63,6 +73,20 @@ impl Agent {
                 self.tx.reply(&header, payload)?;
             } else if let Some(name) = topic {
                 self.handlers.dispatch_topic(&name, &env, &mut self.tx);
+                drop(guard);
+                if acked {
+                    // The handler has returned: at-least-once is done with it.
+                    self.tx.ack(&header)?;
+                }
+            } else if let (false, Some(handler)) = (
+                header.route == RouteKind::Topic,
+                self.handlers.message.as_mut(),
+            ) {
+                handler(&env, &mut self.tx);
+                drop(guard);
+                if acked {
+                    self.tx.ack(&header)?;
+                }
             } else {
                 let copy = copy_frame(guard.bytes());
                 drop(guard);

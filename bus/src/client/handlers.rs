@@ -78,6 +78,8 @@ impl SubscriptionHandler {
 #[derive(Default)]
 pub(crate) struct Handlers {
     pub(crate) request: Option<RequestHandler>,
+    /// Direct messages (not requests, replies or topic messages): the spec's `receiveMessage`.
+    pub(crate) message: Option<MessageHandler>,
     pub(crate) subscriptions: Vec<SubscriptionHandler>,
     /// Topic names by id, learnt from agentd, to match subscription patterns.
     pub(crate) topic_names: HashMap<u64, String>,
@@ -89,6 +91,7 @@ impl fmt::Debug for Handlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handlers")
             .field("request", &self.request.is_some())
+            .field("message", &self.message.is_some())
             .field("subscriptions", &self.subscriptions.len())
             .field("filtered", &self.filtered)
             .finish()

@@ -12,11 +12,13 @@
 //! The caller's thread drives everything (`send`, `recv`, `poll`): no hidden threads on the
 //! data path.
 
+mod acked;
 mod agent;
 mod batch;
 mod breaker;
 mod channel;
 mod conn;
+mod dedup;
 mod delivery;
 mod destination;
 mod dispatch;
@@ -32,6 +34,7 @@ mod senders;
 mod shared;
 mod subscription;
 
+pub use acked::{DeliveryConfig, PendingDelivery};
 pub use agent::{Agent, ClientCounters};
 pub use batch::Batch;
 pub use breaker::{BreakerConfig, BreakerStatus, CircuitState};

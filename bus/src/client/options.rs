@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use agentbus_ipc::wait::Wait;
 
-use super::{BreakerConfig, ClientError};
+use super::{BreakerConfig, ClientError, DeliveryConfig};
 use crate::paths::{self, SocketDirError};
 
 /// How to attach: which bus, who this agent is, how it waits.
@@ -35,6 +35,9 @@ pub struct AttachOptions {
     /// A circuit breaker per request destination ([`BreakerConfig::default`]: five failures in a
     /// row open it for five seconds); `None`: none.
     pub breaker: Option<BreakerConfig>,
+    /// How at-least-once messages are retried, and how long this agent remembers the ones it
+    /// took to drop their retried copies ([`DeliveryConfig::default`]: the spec's).
+    pub delivery: DeliveryConfig,
 }
 
 impl AttachOptions {
@@ -52,7 +55,14 @@ impl AttachOptions {
             control_timeout: Duration::from_secs(10),
             non_dumpable: false,
             breaker: Some(BreakerConfig::default()),
+            delivery: DeliveryConfig::default(),
         }
+    }
+
+    /// Sets how at-least-once messages are retried and deduplicated.
+    pub fn delivery(mut self, delivery: DeliveryConfig) -> Self {
+        self.delivery = delivery;
+        self
     }
 
     /// Sets the request destinations' circuit breakers (`None`: no breakers).

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rkyv::util::AlignedVec;
 
+use super::acked::{Again, Resend};
 use super::breaker::{BreakerConfig, Breakers, Outcome};
 use super::destination::Target;
 use super::Agent;
@@ -31,6 +32,9 @@ pub(crate) enum ReplyKind {
     Late,
     /// It names an outstanding request but comes from an agent the request did not go to.
     Forged,
+    /// An acknowledgement of a message no longer awaited (of a retried copy, after the first
+    /// was acknowledged): dropped.
+    StrayAck,
 }
 
 /// Who may answer an outstanding request.
@@ -50,6 +54,10 @@ struct Outstanding {
     replier: Replier,
     to: Target,
     reply: Option<AlignedVec<16>>,
+    /// For a message sent for at-least-once delivery: how to send it again.
+    resend: Option<Box<Resend>>,
+    /// Its receiver acknowledged it (at-least-once).
+    acked: bool,
 }
 
 /// Request ids given up on (timed out, or their [`PendingRequest`] dropped), remembered up to a
@@ -116,8 +124,102 @@ impl RequestTable {
                 replier,
                 to,
                 reply: None,
+                resend: None,
+                acked: false,
             },
         );
+    }
+
+    /// Records message `id`, sent for at-least-once delivery to `replier`, with what a retry
+    /// needs.
+    pub(crate) fn start_delivery(
+        &mut self,
+        id: MessageId,
+        replier: Replier,
+        to: Target,
+        resend: Resend,
+    ) {
+        self.outstanding.insert(
+            id,
+            Outstanding {
+                replier,
+                to,
+                reply: None,
+                resend: Some(Box::new(resend)),
+                acked: false,
+            },
+        );
+    }
+
+    /// The at-least-once messages due for another attempt at `now` (counted as made), and when
+    /// the next one after them is due.
+    pub(crate) fn due(
+        &mut self,
+        now: Instant,
+    ) -> (Vec<(MessageId, Again, Message)>, Option<Instant>) {
+        let mut due = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (id, o) in self.outstanding.iter_mut() {
+            let Some(r) = o.resend.as_mut().filter(|_| !o.acked) else {
+                continue;
+            };
+            if r.due(now) {
+                due.push((*id, r.to.clone(), r.message.clone()));
+            }
+            next = Some(next.map_or(r.next_at, |n| n.min(r.next_at)));
+        }
+        (due, next)
+    }
+
+    /// Notes that an attempt of at-least-once message `id` could not be sent.
+    pub(crate) fn attempt_failed(&mut self, id: MessageId, why: String) {
+        if let Some(r) = self
+            .outstanding
+            .get_mut(&id)
+            .and_then(|o| o.resend.as_mut())
+        {
+            r.last_error = Some(why);
+        }
+    }
+
+    /// At-least-once message `id`'s fate at `now`, ending it: `Ok` once acknowledged,
+    /// `DeliveryFailed` once every attempt is spent; `None` while in flight.
+    pub(crate) fn take_delivery(
+        &mut self,
+        id: MessageId,
+        target: &Target,
+        now: Instant,
+    ) -> Option<Result<(), CommunicationError>> {
+        let o = self.outstanding.get_mut(&id)?;
+        if o.acked {
+            self.outstanding.remove(&id);
+            return Some(Ok(()));
+        }
+        let r = o.resend.as_mut()?;
+        if let Some(reply) = o.reply.take() {
+            // Not an acknowledgement: agentd could not route that attempt.
+            r.last_error = Some(match response_result(&reply, target.to_string()) {
+                Ok(m) => format!(
+                    "an answer that is not an acknowledgement ({})",
+                    m.message_type
+                ),
+                Err(e) => e.to_string(),
+            });
+        }
+        if !r.spent(now) {
+            return None;
+        }
+        let failed = CommunicationError::DeliveryFailed {
+            destination: target.to_string(),
+            message_id: id,
+            attempts: r.attempts,
+            reason: r
+                .last_error
+                .take()
+                .unwrap_or_else(|| "no acknowledgement came".into()),
+        };
+        self.outstanding.remove(&id);
+        Some(Err(failed))
     }
 
     /// Forgets request `id` without remembering it (its send failed).
@@ -152,6 +254,7 @@ impl RequestTable {
             }
             Some(_) => ReplyKind::Awaited,
             None if self.given_up.ids.contains(&h.correlation_id) => ReplyKind::Late,
+            None if h.flags.contains(Flags::IS_ACK) => ReplyKind::StrayAck,
             None => ReplyKind::NotAwaited,
         }
     }
@@ -163,7 +266,11 @@ impl RequestTable {
         match kind {
             ReplyKind::Awaited => {
                 if let Some(o) = self.outstanding.get_mut(&id) {
-                    o.reply = Some(super::delivery::copy_frame(frame));
+                    if h.flags.contains(Flags::IS_ACK) {
+                        o.acked = true;
+                    } else if !o.acked {
+                        o.reply = Some(super::delivery::copy_frame(frame));
+                    }
                 }
             }
             ReplyKind::Late => {
@@ -171,7 +278,7 @@ impl RequestTable {
                 self.late += 1;
             }
             ReplyKind::Forged => self.forged += 1,
-            ReplyKind::NotAwaited => {}
+            ReplyKind::StrayAck | ReplyKind::NotAwaited => {}
         }
     }
 

@@ -10,6 +10,7 @@ use agentbus_ipc::wait::{Wait, WaitError, WaitStrategy};
 use agentbus_ipc::words::SharedDoorbell;
 use rkyv::util::AlignedVec;
 
+use super::dedup::DedupWindow;
 use super::delivery::Frame;
 use super::pending::{lock, ReplyKind, Requests};
 use super::senders::Senders;
@@ -66,6 +67,8 @@ pub struct Receiver {
     /// Messages taken off the lanes while the agent waited for a reply, for `recv`.
     pub(crate) queue: VecDeque<(FrameHeader, AlignedVec<16>)>,
     pub(crate) requests: Requests,
+    /// The at-least-once messages taken lately, to drop their retried copies.
+    pub(crate) dedup: DedupWindow,
     pub(crate) senders: Senders,
     recv_calls: u32,
     last_beat: u64,
@@ -76,14 +79,18 @@ impl Receiver {
         shared: Arc<Shared>,
         inbound: Vec<Consumer>,
         bell: SharedDoorbell,
-        wait: Wait,
-        breaker: Option<super::BreakerConfig>,
+        options: &super::AttachOptions,
     ) -> Receiver {
+        let breaker = options.breaker;
         Receiver {
             shared,
             inbound,
             bell,
-            wait,
+            wait: options.wait,
+            dedup: DedupWindow::new(
+                options.delivery.dedup_window,
+                options.delivery.dedup_capacity,
+            ),
             queue: VecDeque::new(),
             requests: Arc::new(std::sync::Mutex::new(super::pending::RequestTable::new(
                 breaker,
@@ -189,6 +196,9 @@ impl Receiver {
             Ok(env) => env.header,
             Err(e) => return Err(e.into()), // dropping the guard skips the bad frame
         };
+        if header.flags.contains(Flags::ACK_REQUESTED) {
+            self.dedup.take(&header, Instant::now());
+        }
         let Some(from) = from else {
             // The header parsed as a whole frame but not on its own: cannot happen for one
             // frame; treat as invalid rather than guess a sender.
@@ -214,6 +224,11 @@ impl Receiver {
             };
             match header {
                 Some(h) if self.takes_aside(&h) => self.set_aside(lane, &h),
+                Some(h) if h.flags.contains(Flags::ACK_REQUESTED) && self.dedup.seen(&h) => {
+                    // A retried copy of what was taken already: dropped with the guard.
+                    drop(self.inbound[lane].read());
+                    self.dedup.duplicates += 1;
+                }
                 _ => return Some((lane, header)),
             }
         }

@@ -409,6 +409,34 @@ impl Sender {
         self.send_reply(request, &message)
     }
 
+    /// Acknowledges the at-least-once message whose header is `delivered` (a no-op for one sent
+    /// without an acknowledgement request): its sender stops retrying. A `recv` user calls it
+    /// once the message is dealt with; handlers run by `poll` acknowledge on return.
+    pub fn ack(&mut self, delivered: &FrameHeader) -> Result<(), CommunicationError> {
+        if !delivered.flags.contains(Flags::ACK_REQUESTED) || delivered.source_slot == AGENTD_SLOT {
+            return Ok(());
+        }
+        let to = Peer {
+            address: AgentAddress {
+                slot: delivered.source_slot,
+                epoch: delivered.source_epoch,
+            },
+            name: Arc::from(""),
+        };
+        let (correlation, priority) = (delivered.message_id, delivered.priority);
+        self.send_with(
+            Destination::Peer(&to),
+            &super::Raw(&[]),
+            Some(REPLY_ROOM_TIMEOUT),
+            |h| {
+                h.correlation_id = correlation;
+                h.priority = priority;
+                h.flags |= Flags::IS_REPLY | Flags::IS_ACK;
+            },
+        )
+        .map(drop)
+    }
+
     pub(crate) fn send_reply<M: Outgoing>(
         &mut self,
         request: &FrameHeader,
