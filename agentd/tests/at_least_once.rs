@@ -102,6 +102,18 @@ fn a_message_never_acknowledged_fails_after_every_attempt_and_is_taken_once() {
         "{:?}",
         started.elapsed()
     );
+    // The message is in agentd's dead-letter queue, from the sender, saying why.
+    let letters = reader.dead_letters().unwrap();
+    let letter = letters
+        .iter()
+        .find(|l| l.message_id == id.0)
+        .expect("the failed message was dead-lettered");
+    assert_eq!(letter.source_slot, sender.slot());
+    assert!(
+        letter.reason.contains("not acknowledged after 3 attempts"),
+        "{}",
+        letter.reason
+    );
     // Three copies reached the reader; it took the first and dropped the retries.
     assert_eq!(
         recv_seqs(&mut reader, 10, Duration::from_millis(200)),
@@ -221,4 +233,48 @@ fn retried_messages_are_processed_exactly_once() {
         "no retry was ever sent: the test forced none"
     );
     eprintln!("{N} messages, each taken once; {duplicates} retried copies dropped");
+}
+
+/// A reported dead letter must be a frame: anything else is refused, saying what is wrong, and
+/// nothing is recorded.
+#[test]
+fn a_dead_letter_report_that_is_not_a_frame_is_refused() {
+    use agentbus::control::{
+        decode_response, encode_frame, ClientDeadLetter, FrameReader, Refusal, Refused, Request,
+        Response,
+    };
+    use std::io::{Read, Write};
+    let bus = start("alo-report");
+    let (mut conn, _seg, _layout) = support::raw::raw_attach(&bus, "rogue");
+    let mut ask = |frame: Vec<u8>| {
+        conn.write_all(&encode_frame(&Request::DeadLetter(ClientDeadLetter {
+            frame,
+            reason: "made up".into(),
+        })))
+        .unwrap();
+        let mut reader = FrameReader::default();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(frame) = reader.next_frame().unwrap() {
+                return decode_response(&frame).unwrap();
+            }
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "agentd closed the connection");
+            reader.push(&buf[..n]);
+        }
+    };
+    for (frame, says) in [
+        (vec![0u8; 10], "valid header"),
+        (vec![0xFF; 64], "valid header"),
+    ] {
+        match ask(frame) {
+            Response::Refused(Refused {
+                kind: Refusal::BadRequest,
+                message,
+            }) => assert!(message.contains(says), "{message}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    let observer = bus.attach("observer", "ops");
+    assert!(observer.dead_letters().unwrap().is_empty());
 }

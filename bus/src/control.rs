@@ -71,11 +71,24 @@ pub enum Request {
     /// A page of the dead-letter queue (agentd caps a page well under
     /// [`MAX_CONTROL_MESSAGE`]).
     DeadLetters(PageRequest),
+    /// Records a message this agent gave up on (its at-least-once attempts spent) in agentd's
+    /// dead-letter queue: answered with `Done`.
+    DeadLetter(ClientDeadLetter),
     /// Opens a direct channel to the agent with this id: answered with `ChannelOpened` and
     /// the channel's segment; the peer is offered it (a `Push`).
     OpenChannel(String),
     /// Closes a channel (either side may; its peer sees it closed).
     CloseChannel(u64),
+}
+
+/// A message a client gave up on, for agentd's dead-letter queue ([`Request::DeadLetter`]).
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct ClientDeadLetter {
+    /// The message as it travelled: one frame (routing header, extensions, body); agentd
+    /// stamps the reporting agent as its source.
+    pub frame: Vec<u8>,
+    /// Why it was given up (the last attempt's outcome).
+    pub reason: String,
 }
 
 /// A topic to create, and how.

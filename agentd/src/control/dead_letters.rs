@@ -1,10 +1,51 @@
-//! `DeadLetters`: one page of the dead-letter queue.
+//! `DeadLetters`: one page of the dead-letter queue; `DeadLetter`: a message a client gave up
+//! on, recorded in it.
 
-use agentbus::control::Response;
+use agentbus::control::{ClientDeadLetter, Refusal, Response};
+use agentbus::FrameHeader;
+use mio::Token;
 
-use super::{Control, Reply};
+use super::{refuse, Control, Reply};
 
 pub(super) fn handle(ctl: &mut Control, from: u64, max: u32) -> Reply {
     let q = ctl.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
     Response::DeadLetters(q.page(from, max as usize)).into()
+}
+
+/// Records a message the agent on `token` gave up on, stamped as sent by it.
+pub(super) fn record(ctl: &mut Control, token: Token, letter: ClientDeadLetter) -> Reply {
+    let Some((slot, epoch)) = ctl.attached_slot(token) else {
+        return refuse(Refusal::NotAttached, "attach before reporting dead letters");
+    };
+    let mut header = match FrameHeader::parse(&letter.frame) {
+        Ok(h) if h.frame_len() <= letter.frame.len() => h,
+        Ok(h) => {
+            return refuse(
+                Refusal::BadRequest,
+                format!(
+                    "the dead letter's frame is {} bytes, its header says {}: send the frame as it was encoded",
+                    letter.frame.len(),
+                    h.frame_len()
+                ),
+            )
+        }
+        Err(e) => {
+            return refuse(
+                Refusal::BadRequest,
+                format!("the dead letter's frame does not start with a valid header: {e}"),
+            )
+        }
+    };
+    header.source_slot = slot;
+    header.source_epoch = epoch;
+    let frame = &letter.frame[..header.frame_len()];
+    crate::router::dead_letter(
+        &ctl.dead_letters,
+        &header,
+        frame,
+        None,
+        &letter.reason,
+        agentbus_ipc::clock::realtime_ns(),
+    );
+    Response::Done.into()
 }

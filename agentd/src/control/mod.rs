@@ -409,6 +409,7 @@ impl Control {
             Request::ListAgents => list::handle(self),
             Request::Stats => stats::handle(self),
             Request::DeadLetters(page) => dead_letters::handle(self, page.from, page.max),
+            Request::DeadLetter(letter) => dead_letters::record(self, token, letter),
             Request::OpenChannel(peer) => channels::open(self, token, &peer),
             Request::CloseChannel(id) => channels::close(self, token, id),
         }

@@ -32,6 +32,7 @@ use agentbus_ipc::words::SharedDoorbell;
 pub use budget::DeadLetterLimit;
 use budget::{BudgetState, DeadLetterBudget};
 pub use command::{Command, NewAgent, RouteChange, RouteId, RouterEvent};
+pub use deliver::dead_letter;
 use deliver::FrameSender;
 pub use held::{Flushed, Held};
 use inbound::{Copied, InboundLanes, Unwritten};

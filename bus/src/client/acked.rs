@@ -177,7 +177,7 @@ impl PendingDelivery {
     }
 
     /// `Some(Ok(()))` once acknowledged, `Some(Err(DeliveryFailed))` once every attempt is
-    /// spent, `None` while it is in flight; runs `agent`'s `poll` (which sends due retries)
+    /// spent (the message is then in agentd's dead-letter queue), `None` while it is in flight; runs `agent`'s `poll` (which sends due retries)
     /// first. `agent` must be the one that sent it.
     pub fn try_wait(&mut self, agent: &mut Agent) -> Option<Result<(), CommunicationError>> {
         if self.done {
@@ -186,15 +186,16 @@ impl PendingDelivery {
         if let Err(e) = agent.poll(64) {
             return Some(Err(e));
         }
-        self.take(Instant::now())
+        self.take(agent, Instant::now())
     }
 
     /// Waits until the message is acknowledged (`Ok`) or every attempt is spent
-    /// (`DeliveryFailed`, after the retry horizon: 1 + 2 + 4 s by default), running `agent`'s
-    /// handlers and sending the retries meanwhile. `agent` must be the one that sent it.
+    /// (`DeliveryFailed`, after the retry horizon: 1 + 2 + 4 s by default; the message is then
+    /// in agentd's dead-letter queue), running `agent`'s handlers and sending the retries
+    /// meanwhile. `agent` must be the one that sent it.
     pub fn wait(mut self, agent: &mut Agent) -> Result<(), CommunicationError> {
         loop {
-            if let Some(r) = self.take(Instant::now()) {
+            if let Some(r) = self.take(agent, Instant::now()) {
                 return r;
             }
             if agent.poll(64)? == 0 {
@@ -209,10 +210,15 @@ impl PendingDelivery {
     /// Stops retrying now (the same as dropping it).
     pub fn abandon(self) {}
 
-    fn take(&mut self, now: Instant) -> Option<Result<(), CommunicationError>> {
+    /// The message's fate, if decided; a failed one is dead-lettered with agentd through
+    /// `agent` (the failure is returned whether or not that worked).
+    fn take(&mut self, agent: &mut Agent, now: Instant) -> Option<Result<(), CommunicationError>> {
         let r = lock(&self.requests).take_delivery(self.id, &self.target, now)?;
         self.finish();
-        Some(r)
+        Some(r.map_err(|(failed, resend)| {
+            agent.dead_letter(self.id, &resend, &failed.to_string());
+            failed
+        }))
     }
 
     fn finish(&mut self) {

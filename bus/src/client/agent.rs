@@ -98,6 +98,26 @@ pub struct ClientCounters {
     pub duplicates: u64,
 }
 
+/// `message` encoded as one frame with `header`, in memory of its own (for a dead letter);
+/// `None` if it cannot be encoded.
+fn frame_of(header: &crate::header::FrameHeader, message: &Message) -> Option<Vec<u8>> {
+    use agentbus_ipc::ring::{Ring, RingOptions};
+    for capacity in [1 << 16, 1 << 22] {
+        let (mut tx, mut rx) = Ring::heap(RingOptions::new(capacity)).ok()?.split();
+        if crate::codec::encode(&mut tx, header, message).is_ok() {
+            let frame = rx.peek().ok().flatten()?;
+            return Some(frame[..header_len(frame)?].to_vec());
+        }
+    }
+    None
+}
+
+/// The length of the frame at the start of `bytes`, from its header.
+fn header_len(bytes: &[u8]) -> Option<usize> {
+    let len = crate::header::FrameHeader::parse(bytes).ok()?.frame_len();
+    (len <= bytes.len()).then_some(len)
+}
+
 impl Agent {
     /// Connects to the bus's agentd, attaches, and maps this agent's lanes. `BusNotRunning` if
     /// no agentd serves the bus; `Refused` with agentd's reason (a taken id, no free slot, a
@@ -466,6 +486,29 @@ impl Agent {
                 h.flags |= Flags::ACK_REQUESTED;
             })
             .map(drop)
+    }
+
+    /// Records at-least-once message `id`, given up on, in agentd's dead-letter queue with
+    /// `reason`. Best effort: the caller gets its `DeliveryFailed` whether or not agentd
+    /// recorded it.
+    pub(crate) fn dead_letter(&mut self, id: MessageId, resend: &Resend, reason: &str) {
+        let Some(route) = Destination::from(resend.to.responder()).route() else {
+            return;
+        };
+        let mut header = crate::codec::header_for(&resend.message, route, self.slot());
+        header.message_id = id;
+        header.flags |= Flags::ACK_REQUESTED;
+        header.timestamp_ns = agentbus_ipc::clock::realtime_ns();
+        let Some(frame) = frame_of(&header, &resend.message) else {
+            return;
+        };
+        let _ = self
+            .tx
+            .shared
+            .call(&Request::DeadLetter(crate::control::ClientDeadLetter {
+                frame,
+                reason: reason.into(),
+            }));
     }
 
     /// Sends the at-least-once messages whose retry is due; returns when the next one is due.

@@ -183,13 +183,14 @@ impl RequestTable {
     }
 
     /// At-least-once message `id`'s fate at `now`, ending it: `Ok` once acknowledged,
-    /// `DeliveryFailed` once every attempt is spent; `None` while in flight.
+    /// `DeliveryFailed` once every attempt is spent (with what it takes to dead-letter the
+    /// message); `None` while in flight.
     pub(crate) fn take_delivery(
         &mut self,
         id: MessageId,
         target: &Target,
         now: Instant,
-    ) -> Option<Result<(), CommunicationError>> {
+    ) -> Option<Result<(), (CommunicationError, Box<Resend>)>> {
         let o = self.outstanding.get_mut(&id)?;
         if o.acked {
             self.outstanding.remove(&id);
@@ -218,8 +219,8 @@ impl RequestTable {
                 .take()
                 .unwrap_or_else(|| "no acknowledgement came".into()),
         };
-        self.outstanding.remove(&id);
-        Some(Err(failed))
+        let resend = self.outstanding.remove(&id)?.resend?;
+        Some(Err((failed, resend)))
     }
 
     /// Forgets request `id` without remembering it (its send failed).
