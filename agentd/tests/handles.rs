@@ -411,3 +411,53 @@ fn a_blocking_publish_nobody_makes_room_for_times_out() {
         Err(CommunicationError::QueueFull { .. })
     ));
 }
+
+#[test]
+fn timed_batching_publishes_at_its_size_or_after_its_delay() {
+    use agentbus::client::BatchPolicy;
+    let bus = start("h-timed-batch");
+    let mut sender = bus.attach("sender", "x");
+    let mut receiver = bus.attach("receiver", "x");
+    let to = sender.peer("receiver").unwrap();
+    // Size: nine are held, the tenth publishes all ten.
+    sender.sender().set_batching(Some(BatchPolicy {
+        max_messages: 10,
+        max_delay: Duration::from_secs(60),
+    }));
+    for seq in 0..9 {
+        sender.send(&to, &note(&sender, seq)).unwrap();
+    }
+    assert_quiet(&mut receiver, Duration::from_millis(100));
+    sender.send(&to, &note(&sender, 9)).unwrap();
+    assert_eq!(
+        recv_seqs(&mut receiver, 10, WAIT),
+        (0..10).collect::<Vec<_>>()
+    );
+    // Delay: three are held until `poll` finds the first older than 50 ms.
+    sender.sender().set_batching(Some(BatchPolicy {
+        max_messages: 1000,
+        max_delay: Duration::from_millis(50),
+    }));
+    let first = Instant::now();
+    for seq in 10..13 {
+        sender.send(&to, &note(&sender, seq)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(
+        receiver.receiver().try_recv().unwrap().is_none(),
+        "published before its delay"
+    );
+    sender
+        .run_until(Instant::now() + Duration::from_millis(200), |a| {
+            a.sender().is_connected() && first.elapsed() > Duration::from_millis(60)
+        })
+        .unwrap();
+    let got = recv_seqs(&mut receiver, 3, WAIT);
+    assert!(first.elapsed() >= Duration::from_millis(50));
+    assert_eq!(got, vec![10, 11, 12]);
+    // Off: every send goes at once (and what was held went first).
+    sender.send(&to, &note(&sender, 13)).unwrap();
+    sender.sender().set_batching(None);
+    sender.send(&to, &note(&sender, 14)).unwrap();
+    assert_eq!(recv_seqs(&mut receiver, 2, WAIT), vec![13, 14]);
+}

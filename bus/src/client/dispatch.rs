@@ -14,7 +14,8 @@ use crate::lanes::PRIORITIES;
 use crate::payload::{ErrorKind, ErrorPayload};
 
 impl Agent {
-    /// Sends the at-least-once retries that are due, then dispatches everything waiting now (up
+    /// Publishes a timed batch whose delay has passed ([`super::Sender::set_batching`]), sends
+    /// the at-least-once retries that are due, then dispatches everything waiting now (up
     /// to `max` messages), most urgent first: replies to this agent's requests are filed for
     /// their [`super::PendingRequest`] (acknowledgements for their
     /// [`super::PendingDelivery`]); requests go to the request handler; topic messages to the
@@ -25,6 +26,7 @@ impl Agent {
     /// [`Agent::recv`] (whose user acknowledges it, [`super::Sender::ack`]). Returns how many
     /// messages it took.
     pub fn poll(&mut self, max: usize) -> Result<usize, CommunicationError> {
+        self.tx.flush_due();
         self.drive_deliveries();
         let mut n = 0;
         while n < max {
@@ -127,7 +129,12 @@ impl Agent {
             }
             if handled == 0 {
                 self.rx.check_link()?;
-                self.rx.idle(deadline);
+                // Not past a timed batch's delay: it is published by the next `poll`.
+                let until = self
+                    .tx
+                    .flush_due()
+                    .map_or(deadline, |due| due.min(deadline));
+                self.rx.idle(until);
             }
         }
     }

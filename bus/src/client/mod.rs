@@ -48,5 +48,5 @@ pub use options::AttachOptions;
 pub use outgoing::{Outgoing, Raw, Typed};
 pub use pending::PendingRequest;
 pub use receiver::Receiver;
-pub use sender::{Sender, EVENT_PREFIX};
+pub use sender::{BatchPolicy, Sender, EVENT_PREFIX};
 pub use subscription::Subscription;

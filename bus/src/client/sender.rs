@@ -82,6 +82,30 @@ pub struct Sender {
     wait: Wait,
     /// A [`Batch`] is open.
     batching: bool,
+    /// Sender batching bounded by size and delay, when set.
+    timed: Option<TimedBatch>,
+}
+
+/// Sender batching bounded by size and delay ([`Sender::set_batching`]; the spec's
+/// `MessageBatcher`): messages are held in the lanes and reach the router together when
+/// `max_messages` have been sent or `max_delay` has passed since the first, whichever comes
+/// first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPolicy {
+    /// Messages that publish the batch at once.
+    pub max_messages: u32,
+    /// The longest the first message of a batch waits: checked on each send and by `poll`.
+    pub max_delay: Duration,
+}
+
+/// An open timed batch's state.
+#[derive(Debug, Clone, Copy)]
+struct TimedBatch {
+    policy: BatchPolicy,
+    /// Messages in the open batch (0: none open).
+    held: u32,
+    /// When its first message was sent (realtime ns).
+    opened_at: u64,
 }
 
 impl Sender {
@@ -93,6 +117,7 @@ impl Sender {
             last_send_beat: 0,
             wait,
             batching: false,
+            timed: None,
         }
     }
 
@@ -244,6 +269,21 @@ impl Sender {
         let now = realtime_ns();
         self.shared.check_link(now)?;
         self.stamp_send(now);
+        self.open_timed(now);
+        let sent = self.send_stamped(to, message, timeout, now, adjust);
+        self.close_timed(now);
+        sent
+    }
+
+    /// [`Sender::send_with`] once the link is checked and the clock read (`now`).
+    fn send_stamped<M: Outgoing>(
+        &mut self,
+        to: Destination<'_>,
+        message: &M,
+        timeout: Option<Duration>,
+        now: u64,
+        adjust: impl Fn(&mut FrameHeader),
+    ) -> Result<MessageId, CommunicationError> {
         let deadline = timeout.map(|t| (Instant::now() + t, t));
         let peers: &[Peer] = match to {
             Destination::Peers(peers) => peers,
@@ -251,6 +291,7 @@ impl Sender {
                 let route = single.route().expect("a single destination has one route");
                 let header = self.stamped(message.header(route), now, &adjust);
                 self.write(message, &header, deadline)?;
+                self.count_timed();
                 return Ok(header.message_id);
             }
         };
@@ -267,8 +308,83 @@ impl Sender {
             let header = self.stamped(header, now, &adjust);
             id = header.message_id;
             self.write(message, &header, deadline)?;
+            self.count_timed();
         }
         Ok(id)
+    }
+
+    /// Holds sends in the lanes when timed batching is on and no batch is open yet.
+    fn open_timed(&mut self, now: u64) {
+        if let Some(t) = self.timed.as_mut() {
+            if t.held == 0 && !self.batching {
+                t.opened_at = now;
+                for lane in &mut self.outbound {
+                    lane.begin_batch();
+                }
+            }
+        }
+    }
+
+    fn count_timed(&mut self) {
+        if let Some(t) = self.timed.as_mut() {
+            t.held = t.held.saturating_add(1);
+        }
+    }
+
+    /// Publishes the timed batch if it is full or old enough at `now`.
+    fn close_timed(&mut self, now: u64) {
+        let Some(t) = self.timed else {
+            return;
+        };
+        if t.held > 0
+            && (t.held >= t.policy.max_messages
+                || now.saturating_sub(t.opened_at) >= t.policy.max_delay.as_nanos() as u64)
+        {
+            self.flush();
+        }
+    }
+
+    /// Sets sender batching bounded by size and delay (`None`: every send is published at
+    /// once; an open batch is published first). Sends are held in the lanes until
+    /// `max_messages` have been sent or `max_delay` has passed since the first; the delay is
+    /// checked on each send and by the agent's `poll`, so an agent that stops sending must
+    /// keep polling (as `run_until` does) for its last batch to go.
+    pub fn set_batching(&mut self, policy: Option<BatchPolicy>) {
+        self.flush();
+        self.timed = policy.map(|policy| TimedBatch {
+            policy,
+            held: 0,
+            opened_at: 0,
+        });
+    }
+
+    /// Publishes what a timed batch holds now (inside a [`Batch`], that batch publishes it).
+    pub fn flush(&mut self) {
+        if let Some(t) = self.timed.as_mut() {
+            t.held = 0;
+        }
+        if !self.batching {
+            for lane in &mut self.outbound {
+                lane.publish();
+            }
+        }
+    }
+
+    /// Publishes the timed batch if its delay has passed; returns when it will be due if one
+    /// is still open (for a caller about to sleep).
+    pub(crate) fn flush_due(&mut self) -> Option<Instant> {
+        let t = self.timed?;
+        if t.held == 0 {
+            return None;
+        }
+        let now = realtime_ns();
+        let age = now.saturating_sub(t.opened_at);
+        let delay = t.policy.max_delay.as_nanos() as u64;
+        if age >= delay {
+            self.flush();
+            return None;
+        }
+        Some(Instant::now() + Duration::from_nanos(delay - age))
     }
 
     /// `header` with an id (if it has none) and the send's timestamp.
@@ -316,7 +432,7 @@ impl Sender {
         timeout: Duration,
         mut write: impl FnMut(&mut Producer, &WaitUntil) -> Result<(), EncodeError>,
     ) -> Result<(), CommunicationError> {
-        if self.batching {
+        if self.batching || self.timed.is_some_and(|t| t.held > 0) {
             self.outbound[lane].publish();
             self.outbound[lane].begin_batch();
         }
@@ -481,6 +597,9 @@ impl Sender {
             lane.publish();
         }
         self.batching = false;
+        if let Some(t) = self.timed.as_mut() {
+            t.held = 0; // published with it
+        }
     }
 
     /// Reports how many tasks this agent holds (load-balanced routing prefers the least loaded).
