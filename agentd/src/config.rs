@@ -56,6 +56,11 @@ pub struct Config {
     /// How topics created without a configuration of their own behave, by name: the first rule
     /// whose pattern matches the new topic's name applies (none: [`TopicConfig::default`]).
     pub topics: Vec<TopicRule>,
+    /// Whether dead letters are kept in a file across restarts (true; false: memory only).
+    pub dead_letter_persist: bool,
+    /// The dead-letter file (`None`: `<socket_dir>/<bus>.dlq`, as [`Config::dead_letter_path`]
+    /// says).
+    pub dead_letter_file: Option<PathBuf>,
 }
 
 /// A configuration for the topics whose names match `pattern` (TOML: a `[[topics]]` table with
@@ -142,6 +147,8 @@ impl Config {
             dead_letter_burst: 10_000,
             lane_parking: true,
             topics: Vec::new(),
+            dead_letter_persist: true,
+            dead_letter_file: None,
         }
     }
 
@@ -289,6 +296,12 @@ impl Config {
         if let Some(v) = f.lane_parking {
             self.lane_parking = v;
         }
+        if let Some(v) = f.dead_letter_persist {
+            self.dead_letter_persist = v;
+        }
+        if let Some(v) = f.dead_letter_file {
+            self.dead_letter_file = Some(v);
+        }
         if let Some(rules) = f.topics {
             for rule in rules {
                 let back_pressure = match rule.back_pressure {
@@ -309,6 +322,18 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Where dead letters are kept across restarts, if they are.
+    pub fn dead_letter_path(&self) -> Option<PathBuf> {
+        if !self.dead_letter_persist {
+            return None;
+        }
+        Some(
+            self.dead_letter_file
+                .clone()
+                .unwrap_or_else(|| self.socket_dir.join(format!("{}.dlq", self.bus))),
+        )
     }
 
     /// How a topic named `name`, created without a configuration, behaves: the first rule of
@@ -350,6 +375,8 @@ struct FileConfig {
     dead_letter_burst: Option<u64>,
     lane_parking: Option<bool>,
     topics: Option<Vec<FileTopicRule>>,
+    dead_letter_persist: Option<bool>,
+    dead_letter_file: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -51,6 +51,9 @@ pub enum StartError {
     /// control socket. The message says how to fix it.
     #[error(transparent)]
     UnsafeSocketDir(#[from] paths::SocketDirError),
+    /// The dead-letter file could not be opened or read.
+    #[error(transparent)]
+    DeadLetterFile(#[from] crate::dead_letter_file::FileError),
     /// The kernel refused to make this process non-dumpable.
     #[error("making agentd non-dumpable (prctl PR_SET_DUMPABLE): {0}: without it, any process of this uid could open agents' lanes through /proc")]
     NonDumpable(nix::errno::Errno),
@@ -96,6 +99,8 @@ pub struct Daemon {
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
     router_bell: SharedDoorbell,
+    /// The dead-letter queue (its file is removed at stop when it holds no letter).
+    dead_letters: Arc<Mutex<DeadLetterQueue>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -189,10 +194,35 @@ impl Daemon {
         let (commands_tx, commands_rx) = rtrb::RingBuffer::new(4096);
         let (events_tx, events_rx) = mpsc::channel();
         let (acks_tx, acks_rx) = mpsc::channel();
-        let dead_letters = Arc::new(Mutex::new(DeadLetterQueue::new(
-            config.dead_letter_capacity,
-            config.dead_letter_bytes,
-        )));
+        let dead_letters = match config.dead_letter_path() {
+            None => DeadLetterQueue::new(config.dead_letter_capacity, config.dead_letter_bytes),
+            Some(path) => {
+                let (q, loaded) = DeadLetterQueue::with_file(
+                    config.dead_letter_capacity,
+                    config.dead_letter_bytes,
+                    &path,
+                )?;
+                if loaded.letters > 0 || loaded.corrupt > 0 || loaded.torn_bytes > 0 {
+                    tracing::info!(
+                        path = %path.display(),
+                        "dead letters read back: {} kept, {} corrupt records skipped, {} bytes of a torn last record dropped",
+                        loaded.letters,
+                        loaded.corrupt,
+                        loaded.torn_bytes
+                    );
+                }
+                if loaded.corrupt > 0 || loaded.torn_bytes > 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "the dead-letter file was damaged: {} records skipped, {} bytes cut; the rest is kept",
+                        loaded.corrupt,
+                        loaded.torn_bytes
+                    );
+                }
+                q
+            }
+        };
+        let dead_letters = Arc::new(Mutex::new(dead_letters));
         let shutdown = Arc::new(AtomicBool::new(false));
         let slot_counters = Arc::new(SlotCounters::new(config.max_agents));
         let router = Router::new(
@@ -235,7 +265,7 @@ impl Daemon {
             events: events_rx,
             acks: acks_rx,
             router_bell_segment,
-            dead_letters,
+            dead_letters: Arc::clone(&dead_letters),
             header: header.words().clone(),
             bus_header: Arc::clone(&header),
             shutdown: Arc::clone(&shutdown),
@@ -257,6 +287,7 @@ impl Daemon {
             shutdown,
             waker,
             router_bell,
+            dead_letters,
             threads: vec![router_thread, control_thread],
         })
     }
@@ -285,6 +316,14 @@ impl Daemon {
         }
         let _ = std::fs::remove_file(&self.socket);
         self.header.unlink();
+        // The dead letters are on file for the next agentd; with none, there is nothing to
+        // keep, and no file is left behind.
+        let mut q = self.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
+        q.persist();
+        if q.is_empty() {
+            q.remove_file();
+        }
+        drop(q);
         tracing::info!(bus = %self.bus, "agentd stopped");
     }
 }

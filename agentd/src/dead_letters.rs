@@ -9,6 +9,8 @@ use std::collections::VecDeque;
 
 use agentbus::control::{DeadLetterInfo, DeadLetterPage};
 
+use crate::dead_letter_file::{DeadLetterFile, FileError, Loaded};
+
 /// WARN lines per second for dead letters; past it, lines are counted, not written.
 pub const LOG_LINES_PER_SECOND: u32 = 10;
 /// Bytes a letter costs besides its frame (its record and reason), for the byte bound.
@@ -66,6 +68,10 @@ impl LogLimit {
 /// Dead letters in arrival order, bounded in count and bytes; the oldest go first, counted.
 #[derive(Debug)]
 pub struct DeadLetterQueue {
+    /// Where letters are kept across restarts, if anywhere.
+    file: Option<DeadLetterFile>,
+    /// Letters at the back not yet written to the file.
+    unsaved: usize,
     letters: VecDeque<DeadLetter>,
     capacity: usize,
     max_bytes: usize,
@@ -79,6 +85,8 @@ impl DeadLetterQueue {
     /// A queue holding at most `capacity` letters and `max_bytes` bytes.
     pub fn new(capacity: usize, max_bytes: usize) -> DeadLetterQueue {
         DeadLetterQueue {
+            file: None,
+            unsaved: 0,
             letters: VecDeque::new(),
             capacity: capacity.max(1),
             max_bytes: max_bytes.max(LETTER_OVERHEAD * 2),
@@ -87,6 +95,76 @@ impl DeadLetterQueue {
             evicted: 0,
             log: LogLimit::default(),
         }
+    }
+
+    /// As [`DeadLetterQueue::new`], kept in the file at `path` too (the file may hold twice the
+    /// byte bound before it is rewritten): the letters it holds are read back, numbered as
+    /// they were, and new ones follow. Says what it read and skipped.
+    pub fn with_file(
+        capacity: usize,
+        max_bytes: usize,
+        path: &std::path::Path,
+    ) -> Result<(DeadLetterQueue, Loaded), FileError> {
+        let mut q = DeadLetterQueue::new(capacity, max_bytes);
+        let (file, letters, loaded) = DeadLetterFile::open(path, 2 * q.max_bytes as u64)?;
+        for letter in letters {
+            q.keep(letter);
+        }
+        q.total = q.letters.back().map_or(0, |l| l.info.sequence + 1);
+        q.file = Some(file);
+        Ok((q, loaded))
+    }
+
+    /// Adds a letter as it is numbered, dropping the oldest past the bounds.
+    fn keep(&mut self, letter: DeadLetter) {
+        while !self.letters.is_empty()
+            && (self.letters.len() >= self.capacity || self.bytes + letter.cost() > self.max_bytes)
+        {
+            if let Some(old) = self.letters.pop_front() {
+                self.bytes -= old.cost();
+                self.evicted += 1;
+            }
+        }
+        self.bytes += letter.cost();
+        self.letters.push_back(letter);
+    }
+
+    /// Writes the letters added since the last call to the file (agentd's control thread calls
+    /// it about every 100 ms, and when stopping: a crash loses at most that much). A failed
+    /// write is logged and those letters stay in memory only.
+    pub fn persist(&mut self) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let n = std::mem::take(&mut self.unsaved).min(self.letters.len());
+        if n == 0 {
+            return;
+        }
+        let new = self.letters.iter().skip(self.letters.len() - n);
+        if let Err(e) = file.append(new, self.letters.iter()) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// Removes the file (agentd stopping with no letter to keep).
+    pub fn remove_file(&mut self) {
+        if let Some(file) = self.file.take() {
+            file.remove();
+        }
+    }
+
+    /// Drops every letter (from the file too); returns how many there were.
+    pub fn purge(&mut self) -> u64 {
+        let n = self.letters.len() as u64;
+        self.letters.clear();
+        self.bytes = 0;
+        self.unsaved = 0;
+        if let Some(file) = self.file.as_mut() {
+            if let Err(e) = file.rewrite(std::iter::empty()) {
+                tracing::warn!("{e}");
+            }
+        }
+        n
     }
 
     /// Adds a letter; its sequence number is the count of letters before it.
@@ -110,17 +188,9 @@ impl DeadLetterQueue {
             letter.frame = Vec::new();
         }
         letter.info.sequence = self.total;
-        while !self.letters.is_empty()
-            && (self.letters.len() >= self.capacity || self.bytes + letter.cost() > self.max_bytes)
-        {
-            if let Some(old) = self.letters.pop_front() {
-                self.bytes -= old.cost();
-                self.evicted += 1;
-            }
-        }
-        self.bytes += letter.cost();
-        self.letters.push_back(letter);
+        self.keep(letter);
         self.total += 1;
+        self.unsaved += 1;
     }
 
     /// Up to `max` letters (and at most a page's bytes) from sequence number `from` on, oldest

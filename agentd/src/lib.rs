@@ -13,6 +13,7 @@ pub mod bus_header;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dead_letter_file;
 pub mod dead_letters;
 pub mod registry;
 pub mod router;

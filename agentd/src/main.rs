@@ -42,6 +42,12 @@ struct Args {
     /// Most agents attached at once (1 to 256; default 64).
     #[arg(long)]
     max_agents: Option<usize>,
+    /// Where dead letters are kept across restarts (default: `<socket dir>/<bus>.dlq`).
+    #[arg(long)]
+    dead_letter_file: Option<PathBuf>,
+    /// Keep dead letters in memory only: they are lost when agentd stops.
+    #[arg(long)]
+    no_dead_letter_file: bool,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -75,6 +81,12 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = args.max_agents {
         config.max_agents = v;
+    }
+    if let Some(v) = args.dead_letter_file {
+        config.dead_letter_file = Some(v);
+    }
+    if args.no_dead_letter_file {
+        config.dead_letter_persist = false;
     }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

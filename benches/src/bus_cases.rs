@@ -71,6 +71,8 @@ pub(crate) fn bus_tuned(
     c.delivery_timeout = Duration::from_secs(600);
     c.heartbeat_timeout = Duration::from_secs(600);
     c.heartbeat_interval = Duration::from_secs(1);
+    // Nothing to keep across runs, and nothing left in the bench's socket directory.
+    c.dead_letter_persist = false;
     // Lanes without doorbells when nobody parks: no fence per publish. Setting
     // AGENTBUS_BENCH_PARKING_LANES keeps the doorbells, to measure what they cost.
     c.lane_parking = parking_agents

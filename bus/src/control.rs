@@ -71,6 +71,8 @@ pub enum Request {
     /// A page of the dead-letter queue (agentd caps a page well under
     /// [`MAX_CONTROL_MESSAGE`]).
     DeadLetters(PageRequest),
+    /// Drops every dead letter agentd holds (from its file too): answered with `Purged`.
+    PurgeDeadLetters,
     /// Records a message this agent gave up on (its at-least-once attempts spent) in agentd's
     /// dead-letter queue: answered with `Done`.
     DeadLetter(ClientDeadLetter),
@@ -376,6 +378,8 @@ pub enum Response {
     Stats(BusStats),
     /// A page of dead letters, oldest first.
     DeadLetters(DeadLetterPage),
+    /// How many letters `PurgeDeadLetters` dropped.
+    Purged(u64),
     /// Refused, with what to do about it.
     Refused(Refused),
     /// A channel was opened; its segment comes with this message.

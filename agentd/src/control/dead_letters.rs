@@ -49,3 +49,11 @@ pub(super) fn record(ctl: &mut Control, token: Token, letter: ClientDeadLetter) 
     );
     Response::Done.into()
 }
+
+/// Drops every dead letter, from the file too.
+pub(super) fn purge(ctl: &mut Control) -> Reply {
+    let mut q = ctl.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
+    let n = q.purge();
+    tracing::info!("{n} dead letters purged");
+    Response::Purged(n).into()
+}

@@ -285,7 +285,10 @@ impl Control {
                 }
             }
             self.router_events();
+            // Dead letters reach their file within a loop's turn (at most 100 ms).
+            self.persist_dead_letters();
         }
+        self.persist_dead_letters();
         tracing::info!(
             "control thread stopping; closing {} connections",
             self.conns.len()
@@ -410,6 +413,7 @@ impl Control {
             Request::Stats => stats::handle(self),
             Request::DeadLetters(page) => dead_letters::handle(self, page.from, page.max),
             Request::DeadLetter(letter) => dead_letters::record(self, token, letter),
+            Request::PurgeDeadLetters => dead_letters::purge(self),
             Request::OpenChannel(peer) => channels::open(self, token, &peer),
             Request::CloseChannel(id) => channels::close(self, token, id),
         }
@@ -490,6 +494,13 @@ impl Control {
                 }
             }
         }
+    }
+
+    fn persist_dead_letters(&self) {
+        self.dead_letters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .persist();
     }
 
     /// Queues a command for the router and wakes it; gives the command back if agentd is

@@ -639,6 +639,14 @@ impl Agent {
         }
     }
 
+    /// Drops every dead letter agentd holds (from its file too); returns how many there were.
+    pub fn purge_dead_letters(&self) -> Result<u64, ClientError> {
+        match self.query(Request::PurgeDeadLetters)? {
+            Response::Purged(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// One page of the dead-letter queue: up to `max` letters from sequence number `from` on
     /// (agentd may return fewer, to keep a page small), and where the next page starts.
     pub fn dead_letter_page(&self, from: u64, max: u32) -> Result<DeadLetterPage, ClientError> {

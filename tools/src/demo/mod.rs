@@ -135,6 +135,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let bus = format!("demo-{}", std::process::id());
     let mut config = agentd::Config::new(&bus);
     config.socket_dir = std::env::temp_dir().join(format!("agentbus-demo-{}", std::process::id()));
+    // A demo keeps nothing across runs: its dead letters are in its summary.
+    config.dead_letter_persist = false;
     config.lane_capacity = 1 << 18;
     if let Some(us) = args.router_spin_us {
         config.router_spin = std::time::Duration::from_micros(us);
