@@ -4,6 +4,7 @@ mod support;
 
 use std::time::Duration;
 
+use agentbus::client::{Agent, Subscription};
 use agentbus::control::{BackPressure, Refusal, TopicConfig};
 use agentbus::CommunicationError;
 use agentd::config::TopicRule;
@@ -30,16 +31,20 @@ fn bus_with_lanes(name: &str, lane_capacity: usize) -> TestBus {
 /// machine (the test counts messages received, not time).
 const RATE_GAP: Duration = Duration::from_micros(400);
 
-#[test]
-fn a_slow_subscriber_under_dead_letter_slow_never_holds_up_the_others() {
-    const N: i64 = 3_000;
-    let bus = bus_with_lanes("tp-dls", 1 << 16);
+/// Messages each stalled-subscriber case publishes.
+const N: i64 = 3_000;
+
+/// A publisher ("feed") sends [`N`] notes at [`RATE_GAP`] to `md.AAPL`, configured as `config`,
+/// with a healthy subscriber that reads them all (checked: every one, in order) and "slow",
+/// which never reads; returns them all, still attached.
+fn publish_beside_a_stalled_subscriber(name: &str, config: TopicConfig) -> Stalled {
+    let bus = bus_with_lanes(name, 1 << 16);
     let mut publisher = bus.attach("feed", "market_data");
     let mut healthy = bus.attach("healthy", "strategy");
     let mut slow = bus.attach("slow", "strategy");
-    let topic = publisher.create_topic("md.AAPL", DEAD_LETTER_SLOW).unwrap();
-    let _h = healthy.subscribe("md.>").unwrap();
-    let _s = slow.subscribe("md.AAPL").unwrap(); // and never reads, until the end
+    let topic = publisher.create_topic("md.AAPL", config).unwrap();
+    let healthy_sub = healthy.subscribe("md.>").unwrap();
+    let slow_sub = slow.subscribe("md.AAPL").unwrap();
     let reader = std::thread::spawn(move || {
         let seqs = recv_seqs(&mut healthy, N as usize, WAIT);
         (healthy, seqs)
@@ -50,19 +55,45 @@ fn a_slow_subscriber_under_dead_letter_slow_never_holds_up_the_others() {
             .unwrap_or_else(|e| panic!("publish {seq} held up: {e}"));
         std::thread::sleep(RATE_GAP);
     }
-    let (_healthy, seqs) = reader.join().expect("reader");
+    let (healthy, seqs) = reader.join().expect("reader");
     assert_eq!(
         seqs,
         (0..N).collect::<Vec<_>>(),
         "the healthy subscriber got every message, in order, while the other stalled"
     );
-    // What the slow one lost is counted against it, dead-lettered naming it, and never charged
-    // to the publisher.
     let mut observer = bus.attach("observer", "ops");
-    let slow_slot = agent_info(&mut observer, "slow").slot;
     eventually("the router counted every copy", || {
         agent_info(&mut observer, "feed").destinations == 2 * N as u64
     });
+    Stalled {
+        _agents: (publisher, healthy, healthy_sub, slow_sub),
+        slow,
+        observer,
+        _bus: bus,
+    }
+}
+
+/// What [`publish_beside_a_stalled_subscriber`] leaves: everyone still attached (fields drop in
+/// order: the agents before the bus).
+struct Stalled {
+    _agents: (Agent, Agent, Subscription, Subscription),
+    slow: Agent,
+    observer: Agent,
+    _bus: TestBus,
+}
+
+#[test]
+fn a_slow_subscriber_under_dead_letter_slow_never_holds_up_the_others() {
+    // Bound by name, not `..`: the agents and the bus must live to the end of the test.
+    let Stalled {
+        mut slow,
+        mut observer,
+        _agents,
+        _bus,
+    } = publish_beside_a_stalled_subscriber("tp-dls", DEAD_LETTER_SLOW);
+    // What the slow one lost is counted against it, dead-lettered naming it, and never charged
+    // to the publisher.
+    let slow_slot = agent_info(&mut observer, "slow").slot;
     let lost = agent_info(&mut observer, "slow").copies_lost;
     let kept = recv_seqs(&mut slow, N as usize, Duration::from_millis(200));
     assert!(
@@ -102,41 +133,18 @@ fn a_slow_subscriber_under_dead_letter_slow_never_holds_up_the_others() {
 
 #[test]
 fn a_slow_subscriber_under_drop_oldest_loses_the_oldest_and_catches_up_on_the_newest() {
-    const N: i64 = 3_000;
-    let bus = bus_with_lanes("tp-drop", 1 << 16);
-    let mut publisher = bus.attach("feed", "market_data");
-    let mut healthy = bus.attach("healthy", "strategy");
-    let mut slow = bus.attach("slow", "strategy");
-    let topic = publisher
-        .create_topic(
-            "md.AAPL",
-            TopicConfig {
-                back_pressure: BackPressure::DropOldest,
-            },
-        )
-        .unwrap();
-    let _h = healthy.subscribe("md.>").unwrap();
-    let _s = slow.subscribe("md.AAPL").unwrap(); // and never reads, until the end
-    let reader = std::thread::spawn(move || {
-        let seqs = recv_seqs(&mut healthy, N as usize, WAIT);
-        (healthy, seqs)
-    });
-    for seq in 0..N {
-        publisher
-            .send_blocking(&topic, &note(&publisher, seq), WAIT)
-            .unwrap_or_else(|e| panic!("publish {seq} held up: {e}"));
-        std::thread::sleep(RATE_GAP);
-    }
-    let (_healthy, seqs) = reader.join().expect("reader");
-    assert_eq!(
-        seqs,
-        (0..N).collect::<Vec<_>>(),
-        "the healthy one got every message, in order"
+    // Bound by name, not `..`: the agents and the bus must live to the end of the test.
+    let Stalled {
+        mut slow,
+        mut observer,
+        _agents,
+        _bus,
+    } = publish_beside_a_stalled_subscriber(
+        "tp-drop",
+        TopicConfig {
+            back_pressure: BackPressure::DropOldest,
+        },
     );
-    let mut observer = bus.attach("observer", "ops");
-    eventually("the router counted every copy", || {
-        agent_info(&mut observer, "feed").destinations == 2 * N as u64
-    });
     // The slow one reads at last: its lane's oldest, then (as it makes room) the newest the
     // hold kept, the very last included; what is missing in between is counted lost.
     let kept = recv_seqs(&mut slow, N as usize, Duration::from_millis(500));

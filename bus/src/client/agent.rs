@@ -399,10 +399,7 @@ impl Agent {
         let to = to.into();
         let target = to.target();
         let id = self.tx.secret_id();
-        let replier = match to {
-            Responder::Peer(p) => Replier::Agent(p.address),
-            Responder::Capability(_) | Responder::Type(_) => Replier::Picked,
-        };
+        let replier = Replier::of(to);
         {
             let mut requests = lock(&self.rx.requests);
             requests.breakers.admit(&target, Instant::now())?;
@@ -446,10 +443,7 @@ impl Agent {
         let to = to.into();
         let target = to.target();
         let id = self.tx.secret_id();
-        let replier = match to {
-            Responder::Peer(p) => Replier::Agent(p.address),
-            Responder::Capability(_) | Responder::Type(_) => Replier::Picked,
-        };
+        let replier = Replier::of(to);
         let resend = Resend::new(
             message.clone(),
             Again::of(to),

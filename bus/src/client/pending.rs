@@ -47,6 +47,16 @@ pub(crate) enum Replier {
     Picked,
 }
 
+impl Replier {
+    /// Who may answer what was sent to `to`.
+    pub(crate) fn of(to: super::Responder<'_>) -> Replier {
+        match to {
+            super::Responder::Peer(p) => Replier::Agent(p.address),
+            super::Responder::Capability(_) | super::Responder::Type(_) => Replier::Picked,
+        }
+    }
+}
+
 /// An outstanding request: who may answer it, where it went as named (for its errors), and its
 /// reply once it came.
 #[derive(Debug)]
@@ -118,16 +128,7 @@ impl RequestTable {
 
     /// Records request `id` as sent to `replier`, named `to` for errors.
     pub(crate) fn start(&mut self, id: MessageId, replier: Replier, to: Target) {
-        self.outstanding.insert(
-            id,
-            Outstanding {
-                replier,
-                to,
-                reply: None,
-                resend: None,
-                acked: false,
-            },
-        );
+        self.insert(id, replier, to, None);
     }
 
     /// Records message `id`, sent for at-least-once delivery to `replier`, with what a retry
@@ -139,16 +140,18 @@ impl RequestTable {
         to: Target,
         resend: Resend,
     ) {
-        self.outstanding.insert(
-            id,
-            Outstanding {
-                replier,
-                to,
-                reply: None,
-                resend: Some(Box::new(resend)),
-                acked: false,
-            },
-        );
+        self.insert(id, replier, to, Some(Box::new(resend)));
+    }
+
+    fn insert(&mut self, id: MessageId, replier: Replier, to: Target, resend: Option<Box<Resend>>) {
+        let outstanding = Outstanding {
+            replier,
+            to,
+            reply: None,
+            resend,
+            acked: false,
+        };
+        self.outstanding.insert(id, outstanding);
     }
 
     /// The at-least-once messages due for another attempt at `now` (counted as made), and when

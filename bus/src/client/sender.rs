@@ -529,28 +529,11 @@ impl Sender {
     /// without an acknowledgement request): its sender stops retrying. A `recv` user calls it
     /// once the message is dealt with; handlers run by `poll` acknowledge on return.
     pub fn ack(&mut self, delivered: &FrameHeader) -> Result<(), CommunicationError> {
-        if !delivered.flags.contains(Flags::ACK_REQUESTED) || delivered.source_slot == AGENTD_SLOT {
+        if !delivered.flags.contains(Flags::ACK_REQUESTED) {
             return Ok(());
         }
-        let to = Peer {
-            address: AgentAddress {
-                slot: delivered.source_slot,
-                epoch: delivered.source_epoch,
-            },
-            name: Arc::from(""),
-        };
-        let (correlation, priority) = (delivered.message_id, delivered.priority);
-        self.send_with(
-            Destination::Peer(&to),
-            &super::Raw(&[]),
-            Some(REPLY_ROOM_TIMEOUT),
-            |h| {
-                h.correlation_id = correlation;
-                h.priority = priority;
-                h.flags |= Flags::IS_REPLY | Flags::IS_ACK;
-            },
-        )
-        .map(drop)
+        self.answer(delivered, &super::Raw(&[]), Flags::IS_REPLY | Flags::IS_ACK)
+            .map(drop)
     }
 
     pub(crate) fn send_reply<M: Outgoing>(
@@ -558,25 +541,37 @@ impl Sender {
         request: &FrameHeader,
         message: &M,
     ) -> Result<MessageId, CommunicationError> {
-        if request.source_slot == AGENTD_SLOT {
+        self.answer(request, message, Flags::IS_REPLY)
+    }
+
+    /// Sends `message` back to the sender of the message with header `to`, correlated to it, at
+    /// its priority, with `flags`; waits up to a second for room. A message agentd sent itself
+    /// is not answered.
+    fn answer<M: Outgoing>(
+        &mut self,
+        to: &FrameHeader,
+        message: &M,
+        flags: Flags,
+    ) -> Result<MessageId, CommunicationError> {
+        if to.source_slot == AGENTD_SLOT {
             return Ok(MessageId::NONE);
         }
-        let to = Peer {
+        let peer = Peer {
             address: AgentAddress {
-                slot: request.source_slot,
-                epoch: request.source_epoch,
+                slot: to.source_slot,
+                epoch: to.source_epoch,
             },
             name: Arc::from(""),
         };
-        let (correlation, priority) = (request.message_id, request.priority);
+        let (correlation, priority) = (to.message_id, to.priority);
         self.send_with(
-            Destination::Peer(&to),
+            Destination::Peer(&peer),
             message,
             Some(REPLY_ROOM_TIMEOUT),
             |h| {
                 h.correlation_id = correlation;
                 h.priority = priority;
-                h.flags |= Flags::IS_REPLY;
+                h.flags |= flags;
             },
         )
     }
