@@ -240,6 +240,7 @@ impl Daemon {
                 core: config.router_core,
                 max_agents: config.max_agents,
                 sys_agents_topic: 0,
+                sys_alerts_topic: 1,
                 dead_letter_limit: DeadLetterLimit {
                     rate: config.dead_letter_rate,
                     burst: config.dead_letter_burst,

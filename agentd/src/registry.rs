@@ -16,6 +16,8 @@ use routes::RouteBook;
 
 /// The reserved topic the router announces attaches and deaths on.
 pub const SYS_AGENTS: &str = "sys.agents";
+/// The reserved topic the router raises dead-letter alerts on (topic 1).
+pub const SYS_ALERTS: &str = "sys.alerts";
 
 /// One attached (or leaving) agent.
 #[derive(Debug)]
@@ -95,6 +97,7 @@ impl Registry {
             ..Default::default()
         };
         r.intern_topic(SYS_AGENTS);
+        r.intern_topic(SYS_ALERTS);
         r
     }
 

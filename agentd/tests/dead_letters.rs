@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use agentbus::client::{Agent, Peer};
-use agentbus::CommunicationError;
+use agentbus::{CommunicationError, Payload, Value};
 use support::*;
 
 /// Sends notes to `to` until `n` were accepted or the sender's lane stays full for 50 ms (the
@@ -246,4 +246,52 @@ fn a_control_peer_that_reads_slowly_gets_every_reply_and_stays_attached() {
         .unwrap()
         .iter()
         .any(|a| a.agent_id == "slow-reader"));
+}
+
+/// Every dead letter is announced on `sys.alerts`, coalesced: the notices' counts add up to
+/// the letters made, and a flood makes few notices.
+#[test]
+fn dead_letters_are_announced_on_sys_alerts_coalesced() {
+    let bus = start("dl-alerts");
+    let mut ops = bus.attach("ops", "ops");
+    let _alerts = ops.subscribe("sys.alerts").unwrap();
+    let mut a = bus.attach("a", "x");
+    let nobody = a.capability(&["nobody-has-this"]).unwrap();
+    const LETTERS: i64 = 300;
+    for seq in 0..LETTERS {
+        a.send_blocking(&nobody, &note(&a, seq), Duration::from_secs(5))
+            .unwrap();
+    }
+    let mut counted = 0;
+    let mut notices = 0;
+    let mut first_reason = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while counted < LETTERS && std::time::Instant::now() < deadline {
+        let Some(d) = ops.recv_timeout(Duration::from_millis(200)).unwrap() else {
+            continue;
+        };
+        assert_eq!(d.from().agent_id, "agentd");
+        let Payload::Notification(n) = d.to_message().payload else {
+            panic!("not a notice");
+        };
+        assert_eq!(n.event, "dead_letters");
+        if let Some(Value::Int(c)) = n.data.get("count") {
+            counted += c;
+        }
+        if let Some(Value::String(r)) = n.data.get("first_reason") {
+            if first_reason.is_empty() {
+                first_reason = r.clone();
+            }
+        }
+        notices += 1;
+    }
+    assert_eq!(counted, LETTERS, "every dead letter announced once");
+    assert!(
+        notices < LETTERS / 3,
+        "a flood is coalesced: {notices} notices"
+    );
+    assert!(
+        first_reason.contains("nobody-has-this") || first_reason.contains("capabilit"),
+        "{first_reason}"
+    );
 }

@@ -8,6 +8,7 @@
 //! frame in its source lane until its ttl (or the delivery timeout) runs out; then, as for a
 //! frame with no destination at all, it becomes a dead letter. Nothing is dropped silently.
 
+mod alerts;
 mod budget;
 mod command;
 mod deliver;
@@ -86,6 +87,8 @@ pub struct RouterConfig {
     pub max_agents: usize,
     /// The topic id of `sys.agents`.
     pub sys_agents_topic: u64,
+    /// The topic id of `sys.alerts`.
+    pub sys_alerts_topic: u64,
     /// Dead letters one agent may cause before it is throttled.
     pub dead_letter_limit: DeadLetterLimit,
 }
@@ -211,6 +214,8 @@ struct Dispatch {
     /// Holds ([`Held`]) not empty now, over every slot and priority: none, and a pass skips
     /// looking at them.
     holding: u64,
+    /// Dead letters not yet announced on `sys.alerts`.
+    alerts: alerts::Alerts,
 }
 
 /// What routing one frame came to.
@@ -262,6 +267,7 @@ impl Router {
                 heartbeat_timeout_ns: cfg.heartbeat_timeout.as_nanos() as u64,
                 delivery_timeout_ns: cfg.delivery_timeout.as_nanos() as u64,
                 holding: 0,
+                alerts: alerts::Alerts::default(),
             },
             rt_offset: realtime_ns().wrapping_sub(mono),
             last_publish: 0,
@@ -380,6 +386,7 @@ impl Router {
                 work += self.drain_lane(slot, priority, now);
             }
         }
+        self.dispatch.raise_alerts(self.cfg.sys_alerts_topic, now);
         self.dispatch.inbound.publish();
         self.handle_faults();
         self.finish_drained();
@@ -897,6 +904,33 @@ impl Dispatch {
         );
         books.letters += 1;
         books.dead = true;
+        self.alerts.note(header.message_id, reason);
+    }
+
+    /// Tells the subscribers of `sys.alerts` (`topic`) about the dead letters not yet
+    /// announced, if this second's notices allow. A subscriber whose lane is full misses the
+    /// notice: never a dead letter about a dead-letter notice.
+    fn raise_alerts(&mut self, topic: u64, now: Now) {
+        let Some(subscribers) = self.routes.topics.get(topic as usize) else {
+            return;
+        };
+        if subscribers.is_empty() {
+            return;
+        }
+        let Some((header, message)) = self.alerts.take(&mut self.ids, topic, now.rt) else {
+            return;
+        };
+        let priority = MessagePriority::High as usize;
+        for i in 0..self.routes.topics[topic as usize].len() {
+            let subscriber = self.routes.topics[topic as usize][i];
+            if self
+                .inbound
+                .write(subscriber, priority, &header, &message)
+                .is_ok()
+            {
+                self.counters.delivered += 1;
+            }
+        }
     }
 
     /// Tells `sender` its frame could not be routed, and why.
