@@ -242,6 +242,7 @@ mod tests {
                 reason: format!("letter {seq}"),
                 at_ns: 42,
                 frame_len: frame as u32,
+                retries: 0,
             },
             frame: vec![seq as u8; frame],
         }

@@ -146,6 +146,26 @@ impl DeadLetterQueue {
         }
     }
 
+    /// Takes the letter with sequence number `sequence` out of the queue (and its file), for a
+    /// retry; `None` if it is not held.
+    pub fn take(&mut self, sequence: u64) -> Option<DeadLetter> {
+        let at = self
+            .letters
+            .iter()
+            .position(|l| l.info.sequence == sequence)?;
+        let letter = self.letters.remove(at)?;
+        self.bytes -= letter.cost();
+        // Letters after it not yet written stay unwritten; the file is rewritten without it.
+        self.unsaved = self.unsaved.min(self.letters.len());
+        if let Some(file) = self.file.as_mut() {
+            let saved = self.letters.len() - self.unsaved;
+            if let Err(e) = file.rewrite(self.letters.iter().take(saved)) {
+                tracing::warn!("{e}");
+            }
+        }
+        Some(letter)
+    }
+
     /// Removes the file (agentd stopping with no letter to keep).
     pub fn remove_file(&mut self) {
         if let Some(file) = self.file.take() {
@@ -261,6 +281,7 @@ mod tests {
                 reason: "test".into(),
                 at_ns,
                 frame_len: frame as u32,
+                retries: 0,
             },
             frame: vec![0; frame],
         }

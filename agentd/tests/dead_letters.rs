@@ -295,3 +295,48 @@ fn dead_letters_are_announced_on_sys_alerts_coalesced() {
         "{first_reason}"
     );
 }
+
+/// A dead letter retried goes where its header says now: dead-lettered anew (retries counted)
+/// while nobody can take it, delivered once somebody can; an unknown number is refused.
+#[test]
+fn a_dead_letter_is_retried_to_its_destination_counting_retries() {
+    let bus = start("dl-retry");
+    let observer = bus.attach("observer", "ops");
+    let mut a = bus.attach("a", "x");
+    let gpu = a.capability(&["gpu"]).unwrap();
+    a.send(&gpu, &note(&a, 77)).unwrap();
+    let first = {
+        let mut letters = Vec::new();
+        eventually("the note was dead-lettered", || {
+            letters = observer.dead_letters().unwrap();
+            !letters.is_empty()
+        });
+        letters.remove(0)
+    };
+    assert_eq!(first.retries, 0);
+    // Nobody has the capability yet: dead again, one retry counted.
+    observer.retry_dead_letter(first.sequence).unwrap();
+    let letters = observer.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1, "taken out, then made anew: {letters:?}");
+    let second = &letters[0];
+    assert_eq!((second.message_id, second.retries), (first.message_id, 1));
+    assert!(second.sequence > first.sequence);
+    assert!(second.reason.starts_with("retry 1: "), "{}", second.reason);
+    // Now somebody has it: delivered, from its original sender, and gone from the queue.
+    let mut g = Agent::attach(bus.options("g", "worker").capabilities(["gpu"])).unwrap();
+    observer.retry_dead_letter(second.sequence).unwrap();
+    let d = g
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("redelivered");
+    assert_eq!(seq_of(&d), 77);
+    assert_eq!(d.from().agent_id, "a");
+    drop(d);
+    assert!(observer.dead_letters().unwrap().is_empty());
+    match observer.retry_dead_letter(12345) {
+        Err(agentbus::client::ClientError::Refused { message, .. }) => {
+            assert!(message.contains("12345"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -73,6 +73,10 @@ pub enum Request {
     DeadLetters(PageRequest),
     /// Drops every dead letter agentd holds (from its file too): answered with `Purged`.
     PurgeDeadLetters,
+    /// Takes the dead letter with this sequence number out of the queue and routes its frame
+    /// again, as its header says, from its original sender: answered with `Done` once the
+    /// router has it. If it fails again it is dead-lettered anew, its retries counted.
+    RetryDeadLetter(u64),
     /// Records a message this agent gave up on (its at-least-once attempts spent) in agentd's
     /// dead-letter queue: answered with `Done`.
     DeadLetter(ClientDeadLetter),
@@ -317,6 +321,8 @@ pub struct DeadLetterInfo {
     pub at_ns: u64,
     /// Bytes of the frame (kept for replay).
     pub frame_len: u32,
+    /// Times it was retried ([`Request::RetryDeadLetter`]) before this: 0 for a first failure.
+    pub retries: u32,
 }
 
 /// A page of the dead-letter queue.

@@ -6,6 +6,7 @@ use agentbus::FrameHeader;
 use mio::Token;
 
 use super::{refuse, Control, Reply};
+use crate::router::Command;
 
 pub(super) fn handle(ctl: &mut Control, from: u64, max: u32) -> Reply {
     let q = ctl.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
@@ -56,4 +57,35 @@ pub(super) fn purge(ctl: &mut Control) -> Reply {
     let n = q.purge();
     tracing::info!("{n} dead letters purged");
     Response::Purged(n).into()
+}
+
+/// Takes dead letter `sequence` out of the queue and hands its frame to the router to route
+/// again.
+pub(super) fn retry(ctl: &mut Control, sequence: u64) -> Reply {
+    let letter = ctl
+        .dead_letters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take(sequence);
+    let Some(letter) = letter else {
+        return refuse(
+            Refusal::BadRequest,
+            format!(
+                "no dead letter {sequence} is held: list them (`dead_letters`) for their numbers"
+            ),
+        );
+    };
+    if letter.frame.is_empty() {
+        return refuse(
+            Refusal::BadRequest,
+            format!("dead letter {sequence} kept no frame (it was larger than the queue's byte bound): it cannot be retried"),
+        );
+    }
+    if let Err(e) = ctl.push(Command::Redeliver(Box::new(letter))) {
+        return e.why.refusal();
+    }
+    if let Err(e) = ctl.sync_routes(true) {
+        return e.refusal();
+    }
+    Response::Done.into()
 }

@@ -414,6 +414,7 @@ impl Control {
             Request::DeadLetters(page) => dead_letters::handle(self, page.from, page.max),
             Request::DeadLetter(letter) => dead_letters::record(self, token, letter),
             Request::PurgeDeadLetters => dead_letters::purge(self),
+            Request::RetryDeadLetter(sequence) => dead_letters::retry(self, sequence),
             Request::OpenChannel(peer) => channels::open(self, token, &peer),
             Request::CloseChannel(id) => channels::close(self, token, id),
         }

@@ -69,6 +69,9 @@ pub enum Command {
     },
     /// The routes that changed with one control request, each with all its members now.
     SetRoutes(Vec<RouteChange>),
+    /// Route a dead letter's frame again (an operator's retry): delivered where its header
+    /// says now, or dead-lettered anew with its retries counted.
+    Redeliver(Box<crate::dead_letters::DeadLetter>),
     /// How a topic behaves (sent once, when it is created, before its id is handed out).
     ConfigureTopic {
         /// The topic's id.

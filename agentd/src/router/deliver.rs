@@ -33,6 +33,24 @@ pub fn dead_letter(
     reason: &str,
     now_rt: u64,
 ) {
+    dead_letter_again(queue, header, frame, destination_slot, reason, now_rt, 0);
+}
+
+/// Records a dead letter that was retried `retries` times before.
+pub fn dead_letter_again(
+    queue: &Arc<Mutex<DeadLetterQueue>>,
+    header: &FrameHeader,
+    frame: &[u8],
+    destination_slot: Option<u32>,
+    reason: &str,
+    now_rt: u64,
+    retries: u32,
+) {
+    // The frame as routed: the router's header (its stamped source) over the sender's.
+    let mut frame = frame.to_vec();
+    if frame.len() >= agentbus::HEADER_LEN {
+        header.write(&mut frame[..agentbus::HEADER_LEN]);
+    }
     let letter = DeadLetter {
         info: DeadLetterInfo {
             sequence: 0, // the queue numbers it
@@ -44,8 +62,9 @@ pub fn dead_letter(
             reason: reason.into(),
             at_ns: now_rt,
             frame_len: frame.len() as u32,
+            retries,
         },
-        frame: frame.to_vec(),
+        frame,
     };
     // A poisoned lock only means another thread panicked while listing: keep recording.
     let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());

@@ -544,6 +544,14 @@ impl Router {
                         self.dispatch.routes.set(change);
                     }
                 }
+                Command::Redeliver(letter) => {
+                    let mono = monotonic_ns();
+                    let now = Now {
+                        mono,
+                        rt: mono.wrapping_add(self.rt_offset),
+                    };
+                    self.dispatch.redeliver(&letter, now);
+                }
                 Command::ConfigureTopic { topic, config } => {
                     self.dispatch.routes.configure_topic(topic, config);
                 }
@@ -905,6 +913,62 @@ impl Dispatch {
         books.letters += 1;
         books.dead = true;
         self.alerts.note(header.message_id, reason);
+    }
+
+    /// Routes a dead letter's frame again, from its original sender: copied to every destination
+    /// its header resolves to now; where that fails (no destination, a full or gone lane), it
+    /// is dead-lettered anew with one retry more.
+    fn redeliver(&mut self, letter: &crate::dead_letters::DeadLetter, now: Now) {
+        let retries = letter.info.retries + 1;
+        let frame = &letter.frame[..];
+        let Ok(header) = FrameHeader::parse(frame) else {
+            return; // recorded from a parsed header: cannot happen
+        };
+        let frame = &frame[..header.frame_len().min(frame.len())];
+        let again = |this: &mut Dispatch, destination: Option<u32>, why: &str| {
+            deliver::dead_letter_again(
+                &this.dead_letters,
+                &header,
+                frame,
+                destination,
+                &format!("retry {retries}: {why}"),
+                now.rt,
+                retries,
+            );
+            this.counters.dead += 1;
+        };
+        let view = View {
+            slots: &self.slots,
+            routes: &self.routes,
+            inbound: &self.inbound,
+        };
+        let resolved = view.resolve(
+            &header,
+            header.source_slot,
+            now,
+            self.heartbeat_timeout_ns,
+            &mut self.destinations,
+        );
+        if let Err(why) = resolved {
+            again(self, None, why.reason());
+            return;
+        }
+        let priority = header.priority as usize;
+        for i in 0..self.destinations.len() {
+            let destination = self.destinations[i];
+            match self.inbound.copy(destination, priority, &header, frame) {
+                Copied::Delivered => {
+                    self.counters.delivered += 1;
+                    self.slots[destination as usize].counters[slot_counter::RECEIVED] += 1;
+                }
+                copied => {
+                    let why = copied
+                        .failure()
+                        .unwrap_or_else(|| "its lane was full".into());
+                    again(self, Some(destination), &why);
+                }
+            }
+        }
     }
 
     /// Tells the subscribers of `sys.alerts` (`topic`) about the dead letters not yet

@@ -641,6 +641,15 @@ impl Agent {
         }
     }
 
+    /// Routes dead letter `sequence` again (to where its header says, from its original
+    /// sender); if it fails again it is dead-lettered anew with its retries counted.
+    pub fn retry_dead_letter(&self, sequence: u64) -> Result<(), ClientError> {
+        match self.query(Request::RetryDeadLetter(sequence))? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// One page of the dead-letter queue: up to `max` letters from sequence number `from` on
     /// (agentd may return fewer, to keep a page small), and where the next page starts.
     pub fn dead_letter_page(&self, from: u64, max: u32) -> Result<DeadLetterPage, ClientError> {
