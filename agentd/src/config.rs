@@ -317,7 +317,10 @@ impl Config {
                 };
                 self.topics.push(TopicRule {
                     pattern: rule.pattern,
-                    config: TopicConfig { back_pressure },
+                    config: TopicConfig {
+                        back_pressure,
+                        max_message_size: rule.max_message_size.unwrap_or(0),
+                    },
                 });
             }
         }
@@ -351,6 +354,7 @@ impl Config {
 struct FileTopicRule {
     pattern: String,
     back_pressure: Option<String>,
+    max_message_size: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -425,9 +429,7 @@ mod tests {
         )
         .unwrap();
         assert!(c.validate().is_ok());
-        let dls = TopicConfig {
-            back_pressure: BackPressure::DeadLetterSlow,
-        };
+        let dls = TopicConfig::with(BackPressure::DeadLetterSlow);
         assert_eq!(
             c.topic_config_for("market.AAPL"),
             dls,

@@ -4,16 +4,14 @@ mod support;
 
 use std::time::Duration;
 
-use agentbus::client::{Agent, Subscription};
+use agentbus::client::{Agent, Raw, Subscription};
 use agentbus::control::{BackPressure, Refusal, TopicConfig};
 use agentbus::CommunicationError;
 use agentd::config::TopicRule;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(5);
-const DEAD_LETTER_SLOW: TopicConfig = TopicConfig {
-    back_pressure: BackPressure::DeadLetterSlow,
-};
+const DEAD_LETTER_SLOW: TopicConfig = TopicConfig::with(BackPressure::DeadLetterSlow);
 
 /// A bus whose lanes hold a few hundred notes (a reader that stops fills its lane in a fraction
 /// of a second at [`RATE`], one that keeps reading has a quarter of a second of slack for the
@@ -139,12 +137,7 @@ fn a_slow_subscriber_under_drop_oldest_loses_the_oldest_and_catches_up_on_the_ne
         mut observer,
         _agents,
         _bus,
-    } = publish_beside_a_stalled_subscriber(
-        "tp-drop",
-        TopicConfig {
-            back_pressure: BackPressure::DropOldest,
-        },
-    );
+    } = publish_beside_a_stalled_subscriber("tp-drop", TopicConfig::with(BackPressure::DropOldest));
     // The slow one reads at last: its lane's oldest, then (as it makes room) the newest the
     // hold kept, the very last included; what is missing in between is counted lost.
     let kept = recv_seqs(&mut slow, N as usize, Duration::from_millis(500));
@@ -271,4 +264,54 @@ fn agentd_configures_new_topics_by_name() {
         own.iter().find(|t| t.name == "md.GBP").unwrap().config,
         TopicConfig::default()
     );
+}
+
+#[test]
+fn a_message_over_the_topics_maximum_is_dead_lettered_and_its_sender_told() {
+    let bus = start("tp-max");
+    let mut publisher = bus.attach("feed", "x");
+    let mut reader = bus.attach("reader", "x");
+    let topic = publisher
+        .create_topic(
+            "fills",
+            TopicConfig {
+                back_pressure: BackPressure::Block,
+                max_message_size: 200,
+            },
+        )
+        .unwrap();
+    let _sub = reader.subscribe("fills").unwrap();
+    publisher.send(&topic, Raw(&[1u8; 100])).unwrap(); // 148 bytes with its header
+    publisher.send(&topic, Raw(&[2u8; 300])).unwrap(); // 348: over
+    let d = reader.recv_timeout(WAIT).unwrap().expect("the small one");
+    assert_eq!(d.raw().map(<[u8]>::len), Some(100));
+    drop(d);
+    assert_quiet(&mut reader, Duration::from_millis(200));
+    // The sender hears why, as MessageTooLarge.
+    let e = publisher
+        .recv_timeout(WAIT)
+        .unwrap()
+        .expect("an error back")
+        .to_message();
+    match e.payload {
+        agentbus::Payload::Error(err) => {
+            assert_eq!(err.kind, agentbus::ErrorKind::MessageTooLarge);
+            assert!(
+                err.details.contains("maximum message size"),
+                "{}",
+                err.details
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let letters = publisher.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].frame_len, 348);
+    // The limit is part of the topic's one configuration.
+    match publisher.create_topic("fills", TopicConfig::default()) {
+        Err(CommunicationError::Refused { message, .. }) => {
+            assert!(message.contains("up to 200 bytes"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }

@@ -120,12 +120,7 @@ fn healthy_latency(
     let interval = 1_000_000_000 / RATE;
     on_core(cfg.cores.1, || {
         let mut publisher = b.attach("publisher", cfg.wait)?;
-        let topic = publisher.create_topic(
-            "bench.slow",
-            TopicConfig {
-                back_pressure: policy,
-            },
-        )?;
+        let topic = publisher.create_topic("bench.slow", TopicConfig::with(policy))?;
         let mut payload = vec![0u8; cfg.size.max(16)];
         let start = monotonic_ns() + 1_000_000;
         for seq in 0..n {

@@ -112,6 +112,20 @@ pub struct TopicRequest {
 pub struct TopicConfig {
     /// What the router does with a copy for a subscriber whose lane is full.
     pub back_pressure: BackPressure,
+    /// The largest message the topic carries, in bytes as it travels (routing header and
+    /// extensions included); a larger one is dead-lettered and its sender told
+    /// `MessageTooLarge`. 0: as large as a lane allows.
+    pub max_message_size: u32,
+}
+
+impl TopicConfig {
+    /// A topic with `back_pressure` and no size limit of its own.
+    pub const fn with(back_pressure: BackPressure) -> TopicConfig {
+        TopicConfig {
+            back_pressure,
+            max_message_size: 0,
+        }
+    }
 }
 
 /// What the router does with a topic message's copy for a subscriber whose inbound lane is full.

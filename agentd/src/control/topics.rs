@@ -25,9 +25,9 @@ pub(super) fn create(ctl: &mut Control, request: TopicRequest) -> Reply {
             Some(asked) if asked != own => refuse(
                 Refusal::BadRequest,
                 format!(
-                    "topic {name:?} exists with back-pressure {}; it cannot become {}: a topic keeps one configuration for its life (use another name, or ask for it as it is)",
-                    own.back_pressure.name(),
-                    asked.back_pressure.name()
+                    "topic {name:?} exists with {}; it cannot become {}: a topic keeps one configuration for its life (use another name, or ask for it as it is)",
+                    describe(own),
+                    describe(asked)
                 ),
             ),
             // An existing topic changes nothing: answered at once.
@@ -64,4 +64,13 @@ pub(super) fn list(ctl: &mut Control) -> Reply {
         })
         .collect();
     Response::Topics(topics).into()
+}
+
+/// A topic configuration as refusals name it.
+fn describe(config: TopicConfig) -> String {
+    let size = match config.max_message_size {
+        0 => "no size limit".to_string(),
+        n => format!("messages up to {n} bytes"),
+    };
+    format!("back-pressure {}, {size}", config.back_pressure.name())
 }

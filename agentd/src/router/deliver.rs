@@ -81,13 +81,18 @@ pub fn unroutable_error(
     ids: &mut IdGenerator,
     sender: FrameSender,
     failed: &FrameHeader,
-    reason: &str,
+    why: crate::router::Unroutable,
     now_rt: u64,
 ) -> (FrameHeader, Message) {
+    let reason = why.reason();
+    let kind = match why {
+        crate::router::Unroutable::TooLarge => ErrorKind::MessageTooLarge,
+        _ => ErrorKind::AgentUnreachable,
+    };
     let msg = Message::error(
         agentd(),
         ErrorPayload {
-            kind: ErrorKind::AgentUnreachable,
+            kind,
             details: format!(
                 "message {} could not be routed: {reason}",
                 failed.message_id

@@ -747,7 +747,7 @@ impl Dispatch {
                             self.slots.len()
                         ));
                     } else if header.message_type != agentbus::MessageType::Error {
-                        self.error_back(sender, header, why.reason(), now);
+                        self.error_back(sender, header, why, now);
                     }
                 }
                 Ok(()) => {
@@ -998,9 +998,9 @@ impl Dispatch {
     }
 
     /// Tells `sender` its frame could not be routed, and why.
-    fn error_back(&mut self, sender: FrameSender, failed: &FrameHeader, reason: &str, now: Now) {
+    fn error_back(&mut self, sender: FrameSender, failed: &FrameHeader, why: Unroutable, now: Now) {
         let (header, message) =
-            deliver::unroutable_error(&mut self.ids, sender, failed, reason, now.rt);
+            deliver::unroutable_error(&mut self.ids, sender, failed, why, now.rt);
         if let Err(e) = self
             .inbound
             .write(sender.slot, sender.priority, &header, &message)

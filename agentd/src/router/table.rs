@@ -108,6 +108,8 @@ pub struct Routes {
     /// What to do with a copy for a full subscriber, by topic id (a topic not configured
     /// blocks).
     pub back_pressure: Vec<BackPressure>,
+    /// The largest frame each topic carries, by topic id (0, or not configured: no limit).
+    pub max_frame: Vec<u32>,
 }
 
 impl Routes {
@@ -133,6 +135,10 @@ impl Routes {
             self.back_pressure.resize(id + 1, BackPressure::Block);
         }
         self.back_pressure[id] = config.back_pressure;
+        if self.max_frame.len() <= id {
+            self.max_frame.resize(id + 1, 0);
+        }
+        self.max_frame[id] = config.max_message_size;
     }
 
     /// How topic `topic` treats a subscriber whose lane is full.
@@ -157,6 +163,8 @@ pub enum Unroutable {
     NoAgentOfType,
     /// Nobody else is attached.
     NobodyElse,
+    /// Larger than the topic's maximum message size.
+    TooLarge,
     /// A destination no agentd ever handed out (a slot past `max_agents`, a topic, capability
     /// set or type id never issued): the sender is broken or hostile, and is detached.
     Impossible,
@@ -175,6 +183,9 @@ impl Unroutable {
             }
             Unroutable::NoAgentOfType => "no live agent of that type is under its capacity",
             Unroutable::NobodyElse => "no other agent is attached",
+            Unroutable::TooLarge => {
+                "larger than the topic's maximum message size: send less, or use a topic configured for larger messages"
+            }
             Unroutable::Impossible => {
                 "impossible destination: agentd never handed it out (protocol violation; the sender is detached)"
             }
@@ -268,6 +279,15 @@ impl View<'_> {
             }
             RouteKind::Topic => {
                 issued(&self.routes.topics)?;
+                let max = self
+                    .routes
+                    .max_frame
+                    .get(header.destination as usize)
+                    .copied()
+                    .unwrap_or(0);
+                if max > 0 && header.frame_len() > max as usize {
+                    return Err(Unroutable::TooLarge);
+                }
                 let subs = self
                     .routes
                     .topics
