@@ -319,7 +319,7 @@ impl Daemon {
         self.header.unlink();
         // The dead letters are on file for the next agentd; with none, there is nothing to
         // keep, and no file is left behind.
-        let mut q = self.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = crate::dead_letters::lock(&self.dead_letters);
         q.persist();
         if q.is_empty() {
             q.remove_file();

@@ -62,6 +62,12 @@ pub struct FileError {
     pub source: std::io::Error,
 }
 
+/// Turns an I/O error while `what` on `path` into a [`FileError`].
+fn failed(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileError {
+    let path = path.to_path_buf();
+    move |source| FileError { path, what, source }
+}
+
 fn encode(letter: &DeadLetter) -> Option<Vec<u8>> {
     let stored = Stored {
         info: letter.info.clone(),
@@ -120,10 +126,7 @@ impl DeadLetterFile {
         max_bytes: u64,
     ) -> Result<(DeadLetterFile, Vec<DeadLetter>, Loaded), FileError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let err = |what| {
-            let path = path.to_path_buf();
-            move |source| FileError { path, what, source }
-        };
+        let err = |what| failed(what, path);
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -169,11 +172,9 @@ impl DeadLetterFile {
         if self.bytes + out.len() as u64 > self.max_bytes {
             return self.rewrite(all);
         }
-        self.file.write_all(&out).map_err(|source| FileError {
-            path: self.path.clone(),
-            what: "appending",
-            source,
-        })?;
+        self.file
+            .write_all(&out)
+            .map_err(failed("appending", &self.path))?;
         self.bytes += out.len() as u64;
         Ok(())
     }
@@ -185,10 +186,7 @@ impl DeadLetterFile {
     ) -> Result<(), FileError> {
         use std::os::unix::fs::OpenOptionsExt;
         let tmp = self.path.with_extension("dlq.tmp");
-        let err = |what, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| FileError { path, what, source }
-        };
+        let err = failed;
         let mut out = Vec::new();
         for letter in letters {
             if let Some(record) = encode(letter) {
@@ -341,7 +339,7 @@ mod tests {
                 .collect();
             let (found, _, good) = decode_all(&junk);
             assert!(good <= junk.len());
-            assert!(found.is_empty() || found.iter().all(|l| l.frame.len() <= 512));
+            assert!(found.is_empty(), "seed {seed}: a letter read out of junk");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

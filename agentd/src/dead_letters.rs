@@ -21,6 +21,14 @@ pub const PAGE_LETTERS: usize = 1024;
 /// message limit.
 const PAGE_BYTES: usize = 256 << 10;
 
+/// Locks the queue shared by the router and the control thread. A panic while it was held
+/// (between two consistent states) leaves it usable: keep recording and listing.
+pub fn lock(
+    queue: &std::sync::Mutex<DeadLetterQueue>,
+) -> std::sync::MutexGuard<'_, DeadLetterQueue> {
+    queue.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A dead letter: what is listed, and the frame (kept for replay).
 #[derive(Debug, Clone)]
 pub struct DeadLetter {

@@ -9,7 +9,7 @@ use super::{refuse, Control, Reply};
 use crate::router::Command;
 
 pub(super) fn handle(ctl: &mut Control, from: u64, max: u32) -> Reply {
-    let q = ctl.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
+    let q = crate::dead_letters::lock(&ctl.dead_letters);
     Response::DeadLetters(q.page(from, max as usize)).into()
 }
 
@@ -53,7 +53,7 @@ pub(super) fn record(ctl: &mut Control, token: Token, letter: ClientDeadLetter) 
 
 /// Drops every dead letter, from the file too.
 pub(super) fn purge(ctl: &mut Control) -> Reply {
-    let mut q = ctl.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
+    let mut q = crate::dead_letters::lock(&ctl.dead_letters);
     let n = q.purge();
     tracing::info!("{n} dead letters purged");
     Response::Purged(n).into()
@@ -62,11 +62,7 @@ pub(super) fn purge(ctl: &mut Control) -> Reply {
 /// Takes dead letter `sequence` out of the queue and hands its frame to the router to route
 /// again.
 pub(super) fn retry(ctl: &mut Control, sequence: u64) -> Reply {
-    let letter = ctl
-        .dead_letters
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take(sequence);
+    let letter = crate::dead_letters::lock(&ctl.dead_letters).take(sequence);
     let Some(letter) = letter else {
         return refuse(
             Refusal::BadRequest,

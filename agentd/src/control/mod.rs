@@ -498,10 +498,7 @@ impl Control {
     }
 
     fn persist_dead_letters(&self) {
-        self.dead_letters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .persist();
+        crate::dead_letters::lock(&self.dead_letters).persist();
     }
 
     /// Queues a command for the router and wakes it; gives the command back if agentd is

@@ -7,7 +7,7 @@ use super::{Control, Reply};
 pub(super) fn handle(ctl: &mut Control) -> Reply {
     let router = ctl.header.router();
     let (held, bytes, evicted) = {
-        let q = ctl.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
+        let q = crate::dead_letters::lock(&ctl.dead_letters);
         (q.len() as u64, q.bytes() as u64, q.evicted())
     };
     Response::Stats(BusStats {

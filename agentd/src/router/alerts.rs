@@ -1,12 +1,11 @@
 //! `sys.alerts`: the router tells subscribers that dead letters were made, coalesced under a
 //! flood and at most [`ALERTS_PER_SECOND`] notices a second.
 
-use agentbus::codec::header_for;
-use agentbus::header::AGENTD_SLOT;
 use agentbus::{
-    record, AgentIdentifier, FrameHeader, IdGenerator, Message, MessageId, MessagePriority,
-    Notification, Route, RouteKind,
+    record, FrameHeader, IdGenerator, Message, MessageId, MessagePriority, Notification,
 };
+
+use super::deliver::{agentd, notice_header};
 
 /// `sys.alerts` notices a second at most; dead letters past them are counted into the next.
 pub const ALERTS_PER_SECOND: u32 = 10;
@@ -54,7 +53,7 @@ impl Alerts {
         let count = std::mem::take(&mut self.pending);
         let (first_id, first_reason) = self.first.take().unwrap_or_default();
         let msg = Message::notification(
-            AgentIdentifier::new("agentd", "daemon"),
+            agentd(),
             Notification {
                 event: "dead_letters".into(),
                 data: record! {
@@ -65,17 +64,7 @@ impl Alerts {
             },
         )
         .priority(MessagePriority::High);
-        let mut header = header_for(
-            &msg,
-            Route {
-                kind: RouteKind::Topic,
-                destination: topic,
-            },
-            AGENTD_SLOT,
-        );
-        header.message_id = ids.next_id();
-        header.timestamp_ns = now_rt;
-        Some((header, msg))
+        Some((notice_header(ids, topic, &msg, now_rt), msg))
     }
 }
 

@@ -33,27 +33,29 @@ pub fn dead_letter(
     reason: &str,
     now_rt: u64,
 ) {
-    dead_letter_again(queue, header, frame, destination_slot, reason, now_rt, 0);
+    record(
+        queue,
+        letter(header, frame, destination_slot, reason, now_rt),
+    );
 }
 
-/// Records a dead letter that was retried `retries` times before.
-pub fn dead_letter_again(
-    queue: &Arc<Mutex<DeadLetterQueue>>,
+/// The dead letter of `frame` routed with `header`, not retried yet (its sequence number is
+/// the queue's to give).
+pub fn letter(
     header: &FrameHeader,
     frame: &[u8],
     destination_slot: Option<u32>,
     reason: &str,
     now_rt: u64,
-    retries: u32,
-) {
+) -> DeadLetter {
     // The frame as routed: the router's header (its stamped source) over the sender's.
     let mut frame = frame.to_vec();
     if frame.len() >= agentbus::HEADER_LEN {
         header.write(&mut frame[..agentbus::HEADER_LEN]);
     }
-    let letter = DeadLetter {
+    DeadLetter {
         info: DeadLetterInfo {
-            sequence: 0, // the queue numbers it
+            sequence: 0,
             message_id: header.message_id.0,
             message_type: header.message_type,
             route: header.route,
@@ -62,17 +64,36 @@ pub fn dead_letter_again(
             reason: reason.into(),
             at_ns: now_rt,
             frame_len: frame.len() as u32,
-            retries,
+            retries: 0,
         },
         frame,
-    };
-    // A poisoned lock only means another thread panicked while listing: keep recording.
-    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-    q.push(letter);
+    }
 }
 
-fn agentd() -> AgentIdentifier {
+/// Adds `letter` to the queue.
+pub fn record(queue: &Mutex<DeadLetterQueue>, letter: DeadLetter) {
+    crate::dead_letters::lock(queue).push(letter);
+}
+
+/// agentd's identity, as the sender of what it writes itself.
+pub fn agentd() -> AgentIdentifier {
     AgentIdentifier::new("agentd", "daemon")
+}
+
+/// The header of `msg`, a notice agentd publishes on `topic`: stamped as agentd's, a fresh id,
+/// sent at `now_rt`.
+pub fn notice_header(ids: &mut IdGenerator, topic: u64, msg: &Message, now_rt: u64) -> FrameHeader {
+    let mut header = header_for(
+        msg,
+        Route {
+            kind: RouteKind::Topic,
+            destination: topic,
+        },
+        AGENTD_SLOT,
+    );
+    header.message_id = ids.next_id();
+    header.timestamp_ns = now_rt;
+    header
 }
 
 /// The `AgentUnreachable` error, correlated to the failed message, that goes back to its
@@ -140,15 +161,6 @@ pub fn agents_notice(
     .metadata("agent_id", identity.agent_id.clone())
     .metadata("agent_type", identity.agent_type.clone())
     .metadata("slot", slot.to_string());
-    let mut header = header_for(
-        &msg,
-        Route {
-            kind: RouteKind::Topic,
-            destination: topic,
-        },
-        AGENTD_SLOT,
-    );
-    header.message_id = ids.next_id();
-    header.timestamp_ns = agentbus_ipc::clock::realtime_ns();
+    let header = notice_header(ids, topic, &msg, agentbus_ipc::clock::realtime_ns());
     (header, msg)
 }

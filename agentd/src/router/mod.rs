@@ -926,15 +926,10 @@ impl Dispatch {
         };
         let frame = &frame[..header.frame_len().min(frame.len())];
         let again = |this: &mut Dispatch, destination: Option<u32>, why: &str| {
-            deliver::dead_letter_again(
-                &this.dead_letters,
-                &header,
-                frame,
-                destination,
-                &format!("retry {retries}: {why}"),
-                now.rt,
-                retries,
-            );
+            let reason = format!("retry {retries}: {why}");
+            let mut letter = deliver::letter(&header, frame, destination, &reason, now.rt);
+            letter.info.retries = retries;
+            deliver::record(&this.dead_letters, letter);
             this.counters.dead += 1;
         };
         let view = View {

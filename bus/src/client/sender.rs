@@ -411,14 +411,17 @@ impl Sender {
         deadline: Option<(Instant, Duration)>,
     ) -> Result<(), CommunicationError> {
         let lane = header.priority as usize;
-        match message.write(&mut self.outbound[lane], header, &NoWait) {
-            Err(EncodeError::QueueFull { .. }) if deadline.is_some() => {}
-            other => return other.map_err(CommunicationError::from),
+        match (
+            message.write(&mut self.outbound[lane], header, &NoWait),
+            deadline,
+        ) {
+            (Err(EncodeError::QueueFull { .. }), Some((deadline, timeout))) => {
+                self.wait_for_room(lane, deadline, timeout, |lane, room| {
+                    message.write(lane, header, room)
+                })
+            }
+            (written, _) => written.map_err(CommunicationError::from),
         }
-        let (deadline, timeout) = deadline.expect("checked above");
-        self.wait_for_room(lane, deadline, timeout, |lane, room| {
-            message.write(lane, header, room)
-        })
     }
 
     /// The wait-for-room path: retries `write` on lane `lane`, each try waiting on the lane's
