@@ -260,38 +260,42 @@ impl Receiver {
     }
 
     /// The next message, waiting up to `timeout` (parking, spinning or backing off as
-    /// configured). `None` when the time runs out; `Disconnected` if agentd is gone.
+    /// configured). `None` when the time runs out (not before: replies and retried copies met
+    /// meanwhile are filed or dropped, and the wait goes on); `Disconnected` if agentd is gone.
     pub fn recv_timeout(
         &mut self,
         timeout: Duration,
     ) -> Result<Option<Delivery<'_>>, CommunicationError> {
-        let deadline = Instant::now() + timeout;
-        while !self.has_waiting() {
-            self.check_link()?;
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            self.idle(deadline);
+        if self.wait_deliverable(Some(Instant::now() + timeout))? {
+            self.try_recv()
+        } else {
+            Ok(None)
         }
-        self.try_recv()
     }
 
     /// The next message, waiting as long as it takes (or until agentd is gone).
     pub fn recv(&mut self) -> Result<Delivery<'_>, CommunicationError> {
-        loop {
-            while !self.has_waiting() {
-                self.check_link()?;
-                self.idle(Instant::now() + Duration::from_secs(3600));
-            }
-            // A reply filed away, or a frame taken meanwhile: wait again.
-            if self.peek_deliverable() {
-                break;
-            }
-        }
+        self.wait_deliverable(None)?;
         self.try_recv()?
             .ok_or_else(|| CommunicationError::InvalidFormat {
                 reason: "a frame vanished between its arrival and its read".into(),
             })
+    }
+
+    /// Waits until `try_recv` would return a message (true) or `deadline` passes (false).
+    fn wait_deliverable(&mut self, deadline: Option<Instant>) -> Result<bool, CommunicationError> {
+        loop {
+            if self.peek_deliverable() {
+                return Ok(true);
+            }
+            self.check_link()?;
+            let until = match deadline {
+                Some(d) if Instant::now() >= d => return Ok(false),
+                Some(d) => d,
+                None => Instant::now() + Duration::from_secs(3600),
+            };
+            self.idle(until);
+        }
     }
 
     /// Whether `try_recv` would return a message now (filing replies at the front).
