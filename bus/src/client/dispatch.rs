@@ -98,14 +98,15 @@ impl Agent {
         Ok(n)
     }
 
-    /// The name of topic `id`, learnt from agentd once (all topics at a time) and kept.
-    fn topic_name(&mut self, id: u64) -> Option<String> {
+    /// The name of topic `id`, learnt from agentd once (all topics at a time) and kept (shared:
+    /// no allocation per message).
+    fn topic_name(&mut self, id: u64) -> Option<std::sync::Arc<str>> {
         if let Some(n) = self.handlers.topic_names.get(&id) {
             return Some(n.clone());
         }
         if let Ok(Response::Topics(topics)) = self.sender().shared.call(&Request::ListTopics) {
             for t in topics {
-                self.handlers.topic_names.insert(t.id, t.name);
+                self.handlers.topic_names.insert(t.id, t.name.into());
             }
         }
         self.handlers.topic_names.get(&id).cloned()

@@ -82,7 +82,7 @@ pub(crate) struct Handlers {
     pub(crate) message: Option<MessageHandler>,
     pub(crate) subscriptions: Vec<SubscriptionHandler>,
     /// Topic names by id, learnt from agentd, to match subscription patterns.
-    pub(crate) topic_names: HashMap<u64, String>,
+    pub(crate) topic_names: HashMap<u64, Arc<str>>,
     /// Topic messages a filter turned away.
     pub(crate) filtered: u64,
 }
