@@ -98,6 +98,9 @@ impl GivenUp {
 #[derive(Debug, Default)]
 pub(crate) struct RequestTable {
     outstanding: HashMap<MessageId, Outstanding>,
+    /// The at-least-once messages among them, so that looking for due retries does not walk
+    /// every outstanding request.
+    resending: HashSet<MessageId>,
     /// A circuit breaker per destination.
     pub(crate) breakers: Breakers,
     given_up: GivenUp,
@@ -151,7 +154,16 @@ impl RequestTable {
             resend,
             acked: false,
         };
+        if outstanding.resend.is_some() {
+            self.resending.insert(id);
+        }
         self.outstanding.insert(id, outstanding);
+    }
+
+    /// Ends entry `id`, a request's or an at-least-once message's.
+    fn remove(&mut self, id: MessageId) -> Option<Outstanding> {
+        self.resending.remove(&id);
+        self.outstanding.remove(&id)
     }
 
     /// The at-least-once messages due for another attempt at `now` (counted as made), and when
@@ -162,7 +174,10 @@ impl RequestTable {
     ) -> (Vec<(MessageId, Again, Message)>, Option<Instant>) {
         let mut due = Vec::new();
         let mut next: Option<Instant> = None;
-        for (id, o) in self.outstanding.iter_mut() {
+        for id in &self.resending {
+            let Some(o) = self.outstanding.get_mut(id) else {
+                continue;
+            };
             let Some(r) = o.resend.as_mut().filter(|_| !o.acked) else {
                 continue;
             };
@@ -196,7 +211,7 @@ impl RequestTable {
     ) -> Option<Result<(), (CommunicationError, Box<Resend>)>> {
         let o = self.outstanding.get_mut(&id)?;
         if o.acked {
-            self.outstanding.remove(&id);
+            self.remove(id);
             return Some(Ok(()));
         }
         let r = o.resend.as_mut()?;
@@ -222,19 +237,19 @@ impl RequestTable {
                 .take()
                 .unwrap_or_else(|| "no acknowledgement came".into()),
         };
-        let resend = self.outstanding.remove(&id)?.resend?;
+        let resend = self.remove(id)?.resend?;
         Some(Err((failed, resend)))
     }
 
     /// Forgets request `id` without remembering it (its send failed).
     pub(crate) fn cancel(&mut self, id: MessageId) {
-        self.outstanding.remove(&id);
+        self.remove(id);
     }
 
     /// Gives up on request `id`: a reply that still comes (or came and was never taken) is
     /// counted late.
     fn give_up(&mut self, id: MessageId) {
-        if let Some(o) = self.outstanding.remove(&id) {
+        if let Some(o) = self.remove(id) {
             if o.reply.is_some() {
                 self.late += 1;
             } else {
@@ -290,7 +305,7 @@ impl RequestTable {
     fn take(&mut self, id: MessageId) -> Option<Result<Message, CommunicationError>> {
         let o = self.outstanding.get_mut(&id)?;
         let reply = o.reply.take()?;
-        let to = self.outstanding.remove(&id).map(|o| o.to.to_string());
+        let to = self.remove(id).map(|o| o.to.to_string());
         Some(response_result(&reply, to.unwrap_or_default()))
     }
 }
