@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agentbus::control::{topic_matches, BackPressure, ParseBackPressureError, TopicConfig};
+use agentbus::control::{
+    topic_matches, Access, BackPressure, ParseBackPressureError, ParsePrincipalError, Principal,
+    TopicConfig, MAX_HISTORY,
+};
 use agentbus::paths;
 use agentbus_ipc::wait::{ParseWaitError, Wait};
 use serde::Deserialize;
@@ -53,8 +56,10 @@ pub struct Config {
     /// Whether lanes have doorbells (agents and router may park). False for busy-spinning
     /// deployments: publishing then skips a fence per batch, and nobody can sleep on a lane.
     pub lane_parking: bool,
-    /// How topics created without a configuration of their own behave, by name: the first rule
-    /// whose pattern matches the new topic's name applies (none: [`TopicConfig::default`]).
+    /// How topics behave, by name: the first rule whose pattern matches a new topic's name
+    /// applies (none: [`TopicConfig::default`]). A client creating a topic with a
+    /// configuration of its own overrides the rule's back-pressure, size and history, but not
+    /// its access lists: those it must ask for as the rule sets them.
     pub topics: Vec<TopicRule>,
     /// Whether dead letters are kept in a file across restarts (true; false: memory only).
     pub dead_letter_persist: bool,
@@ -64,7 +69,8 @@ pub struct Config {
 }
 
 /// A configuration for the topics whose names match `pattern` (TOML: a `[[topics]]` table with
-/// `pattern` and `back_pressure`).
+/// `pattern` and any of `back_pressure`, `max_message_size`, `history`, `publishers` and
+/// `subscribers`, the last two lists of `agent:ID` and `type:TYPE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicRule {
     /// A subscription pattern: exact, `*` for one segment, a trailing `>` for the rest.
@@ -217,6 +223,13 @@ impl Config {
                     "it must be dot-separated non-empty segments, `*` for one segment, a final `>` for the rest",
                 );
             }
+            if rule.config.history > MAX_HISTORY {
+                return invalid(
+                    "topics.history",
+                    rule.config.history.to_string(),
+                    format!("a topic keeps at most {MAX_HISTORY} messages of history"),
+                );
+            }
         }
         if self.heartbeat_timeout <= self.heartbeat_interval {
             return Err(ConfigError::HeartbeatTimeout {
@@ -315,11 +328,29 @@ impl Config {
                     }
                     None => BackPressure::default(),
                 };
+                let access = |key: &'static str, list: Option<Vec<String>>| match list {
+                    None => Ok(Access::Anyone),
+                    Some(names) => names
+                        .into_iter()
+                        .map(|n| {
+                            n.parse()
+                                .map_err(|e: ParsePrincipalError| ConfigError::Invalid {
+                                    key,
+                                    value: e.given,
+                                    allowed: "write agent:ID or type:TYPE".into(),
+                                })
+                        })
+                        .collect::<Result<Vec<Principal>, _>>()
+                        .map(Access::Only),
+                };
                 self.topics.push(TopicRule {
                     pattern: rule.pattern,
                     config: TopicConfig {
                         back_pressure,
                         max_message_size: rule.max_message_size.unwrap_or(0),
+                        history: rule.history.unwrap_or(0),
+                        publishers: access("topics.publishers", rule.publishers)?,
+                        subscribers: access("topics.subscribers", rule.subscribers)?,
                     },
                 });
             }
@@ -345,7 +376,7 @@ impl Config {
         self.topics
             .iter()
             .find(|rule| topic_matches(&rule.pattern, name))
-            .map_or_else(TopicConfig::default, |rule| rule.config)
+            .map_or_else(TopicConfig::default, |rule| rule.config.clone())
     }
 }
 
@@ -355,6 +386,9 @@ struct FileTopicRule {
     pattern: String,
     back_pressure: Option<String>,
     max_message_size: Option<u32>,
+    history: Option<u32>,
+    publishers: Option<Vec<String>>,
+    subscribers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@ mod routes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use agentbus::control::{topic_matches, TopicConfig};
+use agentbus::control::{topic_matches, Access, TopicConfig};
 use agentbus::AgentIdentifier;
 use agentbus_ipc::segment::MemfdSegment;
 use mio::Token;
@@ -156,11 +156,24 @@ impl Registry {
             .filter(|(_, caps)| has_all(&record.capabilities, caps))
             .map(|(id, _)| id as u64)
             .collect();
+        let publishes: Vec<u64> = self
+            .topic_configs
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                matches!(c.publishers, Access::Only(_))
+                    && c.publishers.allows(&record.identity.agent_id, &agent_type)
+            })
+            .map(|(id, _)| id as u64)
+            .collect();
         self.agents[slot as usize] = Some(record);
         let type_id = self.intern_type(&agent_type);
         self.routes.join_type(type_id, slot);
         for capset in capsets {
             self.routes.join_capset(capset, slot);
+        }
+        for topic in publishes {
+            self.routes.join_publishers(topic, slot);
         }
     }
 
@@ -171,17 +184,30 @@ impl Registry {
     }
 
     /// The id of topic `name`, creating it configured as `config` (an existing topic keeps its
-    /// own): a new topic gets the subscribers whose patterns match it.
+    /// own): a new topic gets the subscribers whose patterns match it (and who may subscribe
+    /// to it), and, if its publishers are restricted, a route of the live agents who may
+    /// publish on it.
     pub fn intern_topic_as(&mut self, name: &str, config: TopicConfig) -> u64 {
         if let Some(&id) = self.topic_ids.get(name) {
             return id;
         }
-        let id = self.routes.add_topic();
+        let publishers = matches!(config.publishers, Access::Only(_)).then(|| {
+            self.live()
+                .filter(|(_, a)| allowed(&config.publishers, a))
+                .map(|(s, _)| s)
+                .collect()
+        });
+        let id = self.routes.add_topic(publishers);
+        let readers: BTreeSet<u32> = self
+            .live()
+            .filter(|(_, a)| allowed(&config.subscribers, a))
+            .map(|(s, _)| s)
+            .collect();
         self.topics.push(name.into());
         self.topic_configs.push(config);
         self.topic_ids.insert(name.into(), id);
         for sub in self.subscriptions.values_mut() {
-            if topic_matches(&sub.pattern, name) {
+            if readers.contains(&sub.slot) && topic_matches(&sub.pattern, name) {
                 sub.topics.push(id);
                 self.routes.subscribe(id, sub.slot);
             }
@@ -225,16 +251,28 @@ impl Registry {
     }
 
     /// Subscribes the live agent in `slot` to every topic, existing or to come, matching
-    /// `pattern`; returns the subscription's id, or `None` if no live agent is in `slot`.
-    pub fn subscribe(&mut self, slot: u32, pattern: &str) -> Option<u64> {
+    /// `pattern` that it may subscribe to; returns the subscription's id. Refused if no live
+    /// agent is in `slot`, or if `pattern` names one existing topic (no wildcard) that the agent
+    /// may not subscribe to.
+    pub fn subscribe(&mut self, slot: u32, pattern: &str) -> Result<u64, SubscribeRefused> {
         if !self.is_live(slot) {
-            return None;
+            return Err(SubscribeRefused::NotLive);
+        }
+        let exact = !pattern.split('.').any(|s| s == "*" || s == ">");
+        if let Some(topic) = self.topic_id(pattern).filter(|_| exact) {
+            if !self.may_subscribe(slot, topic) {
+                return Err(SubscribeRefused::Unauthorized(
+                    self.topic_configs[topic as usize].subscribers.to_string(),
+                ));
+            }
         }
         let id = self.next_subscription;
         self.next_subscription += 1;
         let topics: Vec<u64> = self
             .topic_names()
-            .filter(|(_, name)| topic_matches(pattern, name))
+            .filter(|&(topic, name)| {
+                topic_matches(pattern, name) && self.may_subscribe(slot, topic)
+            })
             .map(|(topic, _)| topic)
             .collect();
         for &topic in &topics {
@@ -249,7 +287,24 @@ impl Registry {
             },
         );
         self.slot_subscriptions[slot as usize].insert(id);
-        Some(id)
+        Ok(id)
+    }
+
+    /// Whether the agent in `slot` may subscribe to topic `topic`.
+    pub fn may_subscribe(&self, slot: u32, topic: u64) -> bool {
+        self.topic_access(slot, topic, |c| &c.subscribers)
+    }
+
+    /// Whether the agent in `slot` may publish on topic `topic`.
+    pub fn may_publish(&self, slot: u32, topic: u64) -> bool {
+        self.topic_access(slot, topic, |c| &c.publishers)
+    }
+
+    fn topic_access(&self, slot: u32, topic: u64, which: fn(&TopicConfig) -> &Access) -> bool {
+        match (self.agent(slot), self.topic_configs.get(topic as usize)) {
+            (Some(a), Some(config)) => allowed(which(config), a),
+            _ => false,
+        }
     }
 
     /// Removes subscription `id` of the agent in `slot`; false if it has none by that id.
@@ -306,12 +361,9 @@ impl Registry {
         self.topic_ids.get(name).copied()
     }
 
-    /// How topic `id` behaves (the default for an id never issued).
-    pub fn topic_config(&self, id: u64) -> TopicConfig {
-        self.topic_configs
-            .get(id as usize)
-            .copied()
-            .unwrap_or_default()
+    /// How topic `id` behaves (`None` for an id never issued).
+    pub fn topic_config(&self, id: u64) -> Option<&TopicConfig> {
+        self.topic_configs.get(id as usize)
     }
 
     /// All topics with their names.
@@ -339,6 +391,20 @@ impl Registry {
     }
 }
 
+/// Why [`Registry::subscribe`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeRefused {
+    /// No live agent is in the slot (it is leaving).
+    NotLive,
+    /// The pattern names one topic the agent may not subscribe to; who may, as listed.
+    Unauthorized(String),
+}
+
+/// Whether `access` lets the agent of `record` in.
+fn allowed(access: &Access, record: &AgentRecord) -> bool {
+    access.allows(&record.identity.agent_id, &record.identity.agent_type)
+}
+
 /// Whether `capabilities` (sorted) holds every one of `wanted`.
 fn has_all(capabilities: &[String], wanted: &[String]) -> bool {
     wanted.iter().all(|c| capabilities.binary_search(c).is_ok())
@@ -347,6 +413,7 @@ fn has_all(capabilities: &[String], wanted: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentbus::control::Principal;
 
     fn record(epoch: u32, agent_id: &str, agent_type: &str, caps: &[&str]) -> AgentRecord {
         AgentRecord {
@@ -380,11 +447,21 @@ mod tests {
                 .subscriptions
                 .values()
                 .filter(|s| r.is_live(s.slot) && topic_matches(&s.pattern, name))
+                .filter(|s| r.may_subscribe(s.slot, id))
                 .map(|s| s.slot)
                 .collect();
             slots.sort_unstable();
             slots.dedup();
             routes.insert(RouteId::Topic(id), slots);
+            let config = r.topic_config(id).unwrap();
+            if config.publishers != Access::Anyone {
+                let slots = r
+                    .live()
+                    .filter(|(_, a)| allowed(&config.publishers, a))
+                    .map(|(s, _)| s)
+                    .collect();
+                routes.insert(RouteId::Publishers(id), slots);
+            }
         }
         for (id, caps) in r.capsets.iter().enumerate() {
             let slots = r
@@ -476,7 +553,11 @@ mod tests {
             [RouteId::Topic(aapl), RouteId::Topic(msft)]
         );
         assert!(!r.unsubscribe(1, sub), "gone already");
-        assert_eq!(r.subscribe(3, "market.*"), None, "no agent in slot 3");
+        assert_eq!(
+            r.subscribe(3, "market.*"),
+            Err(SubscribeRefused::NotLive),
+            "no agent in slot 3"
+        );
         assert!(router.check(&mut r).is_empty());
     }
 
@@ -653,7 +734,7 @@ mod tests {
                     }
                     4 | 5 => {
                         let p = patterns[rng.usize(0..patterns.len())];
-                        if let Some(id) = r.subscribe(slot, p) {
+                        if let Ok(id) = r.subscribe(slot, p) {
                             subscriptions.push((slot, id));
                         }
                     }
@@ -664,7 +745,15 @@ mod tests {
                         r.unsubscribe(from, id);
                     }
                     7 => {
-                        r.intern_topic(names[rng.usize(0..names.len())]);
+                        let name = names[rng.usize(0..names.len())];
+                        // Some topics only some types may read or publish on.
+                        let t = types[rng.usize(0..types.len())];
+                        let config = match rng.u32(0..4) {
+                            0 => TopicConfig::default().publishers([Principal::of_type(t)]),
+                            1 => TopicConfig::default().subscribers([Principal::of_type(t)]),
+                            _ => TopicConfig::default(),
+                        };
+                        r.intern_topic_as(name, config);
                     }
                     _ => {
                         if rng.bool() {

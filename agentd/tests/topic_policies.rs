@@ -252,7 +252,14 @@ fn agentd_configures_new_topics_by_name() {
     a.topic("md.EUR.USD").unwrap();
     a.topic("orders.new").unwrap();
     let listed = a.list_topics().unwrap();
-    let config_of = |name: &str| listed.iter().find(|t| t.name == name).unwrap().config;
+    let config_of = |name: &str| {
+        listed
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap()
+            .config
+            .clone()
+    };
     assert_eq!(config_of("md.EUR.USD"), DEAD_LETTER_SLOW);
     assert_eq!(config_of("orders.new"), TopicConfig::default());
     // A client's own configuration wins over the rule.
@@ -274,10 +281,7 @@ fn a_message_over_the_topics_maximum_is_dead_lettered_and_its_sender_told() {
     let topic = publisher
         .create_topic(
             "fills",
-            TopicConfig {
-                back_pressure: BackPressure::Block,
-                max_message_size: 200,
-            },
+            TopicConfig::with(BackPressure::Block).max_message_size(200),
         )
         .unwrap();
     let _sub = reader.subscribe("fills").unwrap();

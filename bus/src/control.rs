@@ -16,7 +16,7 @@ use crate::kinds::{MessageType, RouteKind};
 use crate::payload::AgentStatus;
 
 /// The protocol version; both sides must speak the same.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// The largest control message accepted.
 pub const MAX_CONTROL_MESSAGE: usize = 1 << 20;
 
@@ -50,8 +50,10 @@ pub enum Request {
     /// stamps), while it is attached or leaving.
     IdentifySlot(AgentAddress),
     /// Creates the topic of this name (`market.AAPL`) if needed, configured as asked (or as
-    /// agentd's configuration says for its name); answered with its id. Asking an existing
-    /// topic for a configuration other than its own is refused.
+    /// agentd's configuration says for its name); answered with `Topic`: its id and what the
+    /// agent may do with it. Asking an existing topic for a configuration other than its own
+    /// is refused, and so is asking for other access lists than a rule of agentd's
+    /// configuration sets for the name (`Unauthorized`).
     CreateTopic(TopicRequest),
     /// Subscribes this agent to a pattern: exact names, `*` (one segment) or a trailing `>`
     /// (the rest); answered with the subscription's id.
@@ -108,7 +110,20 @@ pub struct TopicRequest {
 }
 
 /// How a topic behaves ([`Request::CreateTopic`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Archive, Serialize, Deserialize)]
+///
+/// ```
+/// use agentbus::control::{BackPressure, Principal, TopicConfig};
+///
+/// // Market data: conflated for slow readers, the last 10 ticks replayed to late joiners,
+/// // published by the feed handlers only.
+/// let md = TopicConfig::with(BackPressure::DropOldest)
+///     .history(10)
+///     .publishers([Principal::of_type("market_data")]);
+/// assert!(md.publishers.allows("feed-1", "market_data"));
+/// assert!(!md.publishers.allows("strategy-1", "strategy"));
+/// assert!(md.subscribers.allows("anyone", "at-all"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Archive, Serialize, Deserialize)]
 pub struct TopicConfig {
     /// What the router does with a copy for a subscriber whose lane is full.
     pub back_pressure: BackPressure,
@@ -116,14 +131,159 @@ pub struct TopicConfig {
     /// extensions included); a larger one is dead-lettered and its sender told
     /// `MessageTooLarge`. 0: as large as a lane allows.
     pub max_message_size: u32,
+    /// How many of the last messages published agentd keeps and delivers first to each new
+    /// subscriber (late joiners see the latest state at once), up to [`MAX_HISTORY`] and to
+    /// one lane's capacity in bytes; 0: none. A message whose own ttl has run out is not
+    /// replayed; one without a ttl is, however old. With history, a message published while
+    /// nobody subscribes is kept for the next subscriber instead of dead-lettered.
+    pub history: u32,
+    /// Who may publish on it: a message from anyone else is dead-lettered by the router and
+    /// its sender told `Unauthorized` (the client refuses it before it is sent).
+    pub publishers: Access,
+    /// Who may subscribe to it: an exact subscription by anyone else is refused with
+    /// `Unauthorized`; a wildcard subscription of theirs leaves it out.
+    pub subscribers: Access,
 }
 
+/// The most messages a topic's history keeps ([`TopicConfig::history`]).
+pub const MAX_HISTORY: u32 = 4096;
+
 impl TopicConfig {
-    /// A topic with `back_pressure` and no size limit of its own.
+    /// A topic with `back_pressure`, open to everyone, with no size limit and no history.
     pub const fn with(back_pressure: BackPressure) -> TopicConfig {
         TopicConfig {
             back_pressure,
             max_message_size: 0,
+            history: 0,
+            publishers: Access::Anyone,
+            subscribers: Access::Anyone,
+        }
+    }
+
+    /// This configuration, carrying messages up to `bytes` (as they travel).
+    pub fn max_message_size(mut self, bytes: u32) -> TopicConfig {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// This configuration, keeping the last `messages` for late joiners.
+    pub fn history(mut self, messages: u32) -> TopicConfig {
+        self.history = messages;
+        self
+    }
+
+    /// This configuration, published on only by `who`.
+    pub fn publishers(mut self, who: impl IntoIterator<Item = Principal>) -> TopicConfig {
+        self.publishers = Access::Only(who.into_iter().collect());
+        self
+    }
+
+    /// This configuration, subscribed to only by `who`.
+    pub fn subscribers(mut self, who: impl IntoIterator<Item = Principal>) -> TopicConfig {
+        self.subscribers = Access::Only(who.into_iter().collect());
+        self
+    }
+}
+
+/// Who may do something with a topic ([`TopicConfig::publishers`],
+/// [`TopicConfig::subscribers`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Archive, Serialize, Deserialize)]
+pub enum Access {
+    /// Every agent allowed on the bus.
+    #[default]
+    Anyone,
+    /// Only the agents one of these names (none: nobody).
+    Only(Vec<Principal>),
+}
+
+impl Access {
+    /// Whether the agent `agent_id` of type `agent_type` is allowed.
+    pub fn allows(&self, agent_id: &str, agent_type: &str) -> bool {
+        match self {
+            Access::Anyone => true,
+            Access::Only(who) => who.iter().any(|p| p.names(agent_id, agent_type)),
+        }
+    }
+}
+
+impl std::fmt::Display for Access {
+    /// `anyone`, or the principals as configured (`agent:feed-1, type:risk`), `nobody` for none.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Access::Anyone => f.write_str("anyone"),
+            Access::Only(who) if who.is_empty() => f.write_str("nobody"),
+            Access::Only(who) => {
+                for (i, p) in who.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An agent, or every agent of a type, as a topic's access lists name them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
+pub enum Principal {
+    /// The agent attached with this id.
+    Agent(String),
+    /// Every agent attached with this type.
+    Type(String),
+}
+
+impl Principal {
+    /// The agent attached as `agent_id`.
+    pub fn agent(agent_id: impl Into<String>) -> Principal {
+        Principal::Agent(agent_id.into())
+    }
+
+    /// Every agent attached with type `agent_type`.
+    pub fn of_type(agent_type: impl Into<String>) -> Principal {
+        Principal::Type(agent_type.into())
+    }
+
+    /// Whether it names the agent `agent_id` of type `agent_type`.
+    pub fn names(&self, agent_id: &str, agent_type: &str) -> bool {
+        match self {
+            Principal::Agent(id) => id == agent_id,
+            Principal::Type(t) => t == agent_type,
+        }
+    }
+}
+
+impl std::fmt::Display for Principal {
+    /// `agent:ID` or `type:TYPE`, as agentd's configuration writes them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::Agent(id) => write!(f, "agent:{id}"),
+            Principal::Type(t) => write!(f, "type:{t}"),
+        }
+    }
+}
+
+/// Why a string is not a [`Principal`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{given:?} names no agent: write agent:ID or type:TYPE (for example agent:feed-1, type:risk)"
+)]
+pub struct ParsePrincipalError {
+    /// The string given.
+    pub given: String,
+}
+
+impl std::str::FromStr for Principal {
+    type Err = ParsePrincipalError;
+
+    /// Parses `agent:ID` or `type:TYPE` (neither part empty).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParsePrincipalError { given: s.into() };
+        match s.split_once(':') {
+            Some(("agent", id)) if !id.is_empty() => Ok(Principal::agent(id)),
+            Some(("type", t)) if !t.is_empty() => Ok(Principal::of_type(t)),
+            _ => Err(err()),
         }
     }
 }
@@ -182,6 +342,16 @@ impl std::str::FromStr for BackPressure {
             }),
         }
     }
+}
+
+/// A topic as agentd hands it to an agent ([`Response::Topic`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct TopicGrant {
+    /// The id agentd gave it: the destination of a topic route.
+    pub id: u64,
+    /// Whether the agent may publish on it ([`TopicConfig::publishers`]): the router refuses
+    /// its messages otherwise, so the client refuses them first.
+    pub may_publish: bool,
 }
 
 /// Which page of a listing is wanted.
@@ -271,8 +441,9 @@ pub struct AgentInfo {
     pub destinations: u64,
     /// Times it was throttled for causing dead letters faster than agentd allows.
     pub throttled: u64,
-    /// Topic copies meant for it that its full lane could not take, dropped under the topic's
-    /// back-pressure policy (each one dead-lettered, naming it): what being slow cost it.
+    /// Topic copies meant for it that its full lane could not take: dropped under the topic's
+    /// back-pressure policy (dead-lettered, naming it, under `DeadLetterSlow`), or a topic's
+    /// history replayed when it subscribed that did not fit. What being slow cost it.
     pub copies_lost: u64,
 }
 
@@ -388,8 +559,10 @@ pub enum Response {
     Agent(AgentAddress),
     /// The identity of the agent at an address (answers `IdentifySlot`).
     Identity(crate::body::AgentIdentifier),
-    /// An id (topic, subscription, capability set, type).
+    /// An id (subscription, capability set, type).
     Id(u64),
+    /// A topic's id, and what the asking agent may do with it (answers `CreateTopic`).
+    Topic(TopicGrant),
     /// Every agent in a slot, leaving ones included, by slot (answers `ListAgents`).
     Agents(Vec<AgentInfo>),
     /// Every topic by id, with its subscriber count (answers `ListTopics`).

@@ -403,7 +403,7 @@ impl Control {
             Request::Detach => detach::handle(self, token),
             Request::ResolveAgent(id) => resolve::handle(self, &id),
             Request::IdentifySlot(address) => resolve::identify(self, address),
-            Request::CreateTopic(request) => topics::create(self, request),
+            Request::CreateTopic(request) => topics::create(self, token, request),
             Request::ListTopics => topics::list(self),
             Request::Subscribe(pattern) => subscribe::subscribe(self, token, &pattern),
             Request::Unsubscribe(id) => subscribe::unsubscribe(self, token, id),

@@ -4,6 +4,7 @@ use agentbus::control::{Refusal, Response};
 use mio::Token;
 
 use super::{refuse, Control, Reply};
+use crate::registry::SubscribeRefused;
 
 /// Whether `p` is a valid subscription pattern: dot-separated non-empty segments, `*` for one,
 /// `>` only last.
@@ -25,8 +26,17 @@ pub(super) fn subscribe(ctl: &mut Control, token: Token, pattern: &str) -> Reply
             format!("pattern {pattern:?} is not valid: dot-separated segments, `*` for one, a final `>` for the rest"),
         );
     }
-    let Some(id) = ctl.registry.subscribe(slot, pattern) else {
-        return refuse(Refusal::NotAttached, "this agent is leaving");
+    let id = match ctl.registry.subscribe(slot, pattern) {
+        Ok(id) => id,
+        Err(SubscribeRefused::NotLive) => {
+            return refuse(Refusal::NotAttached, "this agent is leaving")
+        }
+        Err(SubscribeRefused::Unauthorized(who)) => {
+            return refuse(
+                Refusal::Unauthorized,
+                format!("this agent may not subscribe to topic {pattern:?}: only {who} may"),
+            )
+        }
     };
     if let Err(e) = ctl.sync_routes(false) {
         // Not answered as subscribed unless publishes reach it: undone (the router applies

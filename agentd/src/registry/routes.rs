@@ -3,7 +3,8 @@
 //!
 //! A topic's subscribers are counted per slot (an agent may have two patterns that match one
 //! topic: it stays a subscriber until both are gone); a capability set's candidates and a
-//! type's members are sets of slots. A route is marked changed only when its members change,
+//! type's members are sets of slots, and so are the agents who may publish on a topic whose
+//! publishers are restricted. A route is marked changed only when its members change,
 //! so a request that changes nothing (a second pattern matching topics the agent has already,
 //! an existing name interned again) sends the router nothing.
 
@@ -20,18 +21,35 @@ pub struct RouteBook {
     capsets: Vec<BTreeSet<u32>>,
     /// By type id: slots of live agents of the type.
     types: Vec<BTreeSet<u32>>,
+    /// By topic id, for topics whose publishers are restricted only: slots of live agents
+    /// who may publish on it.
+    publishers: BTreeMap<u64, BTreeSet<u32>>,
     /// Routes whose members changed (or that are new) since the last take.
     changed: BTreeSet<RouteId>,
 }
 
 impl RouteBook {
-    /// Adds a topic without subscribers; returns its id. It counts as changed: the router
-    /// must learn that the id exists.
-    pub fn add_topic(&mut self) -> u64 {
+    /// Adds a topic without subscribers, with the slots who may publish on it if its
+    /// publishers are restricted; returns its id. It counts as changed: the router must learn
+    /// that the id exists (and who may publish).
+    pub fn add_topic(&mut self, publishers: Option<BTreeSet<u32>>) -> u64 {
         let id = self.topics.len() as u64;
         self.topics.push(BTreeMap::new());
         self.changed.insert(RouteId::Topic(id));
+        if let Some(slots) = publishers {
+            self.publishers.insert(id, slots);
+            self.changed.insert(RouteId::Publishers(id));
+        }
         id
+    }
+
+    /// `slot` may publish on `topic` (whose publishers are restricted).
+    pub fn join_publishers(&mut self, topic: u64, slot: u32) {
+        if let Some(members) = self.publishers.get_mut(&topic) {
+            if members.insert(slot) {
+                self.changed.insert(RouteId::Publishers(topic));
+            }
+        }
     }
 
     /// Adds a capability set with its candidates; returns its id.
@@ -95,8 +113,14 @@ impl RouteBook {
         }
     }
 
-    /// `slot` leaves every capability set and type it is in: its agent is leaving.
+    /// `slot` leaves every capability set, type and publisher list it is in: its agent is
+    /// leaving.
     pub fn leave_sets(&mut self, slot: u32) {
+        for (&topic, members) in self.publishers.iter_mut() {
+            if members.remove(&slot) {
+                self.changed.insert(RouteId::Publishers(topic));
+            }
+        }
         for (id, members) in self.capsets.iter_mut().enumerate() {
             if members.remove(&slot) {
                 self.changed.insert(RouteId::CapabilitySet(id as u64));
@@ -128,6 +152,10 @@ impl RouteBook {
             RouteId::Type(id) => self
                 .types
                 .get(id as usize)
+                .map_or_else(Vec::new, |s| s.iter().copied().collect()),
+            RouteId::Publishers(id) => self
+                .publishers
+                .get(&id)
                 .map_or_else(Vec::new, |s| s.iter().copied().collect()),
         }
     }

@@ -38,6 +38,9 @@ pub enum RouteId {
     CapabilitySet(u64),
     /// An agent type's members (live agents of that type).
     Type(u64),
+    /// The live agents who may publish on a topic whose publishers are restricted (a topic
+    /// never given this route is open to every publisher).
+    Publishers(u64),
 }
 
 /// A route's new members, replacing what the router had for it (a route the router has not
@@ -49,6 +52,22 @@ pub struct RouteChange {
     pub route: RouteId,
     /// Its slots, ascending, each once.
     pub slots: Vec<u32>,
+}
+
+/// What the router does with one topic's messages: the routing part of its
+/// [`agentbus::control::TopicConfig`] (who may publish comes as a [`RouteId::Publishers`]
+/// route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TopicPolicy {
+    /// What to do with a copy for a subscriber whose lane is full.
+    pub back_pressure: agentbus::control::BackPressure,
+    /// The largest frame it carries (0: no limit of its own).
+    pub max_frame: u32,
+    /// How many of its last messages are kept for new subscribers (0: none).
+    pub history: u32,
+    /// The most bytes those take (a lane's capacity: what a new subscriber can be given at
+    /// once).
+    pub history_bytes: usize,
 }
 
 /// A change to the routing table, applied by the router between passes, in the order queued.
@@ -76,8 +95,8 @@ pub enum Command {
     ConfigureTopic {
         /// The topic's id.
         topic: u64,
-        /// Its configuration.
-        config: agentbus::control::TopicConfig,
+        /// What the router does with it.
+        policy: TopicPolicy,
     },
     /// Acknowledge this number on the router's acknowledgement channel: every command queued
     /// before it has been applied.

@@ -108,6 +108,7 @@ pub fn unroutable_error(
     let reason = why.reason();
     let kind = match why {
         crate::router::Unroutable::TooLarge => ErrorKind::MessageTooLarge,
+        crate::router::Unroutable::Unauthorized => ErrorKind::Unauthorized,
         _ => ErrorKind::AgentUnreachable,
     };
     let msg = Message::error(

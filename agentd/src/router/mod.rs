@@ -13,6 +13,7 @@ mod budget;
 mod command;
 mod deliver;
 mod held;
+mod history;
 mod inbound;
 mod table;
 
@@ -32,7 +33,7 @@ use agentbus_ipc::words::SharedDoorbell;
 
 pub use budget::DeadLetterLimit;
 use budget::{BudgetState, DeadLetterBudget};
-pub use command::{Command, NewAgent, RouteChange, RouteId, RouterEvent};
+pub use command::{Command, NewAgent, RouteChange, RouteId, RouterEvent, TopicPolicy};
 pub use deliver::dead_letter;
 use deliver::FrameSender;
 pub use held::{Flushed, Held};
@@ -216,6 +217,8 @@ struct Dispatch {
     holding: u64,
     /// Dead letters not yet announced on `sys.alerts`.
     alerts: alerts::Alerts,
+    /// The last messages of each topic that keeps some for late joiners, by topic id.
+    histories: Vec<Option<history::History>>,
 }
 
 /// What routing one frame came to.
@@ -268,6 +271,7 @@ impl Router {
                 delivery_timeout_ns: cfg.delivery_timeout.as_nanos() as u64,
                 holding: 0,
                 alerts: alerts::Alerts::default(),
+                histories: Vec::new(),
             },
             rt_offset: realtime_ns().wrapping_sub(mono),
             last_publish: 0,
@@ -541,7 +545,15 @@ impl Router {
                 }
                 Command::SetRoutes(changes) => {
                     for change in changes {
+                        let joined = self.dispatch.joined_with_history(&change);
+                        let RouteId::Topic(topic) = change.route else {
+                            self.dispatch.routes.set(change);
+                            continue;
+                        };
                         self.dispatch.routes.set(change);
+                        for slot in joined {
+                            self.dispatch.replay_history(topic, slot, realtime_ns());
+                        }
                     }
                 }
                 Command::Redeliver(letter) => {
@@ -552,10 +564,13 @@ impl Router {
                     };
                     self.dispatch.redeliver(&letter, now);
                 }
-                Command::ConfigureTopic { topic, config } => {
-                    self.dispatch.routes.configure_topic(topic, config);
+                Command::ConfigureTopic { topic, policy } => {
+                    self.dispatch.configure_topic(topic, policy);
                 }
                 Command::Barrier(number) => {
+                    // What the commands before it wrote (a history replayed to a new
+                    // subscriber) is visible once they are acknowledged.
+                    self.dispatch.inbound.publish();
                     // Nobody waits any more when the control thread has stopped.
                     let _ = self.links.acks.send(number);
                 }
@@ -737,6 +752,12 @@ impl Dispatch {
             self.dead_letter(header, frame, None, reason, now, &mut books);
         } else {
             match resolved {
+                // Kept for the next subscriber instead: the topic has a history.
+                Err(Unroutable::NoSubscribers) if self.keeps_history(header) => {
+                    if partial.is_none() {
+                        self.remember(header, frame);
+                    }
+                }
                 Err(why) => {
                     self.dead_letter(header, frame, None, why.reason(), now, &mut books);
                     if why == Unroutable::Impossible {
@@ -751,6 +772,9 @@ impl Dispatch {
                     }
                 }
                 Ok(()) => {
+                    if partial.is_none() && self.keeps_history(header) {
+                        self.remember(header, frame);
+                    }
                     if self.deliver(sender, header, frame, now, &mut books) {
                         // Keep the frame; retry next pass; skip the slots that have it.
                         // Whether an earlier pass already dead-lettered a copy is kept too.
@@ -836,6 +860,93 @@ impl Dispatch {
             }
         }
         blocked
+    }
+
+    /// Configures topic `topic` (created just now): its routing, and its history if it keeps
+    /// one.
+    fn configure_topic(&mut self, topic: u64, policy: TopicPolicy) {
+        self.routes.configure_topic(topic, policy);
+        let id = topic as usize;
+        if policy.history > 0 {
+            if self.histories.len() <= id {
+                self.histories.resize_with(id + 1, || None);
+            }
+            self.histories[id] = Some(history::History::new(
+                policy.history as usize,
+                policy.history_bytes,
+            ));
+        }
+    }
+
+    /// Whether `header` is a topic message whose topic keeps a history.
+    fn keeps_history(&self, header: &FrameHeader) -> bool {
+        header.route == RouteKind::Topic
+            && self
+                .histories
+                .get(header.destination as usize)
+                .is_some_and(Option::is_some)
+    }
+
+    /// Keeps a topic message, as routed, in its topic's history.
+    fn remember(&mut self, header: &FrameHeader, frame: &[u8]) {
+        if let Some(Some(h)) = self.histories.get_mut(header.destination as usize) {
+            h.record(header, frame);
+        }
+    }
+
+    /// The slots `change` adds to a topic that keeps a history (they are to be given it),
+    /// live ones only; none for any other change.
+    fn joined_with_history(&self, change: &RouteChange) -> Vec<u32> {
+        let RouteId::Topic(topic) = change.route else {
+            return Vec::new();
+        };
+        let kept = self
+            .histories
+            .get(topic as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|h| !h.is_empty());
+        if !kept {
+            return Vec::new();
+        }
+        let before = self
+            .routes
+            .topics
+            .get(topic as usize)
+            .map_or(&[][..], |v| v);
+        change
+            .slots
+            .iter()
+            .copied()
+            .filter(|s| !before.contains(s))
+            .filter(|&s| {
+                self.slots
+                    .get(s as usize)
+                    .is_some_and(|s| s.agent.is_some())
+            })
+            .collect()
+    }
+
+    /// Writes topic `topic`'s history, oldest first, into the lanes of `slot`, a new
+    /// subscriber: what its lanes cannot take, and what its own ttl ran out for, is not
+    /// delivered (the first counted against the subscriber as lost).
+    fn replay_history(&mut self, topic: u64, slot: u32, now_rt: u64) {
+        let Some(Some(history)) = self.histories.get(topic as usize) else {
+            return;
+        };
+        for frame in history.frames() {
+            let Ok(header) = FrameHeader::parse(frame) else {
+                continue; // written by `History::record` from a parsed header
+            };
+            if header.ttl_ms > 0 && expired(&header, now_rt, 0) {
+                continue;
+            }
+            let priority = (header.priority as usize).min(3);
+            let counter = match self.inbound.copy(slot, priority, &header, frame) {
+                Copied::Delivered => slot_counter::RECEIVED,
+                _ => slot_counter::LOST,
+            };
+            self.slots[slot as usize].counters[counter] += 1;
+        }
     }
 
     /// Holds a copy for the subscriber in `slot`, whose lane `priority` is full (a

@@ -1,12 +1,12 @@
 //! The router's view of agents and routes; the router thread is its only writer.
 
-use agentbus::control::{AgentAddress, BackPressure, TopicConfig};
+use agentbus::control::{AgentAddress, BackPressure};
 use agentbus::lanes;
 use agentbus::{AgentIdentifier, FrameHeader, RouteKind};
 use agentbus_ipc::Region;
 
 use super::budget::DeadLetterBudget;
-use super::command::{RouteChange, RouteId};
+use super::command::{RouteChange, RouteId, TopicPolicy};
 use super::held::Held;
 
 /// Up to 256 slots, as a bitset.
@@ -110,6 +110,8 @@ pub struct Routes {
     pub back_pressure: Vec<BackPressure>,
     /// The largest frame each topic carries, by topic id (0, or not configured: no limit).
     pub max_frame: Vec<u32>,
+    /// Who may publish on each topic, by topic id (`None`, or not configured: anyone).
+    pub publishers: Vec<Option<SlotSet>>,
 }
 
 impl Routes {
@@ -117,6 +119,18 @@ impl Routes {
     /// in between, never issued yet, stay empty).
     pub fn set(&mut self, change: RouteChange) {
         let (list, id) = match change.route {
+            RouteId::Publishers(id) => {
+                let id = id as usize;
+                if self.publishers.len() <= id {
+                    self.publishers.resize(id + 1, None);
+                }
+                let mut allowed = SlotSet::default();
+                for slot in change.slots {
+                    allowed.insert(slot);
+                }
+                self.publishers[id] = Some(allowed);
+                return;
+            }
             RouteId::Topic(id) => (&mut self.topics, id),
             RouteId::CapabilitySet(id) => (&mut self.capsets, id),
             RouteId::Type(id) => (&mut self.types, id),
@@ -128,17 +142,17 @@ impl Routes {
         list[id] = change.slots;
     }
 
-    /// Sets how topic `topic` treats a subscriber whose lane is full.
-    pub fn configure_topic(&mut self, topic: u64, config: TopicConfig) {
+    /// Sets how topic `topic` treats a subscriber whose lane is full, and its largest frame.
+    pub fn configure_topic(&mut self, topic: u64, policy: TopicPolicy) {
         let id = topic as usize;
         if self.back_pressure.len() <= id {
             self.back_pressure.resize(id + 1, BackPressure::Block);
         }
-        self.back_pressure[id] = config.back_pressure;
+        self.back_pressure[id] = policy.back_pressure;
         if self.max_frame.len() <= id {
             self.max_frame.resize(id + 1, 0);
         }
-        self.max_frame[id] = config.max_message_size;
+        self.max_frame[id] = policy.max_frame;
     }
 
     /// How topic `topic` treats a subscriber whose lane is full.
@@ -165,6 +179,8 @@ pub enum Unroutable {
     NobodyElse,
     /// Larger than the topic's maximum message size.
     TooLarge,
+    /// The sender may not publish on the topic.
+    Unauthorized,
     /// A destination no agentd ever handed out (a slot past `max_agents`, a topic, capability
     /// set or type id never issued): the sender is broken or hostile, and is detached.
     Impossible,
@@ -185,6 +201,9 @@ impl Unroutable {
             Unroutable::NobodyElse => "no other agent is attached",
             Unroutable::TooLarge => {
                 "larger than the topic's maximum message size: send less, or use a topic configured for larger messages"
+            }
+            Unroutable::Unauthorized => {
+                "the sender may not publish on this topic: its publishers are restricted (its configuration, in the topic listing, says who may)"
             }
             Unroutable::Impossible => {
                 "impossible destination: agentd never handed it out (protocol violation; the sender is detached)"
@@ -287,6 +306,14 @@ impl View<'_> {
                     .unwrap_or(0);
                 if max > 0 && header.frame_len() > max as usize {
                     return Err(Unroutable::TooLarge);
+                }
+                if let Some(Some(allowed)) = self.routes.publishers.get(header.destination as usize)
+                {
+                    // What agentd writes itself (notices, retried dead letters of its own) is
+                    // not an agent's to be refused.
+                    if source != super::AGENTD_SLOT && !allowed.contains(source) {
+                        return Err(Unroutable::Unauthorized);
+                    }
                 }
                 let subs = self
                     .routes

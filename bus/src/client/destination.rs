@@ -42,12 +42,20 @@ impl Peer {
 pub struct Topic {
     pub(crate) id: u64,
     pub(crate) name: Arc<str>,
+    /// Whether agentd lets this agent publish on it (sending is refused with `Unauthorized`
+    /// otherwise, without a round trip).
+    pub(crate) may_publish: bool,
 }
 
 impl Topic {
     /// Its name (`market.AAPL`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether this agent may publish on it ([`crate::control::TopicConfig::publishers`]).
+    pub fn may_publish(&self) -> bool {
+        self.may_publish
     }
 
     /// Whether the message with `header` was published to this topic.

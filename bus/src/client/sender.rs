@@ -178,14 +178,18 @@ impl Sender {
         name: &str,
         config: Option<TopicConfig>,
     ) -> Result<Topic, CommunicationError> {
-        let id = self.id_of(Request::CreateTopic(TopicRequest {
+        let request = Request::CreateTopic(TopicRequest {
             name: name.into(),
             config,
-        }))?;
-        Ok(Topic {
-            id,
-            name: name.into(),
-        })
+        });
+        match self.control(request)? {
+            Response::Topic(grant) => Ok(Topic {
+                id: grant.id,
+                name: name.into(),
+                may_publish: grant.may_publish,
+            }),
+            other => Err(self.shared.control_failed(unexpected(other))),
+        }
     }
 
     /// The topic events of `event_type` are published on (`evt.<event_type>`; the spec's
@@ -287,6 +291,14 @@ impl Sender {
         let deadline = timeout.map(|t| (Instant::now() + t, t));
         let peers: &[Peer] = match to {
             Destination::Peers(peers) => peers,
+            Destination::Topic(topic) if !topic.may_publish => {
+                return Err(CommunicationError::Unauthorized {
+                    what: format!(
+                        "this agent may not publish on topic {:?} (its publishers are restricted)",
+                        topic.name()
+                    ),
+                })
+            }
             single => {
                 let route = single.route().expect("a single destination has one route");
                 let header = self.stamped(message.header(route), now, &adjust);
