@@ -6,6 +6,8 @@
 //! and reported by the next line logged after the second is over.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use agentbus::control::{DeadLetterInfo, DeadLetterPage};
 
@@ -85,6 +87,10 @@ pub struct DeadLetterQueue {
     max_bytes: usize,
     bytes: usize,
     total: u64,
+    /// `total`, readable without the lock: how the router learns, with one load a pass, that
+    /// letters were made by anyone (itself, the control thread, a client's report) and are to
+    /// be announced on `sys.alerts`.
+    made: Arc<AtomicU64>,
     evicted: u64,
     log: LogLimit,
 }
@@ -100,6 +106,7 @@ impl DeadLetterQueue {
             max_bytes: max_bytes.max(LETTER_OVERHEAD * 2),
             bytes: 0,
             total: 0,
+            made: Arc::new(AtomicU64::new(0)),
             evicted: 0,
             log: LogLimit::default(),
         }
@@ -119,6 +126,7 @@ impl DeadLetterQueue {
             q.keep(letter);
         }
         q.total = q.letters.back().map_or(0, |l| l.info.sequence + 1);
+        q.made.store(q.total, Ordering::Release);
         q.file = Some(file);
         Ok((q, loaded))
     }
@@ -219,6 +227,21 @@ impl DeadLetterQueue {
         self.keep(letter);
         self.total += 1;
         self.unsaved += 1;
+        // Release: pairs with the router's Acquire load in `Alerts::due`; the letter itself
+        // is read under the lock.
+        self.made.store(self.total, Ordering::Release);
+    }
+
+    /// The count of letters ever made (the next sequence number), readable without the lock.
+    pub fn made(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.made)
+    }
+
+    /// The oldest letter held whose sequence number is `sequence` or later.
+    pub fn first_from(&self, sequence: u64) -> Option<&DeadLetter> {
+        // Ascending, with gaps where letters were taken out to be retried.
+        let at = self.letters.partition_point(|l| l.info.sequence < sequence);
+        self.letters.get(at)
     }
 
     /// Up to `max` letters (and at most a page's bytes) from sequence number `from` on, oldest

@@ -296,6 +296,89 @@ fn dead_letters_are_announced_on_sys_alerts_coalesced() {
     );
 }
 
+/// The next `sys.alerts` notice: its count and first reason.
+fn next_alert(ops: &mut Agent) -> (i64, String) {
+    let d = ops
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("a sys.alerts notice");
+    let Payload::Notification(n) = d.to_message().payload else {
+        panic!("not a notice");
+    };
+    let count = match n.data.get("count") {
+        Some(Value::Int(c)) => *c,
+        other => panic!("no count: {other:?}"),
+    };
+    let reason = match n.data.get("first_reason") {
+        Some(Value::String(r)) => r.clone(),
+        other => panic!("no reason: {other:?}"),
+    };
+    (count, reason)
+}
+
+/// Dead letters made outside the router's routing are announced too: the unread frames of a
+/// recipient that left, a message a client gave up on, a retry that failed again.
+#[test]
+fn every_kind_of_dead_letter_is_announced_on_sys_alerts() {
+    let bus = start("dl-alerts-all");
+    let mut ops = bus.attach("ops", "ops");
+    let _alerts = ops.subscribe("sys.alerts").unwrap();
+    let mut a = bus.attach("a", "x");
+
+    // A recipient that never reads detaches: what it left unread is dead-lettered.
+    let quitter = bus.attach("quitter", "x");
+    let to_quitter = a.peer("quitter").unwrap();
+    for seq in 0..3 {
+        a.send(&to_quitter, &note(&a, seq)).unwrap();
+    }
+    eventually("the notes reached the quitter", || {
+        agent_info(&mut ops, "quitter").copies_received == 3
+    });
+    drop(quitter);
+    let (count, reason) = next_alert(&mut ops);
+    assert_eq!(count, 3, "{reason}");
+    assert!(
+        reason.contains("left") || reason.contains("unread"),
+        "{reason}"
+    );
+
+    // A message whose at-least-once attempts were spent, reported by its sender.
+    let mut sender = Agent::attach(bus.options("sender", "x").delivery(
+        agentbus::client::DeliveryConfig {
+            attempts: 2,
+            retry_delay: Duration::from_millis(30),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let mut deaf = bus.attach("deaf", "x"); // reads, never acknowledges
+    let to_deaf = sender.peer("deaf").unwrap();
+    let delivery = sender.send_acked(&to_deaf, &note(&sender, 9)).unwrap();
+    let reader = std::thread::spawn(move || {
+        while deaf
+            .recv_timeout(Duration::from_millis(500))
+            .unwrap()
+            .is_some()
+        {}
+        deaf
+    });
+    assert!(matches!(
+        delivery.wait(&mut sender),
+        Err(CommunicationError::DeliveryFailed { .. })
+    ));
+    let (count, reason) = next_alert(&mut ops);
+    assert_eq!(count, 1, "{reason}");
+    drop(reader.join().unwrap());
+
+    // An operator's retry that fails again.
+    let letters = ops.dead_letters().unwrap();
+    let first = letters.first().expect("letters held");
+    ops.retry_dead_letter(first.sequence).unwrap();
+    let (count, reason) = next_alert(&mut ops);
+    assert_eq!(count, 1);
+    assert!(reason.starts_with("retry 1"), "{reason}");
+}
+
 /// A dead letter retried goes where its header says now: dead-lettered anew (retries counted)
 /// while nobody can take it, delivered once somebody can; an unknown number is refused.
 #[test]

@@ -215,7 +215,7 @@ struct Dispatch {
     /// Holds ([`Held`]) not empty now, over every slot and priority: none, and a pass skips
     /// looking at them.
     holding: u64,
-    /// Dead letters not yet announced on `sys.alerts`.
+    /// Which dead letters (made by anyone) are announced on `sys.alerts`.
     alerts: alerts::Alerts,
     /// The last messages of each topic that keeps some for late joiners, by topic id.
     histories: Vec<Option<history::History>>,
@@ -255,6 +255,7 @@ impl Router {
     pub fn new(cfg: RouterConfig, links: RouterLinks) -> Router {
         let n = cfg.max_agents;
         let mono = monotonic_ns();
+        let made = crate::dead_letters::lock(&links.dead_letters).made();
         Router {
             outbound: (0..n).map(|_| None).collect(),
             attached: Vec::with_capacity(n),
@@ -270,7 +271,7 @@ impl Router {
                 heartbeat_timeout_ns: cfg.heartbeat_timeout.as_nanos() as u64,
                 delivery_timeout_ns: cfg.delivery_timeout.as_nanos() as u64,
                 holding: 0,
-                alerts: alerts::Alerts::default(),
+                alerts: alerts::Alerts::new(made),
                 histories: Vec::new(),
             },
             rt_offset: realtime_ns().wrapping_sub(mono),
@@ -1023,7 +1024,6 @@ impl Dispatch {
         );
         books.letters += 1;
         books.dead = true;
-        self.alerts.note(header.message_id, reason);
     }
 
     /// Routes a dead letter's frame again, from its original sender: copied to every destination
@@ -1087,8 +1087,18 @@ impl Dispatch {
         if subscribers.is_empty() {
             return;
         }
-        let Some((header, message)) = self.alerts.take(&mut self.ids, topic, now.rt) else {
+        let Some(due) = self.alerts.due(now.rt) else {
             return;
+        };
+        let (header, message) = {
+            let queue = crate::dead_letters::lock(&self.dead_letters);
+            let first = queue.first_from(due.from).map(|l| {
+                (
+                    agentbus::MessageId(l.info.message_id),
+                    l.info.reason.as_str(),
+                )
+            });
+            alerts::notice(&mut self.ids, topic, now.rt, due, first)
         };
         let priority = MessagePriority::High as usize;
         for i in 0..self.routes.topics[topic as usize].len() {
