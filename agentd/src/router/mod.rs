@@ -65,6 +65,22 @@ fn expired(header: &FrameHeader, now_rt: u64, delivery_timeout_ns: u64) -> bool 
     now_rt.saturating_sub(header.timestamp_ns) > limit
 }
 
+/// The idle router's sleep while frames wait for a full destination lane (a `Block` topic's
+/// slow subscriber, copies held for a `DropOldest` one): the reader does not ring the router
+/// when it makes room, so the router looks again after this long. Spinning instead burnt a
+/// whole core for as long as a subscriber stalled.
+pub const ROOM_SLICE: Duration = Duration::from_millis(1);
+
+/// What an idle router has left to do (`Router::pending`).
+enum Pending {
+    /// Work the next pass can do: pass at once.
+    Now,
+    /// Only frames waiting for room in a full lane: sleep [`ROOM_SLICE`] at most.
+    ForRoom,
+    /// Nothing: sleep until rung (or the idle slice ends).
+    Nothing,
+}
+
 /// What the router needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
@@ -329,39 +345,61 @@ impl Router {
                 self.publish_counters(monotonic_ns());
                 let bell = self.links.bell.clone();
                 let seq = bell.bell().prepare();
-                if self.has_work() {
-                    bell.bell().cancel();
-                    return;
-                }
-                bell.bell().sleep(seq, self.cfg.idle_slice);
+                let slice = match self.pending() {
+                    Pending::Now => {
+                        bell.bell().cancel();
+                        return;
+                    }
+                    // Nobody rings the router when a full lane is read from: look again soon,
+                    // without burning the core meanwhile.
+                    Pending::ForRoom => self.cfg.idle_slice.min(ROOM_SLICE),
+                    Pending::Nothing => self.cfg.idle_slice,
+                };
+                bell.bell().sleep(seq, slice);
                 bell.bell().cancel();
             }
         }
     }
 
-    fn has_work(&mut self) -> bool {
+    /// What is left to do when a pass found nothing: work for the next pass at once, only
+    /// frames waiting for a full lane to make room, or nothing.
+    fn pending(&mut self) -> Pending {
         if !self.links.commands.is_empty() || self.links.shutdown.load(Ordering::Acquire) {
-            return true;
+            return Pending::Now;
         }
         let slots = &self.dispatch.slots;
         if slots
             .iter()
             .filter_map(|s| s.agent.as_ref())
-            .any(|e| e.draining || e.partial.iter().any(Option::is_some))
+            .any(|e| e.draining)
         {
-            return true;
+            return Pending::Now;
         }
         // A throttled agent's frames are not work until its budget refills (at the next
-        // publication of the counters, at the latest after one sleep slice).
-        self.outbound.iter_mut().enumerate().any(|(slot, lanes)| {
-            let open = slots[slot]
-                .agent
-                .as_ref()
-                .is_some_and(|e| e.budget.affordable());
-            open && lanes
-                .as_mut()
-                .is_some_and(|l| l.iter_mut().any(|l| !matches!(l.peek(), Ok(None))))
-        })
+        // publication of the counters, at the latest after one sleep slice); a lane whose
+        // first frame waits for a full destination is not work until that destination reads.
+        let fresh = self.outbound.iter_mut().enumerate().any(|(slot, lanes)| {
+            let Some(e) = slots[slot].agent.as_ref().filter(|e| e.budget.affordable()) else {
+                return false;
+            };
+            lanes.as_mut().is_some_and(|l| {
+                l.iter_mut()
+                    .enumerate()
+                    .any(|(p, l)| e.partial[p].is_none() && !matches!(l.peek(), Ok(None)))
+            })
+        });
+        if fresh {
+            return Pending::Now;
+        }
+        let blocked = slots
+            .iter()
+            .filter_map(|s| s.agent.as_ref())
+            .any(|e| e.partial.iter().any(Option::is_some));
+        if blocked || self.dispatch.holding > 0 {
+            Pending::ForRoom
+        } else {
+            Pending::Nothing
+        }
     }
 
     /// One pass; returns how many frames it handled.
