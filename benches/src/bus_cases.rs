@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus::client::{Agent, AttachOptions, Channel, Sender, Typed};
+use agentbus::control::{Principal, TopicConfig};
 use agentbus::{CommunicationError, Message, MessagePriority, MessageType};
 use agentbus_ipc::clock::monotonic_ns;
 use agentbus_ipc::wait::{BusySpin, Park, Wait};
@@ -546,13 +547,30 @@ pub fn channel_child(
     Ok(())
 }
 
-/// `fanout`: one publisher, `n` subscribers (threads parking between messages, or with `spin`
-/// busy-polling); the latency of each message is until its last subscriber has it.
-pub fn fanout(cfg: Config, n: usize, spin: bool) -> anyhow::Result<Row> {
+/// How [`fanout`]'s subscribers wait, and how its topic is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fanout {
+    /// Subscribers park between messages; the topic as created by default.
+    Parked,
+    /// Subscribers busy-poll.
+    Spinning,
+    /// As `Parked`, on a topic that keeps a history of 64 messages and lets only the
+    /// publisher publish: what those cost the router per message.
+    Policed,
+}
+
+/// `fanout`: one publisher, `n` subscribers (threads parking between messages, or busy-polling,
+/// as `mode` says); the latency of each message is until its last subscriber has it.
+pub fn fanout(cfg: Config, n: usize, mode: Fanout) -> anyhow::Result<Row> {
+    let spin = mode == Fanout::Spinning;
     // Parking subscribers need doorbells on their lanes; spinning ones need them only when the
     // other sides park.
     let b = bus_with(
-        if spin { "fan-spin" } else { "fan" },
+        match mode {
+            Fanout::Parked => "fan",
+            Fanout::Spinning => "fan-spin",
+            Fanout::Policed => "fan-pol",
+        },
         Some(cfg.cores.0),
         cfg.wait,
         !spin,
@@ -591,7 +609,14 @@ pub fn fanout(cfg: Config, n: usize, spin: bool) -> anyhow::Result<Row> {
     }
     let hist = on_core(cfg.cores.1, || {
         let mut publisher = b.attach("publisher", cfg.wait)?;
-        let fanout = publisher.topic("bench.fanout")?;
+        let fanout = if mode == Fanout::Policed {
+            let config = TopicConfig::default()
+                .history(64)
+                .publishers([Principal::agent("publisher")]);
+            publisher.create_topic("bench.fanout", config)?
+        } else {
+            publisher.topic("bench.fanout")?
+        };
         let msg = raw(&publisher, cfg.size);
         let mut hist = histogram();
         for i in 1..=cfg.total() {
@@ -620,14 +645,15 @@ pub fn fanout(cfg: Config, n: usize, spin: bool) -> anyhow::Result<Row> {
         s.join()
             .map_err(|_| anyhow::anyhow!("a subscriber panicked"))??;
     }
-    Ok(Row {
+    let (id, name) = match mode {
         // `fanout` stays the parked form's id, so older JSON compares.
-        id: if spin { "fanout-spin" } else { "fanout" }.into(),
-        name: if spin {
-            format!("fanout to {n}, spinning")
-        } else {
-            format!("fanout to {n}")
-        },
+        Fanout::Parked => ("fanout", format!("fanout to {n}")),
+        Fanout::Spinning => ("fanout-spin", format!("fanout to {n}, spinning")),
+        Fanout::Policed => ("fanout-policed", format!("fanout to {n}, acl+history")),
+    };
+    Ok(Row {
+        id: id.into(),
+        name,
         hist: hist?,
     })
 }

@@ -9,7 +9,7 @@ use agentbus_ipc::wait::Wait;
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 
-use crate::bus_cases::ChannelPayload;
+use crate::bus_cases::{ChannelPayload, Fanout};
 use crate::cases::{self, Config};
 use crate::report::{machine, print_table, Row};
 use crate::{bus_cases, peers};
@@ -207,7 +207,11 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
     }
     if want("fanout") {
         step("fanout", &mut || {
-            rows.push(bus_cases::fanout(cfg, opts.subscribers, false)?);
+            rows.push(bus_cases::fanout(cfg, opts.subscribers, Fanout::Parked)?);
+            Ok(())
+        })?;
+        step("fanout, acl+history", &mut || {
+            rows.push(bus_cases::fanout(cfg, opts.subscribers, Fanout::Policed)?);
             Ok(())
         })?;
         // Spinning threads beyond the cores wait for the scheduler to switch (milliseconds per
@@ -229,7 +233,11 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
             );
         }
         step("fanout, spinning", &mut || {
-            rows.push(bus_cases::fanout(spin_cfg, opts.subscribers, true)?);
+            rows.push(bus_cases::fanout(
+                spin_cfg,
+                opts.subscribers,
+                Fanout::Spinning,
+            )?);
             Ok(())
         })?;
     }

@@ -10,7 +10,8 @@ use anyhow::Context;
 pub struct BenchArgs {
     /// floor, ring, channel, typed (a 64-byte user struct, rkyv, over a channel), plain (a
     /// 64-byte `Pod` struct written in a loan, over a channel), routed, throughput, fanout (parked
-    /// and spinning subscribers), slow-subscriber (a healthy subscriber beside one that never
+    /// subscribers on a default topic and on one with an access list and a history, and
+    /// spinning ones), slow-subscriber (a healthy subscriber beside one that never
     /// reads, per back-pressure policy), priority, rate, uds, crossbeam, all (all of those), or router-wait, route-changes, tail or
     /// sweep (each on its own: about a minute, a few seconds (topics grown, then a crowd of up to 200 agents) and half a minute; tail: is the round
     /// trips' tail ours or the machine's?; sweep: floor, channel and routed at 8, 64, 256, 1024
