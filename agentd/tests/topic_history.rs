@@ -4,12 +4,21 @@ mod support;
 
 use std::time::Duration;
 
+use agentbus::client::Agent;
 use agentbus::control::{BackPressure, Refusal, TopicConfig, MAX_HISTORY};
 use agentbus::{CommunicationError, Message};
 use agentd::config::TopicRule;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(5);
+
+/// Waits until the router has taken `n` frames from `feed`'s lanes: a send returns once its
+/// frame is in the sender's lane, and only what the router took is in a topic's history.
+fn routed(feed: &mut Agent, n: u64) {
+    eventually("the router took every frame sent", || {
+        agent_info(feed, "feed").frames_sent >= n
+    });
+}
 
 #[test]
 fn a_late_joiner_gets_the_last_n_first_then_the_live_ones_in_order() {
@@ -87,6 +96,7 @@ fn a_wildcard_late_joiner_gets_each_topics_history_and_the_config_names_it() {
         feed.send(&a, &note(&feed, seq)).unwrap();
         feed.send(&b, &note(&feed, 10 + seq)).unwrap();
     }
+    routed(&mut feed, 8);
     let _all = late.subscribe("md.>").unwrap();
     let mut got = recv_seqs(&mut late, 4, WAIT);
     got.sort_unstable();
@@ -120,6 +130,7 @@ fn history_is_bounded_by_a_lane_and_what_a_full_lane_cannot_take_is_counted_lost
         let m = note(&feed, seq).metadata("pad", "x".repeat(1000));
         feed.send_blocking(&topic, &m, WAIT).unwrap();
     }
+    routed(&mut feed, 200);
     let _sub = late.subscribe("md.big").unwrap();
     let mut got = Vec::new();
     while let Some(d) = late.try_recv().unwrap() {
@@ -144,10 +155,13 @@ fn history_is_bounded_by_a_lane_and_what_a_full_lane_cannot_take_is_counted_lost
     let mut full = bus.attach("full", "strategy");
     let to_full = feed.peer("full").unwrap();
     let mut sent = 0;
+    // Until the feed's own lane stays full: the router holds a message for the full lane.
     for seq in 0..64 {
         let m = note(&feed, 1000 + seq).metadata("pad", "x".repeat(1000));
-        if feed.send(&to_full, &m).is_ok() {
-            sent += 1;
+        match feed.send_blocking(&to_full, &m, Duration::from_millis(200)) {
+            Ok(_) => sent += 1,
+            Err(CommunicationError::Timeout { .. }) => break,
+            Err(e) => panic!("{e}"),
         }
     }
     eventually("the joiner's lane is full", || {
@@ -162,5 +176,58 @@ fn history_is_bounded_by_a_lane_and_what_a_full_lane_cannot_take_is_counted_lost
     eprintln!(
         "{sent} direct messages sent; history replayed into a full lane: {} lost",
         info.copies_lost
+    );
+}
+
+/// On a `Block` topic, a message waiting for a stalled subscriber is already in the history: a
+/// subscriber joining meanwhile gets it once, when it goes on, not from the history too.
+#[test]
+fn a_joiner_gets_a_message_still_waiting_for_a_full_lane_once() {
+    let mut cfg = config("hist-block");
+    cfg.lane_capacity = 1 << 14;
+    let bus = start_with(cfg);
+    let mut feed = bus.attach("feed", "market_data");
+    let mut stalled = bus.attach("stalled", "strategy");
+    let mut late = bus.attach("late", "strategy");
+    let topic = feed
+        .create_topic("md.blk", TopicConfig::default().history(5))
+        .unwrap();
+    let _stalled = stalled.subscribe("md.blk").unwrap();
+    // Until the stalled subscriber's lane is full and a message waits for it in the feed's lane.
+    // Full for good: still full after the router has had 200 ms to take what it can.
+    let mut sent = 0;
+    let mut full_for = 0;
+    while sent < 10_000 && full_for < 4 {
+        match feed.send(&topic, &note(&feed, sent)) {
+            Ok(_) => {
+                sent += 1;
+                full_for = 0;
+            }
+            Err(CommunicationError::QueueFull { .. }) => {
+                full_for += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(sent < 10_000, "the feed was never held up");
+    let _late = late.subscribe("md.blk").unwrap();
+    // The stalled one reads everything; the joiner, reading too, ends up with every message
+    // once, in order per the feed, from the history's oldest on.
+    let reader = std::thread::spawn(move || recv_seqs(&mut stalled, sent as usize, WAIT));
+    let mut got = Vec::new();
+    while let Some(d) = late.recv_timeout(Duration::from_millis(300)).unwrap() {
+        got.push(seq_of(&d));
+    }
+    assert_eq!(reader.join().unwrap(), (0..sent).collect::<Vec<_>>());
+    let first = *got.first().expect("the history at least");
+    assert!(
+        first > 0 && first + 5 < sent,
+        "the history, then the rest: {got:?}"
+    );
+    assert_eq!(
+        got,
+        (first..sent).collect::<Vec<_>>(),
+        "each once, in order, the last one included"
     );
 }

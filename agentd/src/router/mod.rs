@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use agentbus::control::BackPressure;
 use agentbus::{
-    AgentIdentifier, AgentStatus, FrameHeader, IdGenerator, MessagePriority, RouteKind,
+    AgentIdentifier, AgentStatus, FrameHeader, IdGenerator, MessageId, MessagePriority, RouteKind,
 };
 use agentbus_ipc::clock::{monotonic_ns, realtime_ns};
 use agentbus_ipc::ring::{Consumer, ReadError};
@@ -590,8 +590,16 @@ impl Router {
                             continue;
                         };
                         self.dispatch.routes.set(change);
-                        for slot in joined {
-                            self.dispatch.replay_history(topic, slot, realtime_ns());
+                        if !joined.is_empty() {
+                            let in_flight = self.in_flight(topic);
+                            for slot in joined {
+                                self.dispatch.replay_history(
+                                    topic,
+                                    slot,
+                                    &in_flight,
+                                    realtime_ns(),
+                                );
+                            }
                         }
                     }
                 }
@@ -615,6 +623,35 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// The frames for topic `topic` that wait in their senders' lanes for a full destination
+    /// (by sender slot and message id): a new subscriber gets them when they go on, so not
+    /// from the topic's history too.
+    fn in_flight(&mut self, topic: u64) -> Vec<(u32, MessageId)> {
+        let mut frames = Vec::new();
+        for &slot in &self.attached {
+            let Some(e) = self.dispatch.slots[slot as usize].agent.as_ref() else {
+                continue;
+            };
+            let Some(lanes) = self.outbound[slot as usize].as_mut() else {
+                continue;
+            };
+            for (priority, lane) in lanes.iter_mut().enumerate() {
+                if e.partial[priority].is_none() {
+                    continue;
+                }
+                let Ok(Some(frame)) = lane.peek() else {
+                    continue;
+                };
+                if let Ok(h) = FrameHeader::parse(frame) {
+                    if h.route == RouteKind::Topic && h.destination == topic {
+                        frames.push((slot, h.message_id));
+                    }
+                }
+            }
+        }
+        frames
     }
 
     /// Gives an attached agent its slot.
@@ -967,8 +1004,15 @@ impl Dispatch {
 
     /// Writes topic `topic`'s history, oldest first, into the lanes of `slot`, a new
     /// subscriber: what its lanes cannot take, and what its own ttl ran out for, is not
-    /// delivered (the first counted against the subscriber as lost).
-    fn replay_history(&mut self, topic: u64, slot: u32, now_rt: u64) {
+    /// delivered (the first counted against the subscriber as lost); nor are the frames
+    /// `in_flight` (sender slot, message id), which reach it when they go on.
+    fn replay_history(
+        &mut self,
+        topic: u64,
+        slot: u32,
+        in_flight: &[(u32, MessageId)],
+        now_rt: u64,
+    ) {
         let Some(Some(history)) = self.histories.get(topic as usize) else {
             return;
         };
@@ -977,6 +1021,9 @@ impl Dispatch {
                 continue; // written by `History::record` from a parsed header
             };
             if header.ttl_ms > 0 && expired(&header, now_rt, 0) {
+                continue;
+            }
+            if in_flight.contains(&(header.source_slot, header.message_id)) {
                 continue;
             }
             let priority = (header.priority as usize).min(3);
