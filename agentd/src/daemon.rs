@@ -8,8 +8,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use agentbus::paths;
-use agentbus_ipc::segment::{CreateError, MemfdSegment, NamedSegment};
-use agentbus_ipc::words::SharedDoorbell;
+use agentbus_ipc::segment::{CreateError, NamedSegment};
 use mio::net::UnixListener;
 use mio::{Interest, Poll, Waker};
 
@@ -17,7 +16,9 @@ use crate::bus_header::{self, BusHeader};
 use crate::config::{Config, ConfigError};
 use crate::control::{Control, ControlParts, LISTENER, WAKER};
 use crate::dead_letters::DeadLetterQueue;
-use crate::router::{DeadLetterLimit, Router, RouterConfig, RouterLinks, SlotCounters};
+use crate::router::{
+    DeadLetterLimit, Router, RouterConfig, RouterLinks, RouterWake, Sleeper, SlotCounters,
+};
 
 /// Why a bus could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +99,7 @@ pub struct Daemon {
     header: Arc<BusHeader>,
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
-    router_bell: SharedDoorbell,
+    router_wake: RouterWake,
     /// The dead-letter queue (its file is removed at stop when it holds no letter).
     dead_letters: Arc<Mutex<DeadLetterQueue>>,
     threads: Vec<JoinHandle<()>>,
@@ -188,9 +189,8 @@ impl Daemon {
             .map_err(io("watching the control socket", &socket))?;
         let waker =
             Arc::new(Waker::new(poll.registry(), WAKER).map_err(io("creating a waker", &socket))?);
-        let router_bell_segment = MemfdSegment::create("agentbus-router-bell", 4096)?;
-        let router_bell = SharedDoorbell::new(router_bell_segment.region())
-            .expect("a fresh segment is page-aligned");
+        let (sleeper, router_wake) =
+            Sleeper::new().map_err(io("creating the router's poll set", &socket))?;
         let (commands_tx, commands_rx) = rtrb::RingBuffer::new(4096);
         let (events_tx, events_rx) = mpsc::channel();
         let (acks_tx, acks_rx) = mpsc::channel();
@@ -253,7 +253,7 @@ impl Daemon {
                 waker: Arc::clone(&waker),
                 dead_letters: Arc::clone(&dead_letters),
                 header: header.words().clone(),
-                bell: router_bell.clone(),
+                sleeper,
                 shutdown: Arc::clone(&shutdown),
                 slot_counters: Arc::clone(&slot_counters),
             },
@@ -265,7 +265,7 @@ impl Daemon {
             commands: commands_tx,
             events: events_rx,
             acks: acks_rx,
-            router_bell_segment,
+            router_wake: router_wake.clone(),
             dead_letters: Arc::clone(&dead_letters),
             header: header.words().clone(),
             bus_header: Arc::clone(&header),
@@ -287,7 +287,7 @@ impl Daemon {
             header,
             shutdown,
             waker,
-            router_bell,
+            router_wake,
             dead_letters,
             threads: vec![router_thread, control_thread],
         })
@@ -311,7 +311,7 @@ impl Daemon {
         }
         self.shutdown.store(true, Ordering::Release);
         let _ = self.waker.wake();
-        self.router_bell.bell().ring();
+        self.router_wake.wake();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

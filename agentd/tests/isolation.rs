@@ -342,8 +342,10 @@ fn agentd_creates_its_socket_directory_private_and_agents_attach_through_it() {
     tree.close();
 }
 
-/// The descriptors agentd holds that are shared memory (`memfd:` links), as `(fd, link)`.
-fn memfds(pid: Pid) -> Vec<(String, String)> {
+/// agentd's descriptors a hostile process would want to open, as `(fd, link)`: memfds (lane
+/// and channel segments) and eventfds (wake-ups); an agentd with no agent attached has
+/// eventfds only.
+fn shared_fds(pid: Pid) -> Vec<(String, String)> {
     let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return Vec::new();
     };
@@ -352,7 +354,7 @@ fn memfds(pid: Pid) -> Vec<(String, String)> {
             let e = e.ok()?;
             let link = std::fs::read_link(e.path()).ok()?;
             let link = link.to_string_lossy().into_owned();
-            link.starts_with("/memfd:")
+            (link.starts_with("/memfd:") || link.contains("[eventfd]"))
                 .then(|| (e.file_name().to_string_lossy().into_owned(), link))
         })
         .collect()
@@ -373,8 +375,8 @@ fn agentds_descriptors_cannot_be_opened_through_proc_by_its_own_uid() {
         .arg(&dir);
     let mut agentd = AgentdChild::spawn(cmd, &bus, &dir);
     let pid = agentd.pid();
-    agentd.wait_ready(|a| !memfds(a.pid()).is_empty());
-    let (fd, link) = memfds(pid).remove(0);
+    agentd.wait_ready(|a| !shared_fds(a.pid()).is_empty());
+    let (fd, link) = shared_fds(pid).remove(0);
     // Another process of agentd's uid tries to open it, as a hostile agent would a lane.
     let out = as_other("sh")
         .arg("-c")

@@ -445,6 +445,9 @@ pub struct AgentInfo {
     /// back-pressure policy (dead-lettered, naming it, under `DeadLetterSlow`), or a topic's
     /// history replayed when it subscribed that did not fit. What being slow cost it.
     pub copies_lost: u64,
+    /// Times it woke the sleeping router with nothing to send, and signals it sent while muted
+    /// for doing so more than agentd allows in a second: a broken or hostile agent shows here.
+    pub wakes_ignored: u64,
 }
 
 /// One topic, as listed.

@@ -8,6 +8,7 @@
 //! | 192 | when the agent last sent (realtime ns) | the agent |
 //! | 256 | the agent's doorbell: it sleeps there, agentd rings it | both |
 //! | 384 | the agent's reported load | the agent |
+//! | 448 | the router sleeps: signal its eventfd after sending (this agent's own flag) | agentd |
 //! | 4096 | outbound rings, CRITICAL..LOW (agent -> router) | agent produces, router consumes |
 //! | then | inbound rings, CRITICAL..LOW (router -> agent) | router produces, agent consumes |
 
@@ -156,6 +157,10 @@ impl ControlBlock {
 
 /// Byte offset of the agent's doorbell in the control block.
 pub const AGENT_BELL: usize = 256;
+/// Byte offset of the router's sleeping flag for this agent in the control block: the router
+/// sets it in every agent's control block before it sleeps, and an agent that sends signals
+/// its own eventfd only while it is set (so an agent that lies about it delays only itself).
+pub const ROUTER_ASLEEP: usize = 448;
 
 /// Where things are in a lane segment with lanes of `capacity` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +220,12 @@ pub fn agent_bell(seg: &Region) -> SharedDoorbell {
             .expect("segments hold a control block"),
     )
     .expect("the doorbell offset is aligned")
+}
+
+/// The router's sleeping flag for the agent of lane segment `seg` (one word).
+pub fn router_asleep_word(seg: &Region) -> Region {
+    seg.sub(ROUTER_ASLEEP, 8)
+        .expect("segments hold a control block")
 }
 
 /// Creates a lane segment for the agent in `slot` (agentd's side). With `parking` false the

@@ -7,7 +7,8 @@ use mio::Token;
 
 use super::{refuse, Control, Reply};
 use crate::registry::AgentRecord;
-use crate::router::{Command, NewAgent};
+use crate::router::{AgentWake, Command, NewAgent, WakeBudget};
+use agentbus_ipc::wait::{EventFd, SleepFlag};
 
 pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Reply {
     let Some(peer) = ctl.conns.get(&token).map(|c| c.peer) else {
@@ -97,11 +98,19 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
             "lanes were created but could not be attached",
         );
     };
-    let (Ok(lanes_fd), Ok(bell_fd)) = (
-        segment.fd().try_clone_to_owned(),
-        ctl.router_bell_segment.fd().try_clone_to_owned(),
-    ) else {
+    // The agent's own way to wake the router: nothing it can write reaches another's.
+    let Ok(event) = EventFd::new() else {
         return refuse(Refusal::NoRoom, "out of file descriptors");
+    };
+    let (Ok(lanes_fd), Ok(event_fd)) = (segment.fd().try_clone_to_owned(), event.try_clone_fd())
+    else {
+        return refuse(Refusal::NoRoom, "out of file descriptors");
+    };
+    let Some(flag) = SleepFlag::new(lanes::router_asleep_word(&region)) else {
+        return refuse(
+            Refusal::NoRoom,
+            "the lane segment has no room for the wake flag",
+        );
     };
     let identity = AgentIdentifier {
         agent_id: req.agent_id.clone(),
@@ -120,6 +129,11 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
         lanes: region,
         lane_capacity: layout.capacity,
         capacity: req.max_capacity,
+        wake: AgentWake {
+            event,
+            flag,
+            budget: WakeBudget::default(),
+        },
     };
     if let Err(e) = ctl.push(Command::AddAgent(Box::new(new))) {
         return e.why.refusal();
@@ -176,6 +190,6 @@ pub(super) fn handle(ctl: &mut Control, token: Token, req: AttachRequest) -> Rep
             epoch,
             heartbeat_interval_ms: ctl.config.heartbeat_interval.as_millis() as u32,
         }),
-        fds: vec![lanes_fd, bell_fd],
+        fds: vec![lanes_fd, event_fd],
     }
 }

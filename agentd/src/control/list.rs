@@ -47,6 +47,7 @@ pub(super) fn handle(ctl: &mut Control) -> Reply {
                 destinations: ctl.slot_counters.get(slot, slot_counter::DESTINATIONS),
                 throttled: ctl.slot_counters.get(slot, slot_counter::THROTTLED),
                 copies_lost: ctl.slot_counters.get(slot, slot_counter::LOST),
+                wakes_ignored: ctl.slot_counters.get(slot, slot_counter::WAKES_IGNORED),
             }
         })
         .collect();

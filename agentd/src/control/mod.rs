@@ -35,15 +35,13 @@ use agentbus::control::{
     decode_request, encode_frame, FrameReader, Refusal, Refused, Request, Response,
 };
 use agentbus_ipc::segment::fdpass::{send_fds_partial, FdPassError};
-use agentbus_ipc::segment::MemfdSegment;
-use agentbus_ipc::words::SharedDoorbell;
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::config::Config;
 use crate::dead_letters::DeadLetterQueue;
 use crate::registry::Registry;
-use crate::router::{Command, RouterEvent, SlotCounters};
+use crate::router::{Command, RouterEvent, RouterWake, SlotCounters};
 
 /// The poll token of the control socket's listener (connections get tokens from 2 up).
 pub const LISTENER: Token = Token(0);
@@ -191,8 +189,7 @@ pub struct Control {
     /// out, or a command could not be queued): the next request waits for a barrier even if it
     /// changes nothing itself.
     unconfirmed: bool,
-    router_bell: SharedDoorbell,
-    router_bell_segment: MemfdSegment,
+    router_wake: RouterWake,
     dead_letters: Arc<Mutex<DeadLetterQueue>>,
     header: crate::bus_header::HeaderWords,
     bus_header: Arc<crate::bus_header::BusHeader>,
@@ -218,8 +215,8 @@ pub struct ControlParts {
     pub events: Receiver<RouterEvent>,
     /// The router's acknowledgements of [`Command::Barrier`]s.
     pub acks: Receiver<u64>,
-    /// The router's doorbell segment (handed to every agent).
-    pub router_bell_segment: MemfdSegment,
+    /// Wakes the router after a command is queued.
+    pub router_wake: RouterWake,
     /// The dead-letter queue the router fills, read here for `DeadLetters` and `Stats`.
     pub dead_letters: Arc<Mutex<DeadLetterQueue>>,
     /// The bus header's words, for publishing how many agents are attached.
@@ -236,8 +233,6 @@ impl Control {
     /// Builds the control thread's state; the listener must already be registered as
     /// [`LISTENER`].
     pub fn new(parts: ControlParts) -> Control {
-        let router_bell = SharedDoorbell::new(parts.router_bell_segment.region())
-            .expect("a fresh segment is page-aligned");
         let slots = parts.config.max_agents;
         Control {
             registry: Registry::new(slots),
@@ -251,8 +246,7 @@ impl Control {
             acks: parts.acks,
             last_barrier: 0,
             unconfirmed: false,
-            router_bell,
-            router_bell_segment: parts.router_bell_segment,
+            router_wake: parts.router_wake,
             dead_letters: parts.dead_letters,
             header: parts.header,
             bus_header: parts.bus_header,
@@ -516,7 +510,7 @@ impl Control {
                 Ok(()) => break,
                 Err(rtrb::PushError::Full(c)) if Instant::now() < deadline => {
                     command = c;
-                    self.router_bell.bell().ring();
+                    self.router_wake.wake();
                     std::thread::sleep(Duration::from_micros(100));
                 }
                 Err(rtrb::PushError::Full(c)) => {
@@ -528,7 +522,7 @@ impl Control {
                 }
             }
         }
-        self.router_bell.bell().ring_if_sleeping();
+        self.router_wake.wake_if_sleeping();
         Ok(())
     }
 

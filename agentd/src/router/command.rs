@@ -26,6 +26,8 @@ pub struct NewAgent {
     /// The most tasks it declared it holds (`max_capacity` at attach): routing by capability or
     /// type passes it over while its load is at this.
     pub capacity: u32,
+    /// How it wakes the sleeping router.
+    pub wake: super::AgentWake,
 }
 
 /// One route of the routing table: the table it is in and its id there (the id agentd handed

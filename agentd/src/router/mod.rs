@@ -16,6 +16,7 @@ mod held;
 mod history;
 mod inbound;
 mod table;
+mod wake;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -29,7 +30,6 @@ use agentbus::{
 use agentbus_ipc::clock::{monotonic_ns, realtime_ns};
 use agentbus_ipc::ring::{Consumer, ReadError};
 use agentbus_ipc::wait::Wait;
-use agentbus_ipc::words::SharedDoorbell;
 
 pub use budget::DeadLetterLimit;
 use budget::{BudgetState, DeadLetterBudget};
@@ -39,6 +39,7 @@ use deliver::FrameSender;
 pub use held::{Flushed, Held};
 use inbound::{Copied, InboundLanes, Unwritten};
 pub use table::{Entry, Now, Partial, Routes, Slot, SlotSet, Unroutable, View};
+pub use wake::{AgentWake, RouterWake, Sleeper, WakeBudget, SPURIOUS_WAKES_PER_SECOND};
 
 use crate::bus_header::{HeaderWords, RouterTotals};
 use crate::dead_letters::DeadLetterQueue;
@@ -139,8 +140,11 @@ pub mod slot_counter {
     /// Topic copies meant for it that its full lane could not take, dropped (dead-lettered)
     /// under the topic's back-pressure policy.
     pub const LOST: usize = 8;
+    /// Signals from the agent that woke the router with nothing to send (spurious), and the
+    /// signals it sent while muted for flooding.
+    pub const WAKES_IGNORED: usize = 9;
     /// How many counters each slot has: slot `s`'s start at `s * PER_SLOT`.
-    pub const PER_SLOT: usize = 9;
+    pub const PER_SLOT: usize = 10;
 }
 
 impl SlotCounters {
@@ -177,8 +181,8 @@ pub struct RouterLinks {
     pub dead_letters: Arc<Mutex<DeadLetterQueue>>,
     /// The bus header's words (heartbeat, counters).
     pub header: HeaderWords,
-    /// The doorbell the router sleeps on.
-    pub bell: SharedDoorbell,
+    /// What the router sleeps on: every agent's eventfd and the control thread's waker.
+    pub sleeper: Sleeper,
     /// Set by `Daemon::stop`: the router finishes its pass and returns from [`Router::run`].
     pub shutdown: Arc<AtomicBool>,
     /// Per-slot counters, published for the control thread.
@@ -343,11 +347,11 @@ impl Router {
                 // Idle: make the counters current before sleeping, so readers of the bus
                 // header never see an idle router's numbers lag behind what it did.
                 self.publish_counters(monotonic_ns());
-                let bell = self.links.bell.clone();
-                let seq = bell.bell().prepare();
+                self.listen_again(monotonic_ns());
+                self.flag_asleep(true);
                 let slice = match self.pending() {
                     Pending::Now => {
-                        bell.bell().cancel();
+                        self.flag_asleep(false);
                         return;
                     }
                     // Nobody rings the router when a full lane is read from: look again soon,
@@ -355,8 +359,89 @@ impl Router {
                     Pending::ForRoom => self.cfg.idle_slice.min(ROOM_SLICE),
                     Pending::Nothing => self.cfg.idle_slice,
                 };
-                bell.bell().sleep(seq, slice);
-                bell.bell().cancel();
+                self.links.sleeper.sleep(slice);
+                self.flag_asleep(false);
+                self.check_wakes(monotonic_ns());
+            }
+        }
+    }
+
+    /// Sets (before sleeping) or clears (after) the router's sleeping flag for the control
+    /// thread and in every agent's control block; setting ends with the fence the agents'
+    /// signals pair with, so the re-check that follows sees what they sent before it.
+    fn flag_asleep(&mut self, asleep: bool) {
+        if asleep {
+            self.links.sleeper.prepare();
+        } else {
+            self.links.sleeper.cancel();
+        }
+        for &slot in &self.attached {
+            if let Some(e) = self.dispatch.slots[slot as usize].agent.as_ref() {
+                if asleep {
+                    e.wake.flag.set();
+                } else {
+                    e.wake.flag.clear();
+                }
+            }
+        }
+        if asleep {
+            agentbus_ipc::wait::SleepFlag::fence();
+        }
+    }
+
+    /// Drains the eventfds of the agents that woke the router; one that had nothing to send
+    /// woke it for nothing, and one that does so too often is muted for the rest of the second
+    /// (identified in the log and its `wakes_ignored` counter).
+    fn check_wakes(&mut self, now_mono: u64) {
+        for i in 0..self.links.sleeper.woken.len() {
+            let slot = self.links.sleeper.woken[i];
+            let Some(e) = self
+                .dispatch
+                .slots
+                .get(slot as usize)
+                .and_then(|s| s.agent.as_ref())
+            else {
+                continue;
+            };
+            e.wake.event.drain();
+            let has_frames = self.outbound[slot as usize]
+                .as_mut()
+                .is_some_and(|lanes| lanes.iter_mut().any(|l| !matches!(l.peek(), Ok(None))));
+            if has_frames {
+                continue;
+            }
+            let state = &mut self.dispatch.slots[slot as usize];
+            state.counters[slot_counter::WAKES_IGNORED] += 1;
+            let Some(e) = state.agent.as_mut() else {
+                continue;
+            };
+            if e.wake.budget.spurious(now_mono) {
+                e.wake.budget.muted = true;
+                self.links.sleeper.deregister(&e.wake);
+                tracing::warn!(
+                    slot,
+                    agent = %e.identity.agent_id,
+                    "the agent woke the router more than {SPURIOUS_WAKES_PER_SECOND} times in a second with nothing to send: its wake-ups are ignored for the rest of the second (its messages wait for the next pass)"
+                );
+            }
+        }
+    }
+
+    /// Listens again to agents muted in a second that is over; what they signalled meanwhile
+    /// is counted as ignored.
+    fn listen_again(&mut self, now_mono: u64) {
+        for &slot in &self.attached {
+            let state = &mut self.dispatch.slots[slot as usize];
+            let Some(e) = state.agent.as_mut() else {
+                continue;
+            };
+            if !e.wake.budget.expired(now_mono) {
+                continue;
+            }
+            e.wake.budget.muted = false;
+            state.counters[slot_counter::WAKES_IGNORED] += e.wake.event.drain();
+            if let Err(err) = self.links.sleeper.register(slot, &e.wake) {
+                tracing::warn!(slot, "cannot listen to the agent's wake-ups again: {err}");
             }
         }
     }
@@ -665,7 +750,15 @@ impl Router {
         slot.counters = [0; slot_counter::PER_SLOT];
         // The agent sees a beat from its first send on.
         agent.control.set_router_beat(realtime_ns());
+        if let Err(e) = self.links.sleeper.register(agent.slot, &agent.wake) {
+            // Its frames are still routed at every pass, and at the idle slice at the latest.
+            tracing::warn!(
+                slot = agent.slot,
+                "cannot listen to the agent's wake-ups: {e}"
+            );
+        }
         slot.agent = Some(Entry {
+            wake: agent.wake,
             epoch: agent.epoch,
             identity: agent.identity,
             control: agent.control,
@@ -724,6 +817,9 @@ impl Router {
         let Some(entry) = self.dispatch.slots[index].agent.take() else {
             return;
         };
+        if !entry.wake.budget.muted {
+            self.links.sleeper.deregister(&entry.wake);
+        }
         // Copies held for it go with it, counted as lost.
         let slot_state = &mut self.dispatch.slots[index];
         for held in slot_state.held.iter_mut() {

@@ -70,6 +70,8 @@ pub struct Entry {
     pub partial: [Option<Partial>; 4],
     /// Its dead-letter budget (an agent over it is throttled).
     pub budget: DeadLetterBudget,
+    /// How it wakes the sleeping router (its eventfd, the router's flag in its control block).
+    pub wake: super::AgentWake,
 }
 
 /// What the router keeps per slot, besides its lanes (those are in `InboundLanes` and

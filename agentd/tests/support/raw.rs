@@ -2,6 +2,7 @@
 //! segment, to write what the client library never would.
 
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
 use agentbus::control::{
@@ -16,6 +17,16 @@ use super::TestBus;
 
 /// Attaches as `id`, returning the control connection, the lane segment and its layout.
 pub fn raw_attach(bus: &TestBus, id: &str) -> (UnixStream, MemfdSegment, LaneLayout) {
+    let (s, seg, layout, _rest) = raw_attach_keeping(bus, id);
+    (s, seg, layout)
+}
+
+/// As [`raw_attach`], also returning every other descriptor agentd handed over (a hostile
+/// agent keeps them all, to try what it can do with each).
+pub fn raw_attach_keeping(
+    bus: &TestBus,
+    id: &str,
+) -> (UnixStream, MemfdSegment, LaneLayout, Vec<OwnedFd>) {
     let mut s = UnixStream::connect(paths::socket_path(&bus.dir, &bus.bus)).unwrap();
     s.write_all(&encode_frame(&Request::Attach(AttachRequest {
         protocol: PROTOCOL_VERSION,
@@ -35,8 +46,8 @@ pub fn raw_attach(bus: &TestBus, id: &str) -> (UnixStream, MemfdSegment, LaneLay
         decode_response(&frame).unwrap(),
         Response::Attached(_)
     ));
-    fds.truncate(1);
+    let rest = fds.split_off(1);
     let seg = MemfdSegment::open(fds.pop().unwrap(), lanes::CONTROL_BLOCK).unwrap();
     let layout = lanes::check(&seg.region()).unwrap();
-    (s, seg, layout)
+    (s, seg, layout, rest)
 }

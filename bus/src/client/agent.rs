@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus_ipc::segment::MemfdSegment;
-use agentbus_ipc::words::SharedDoorbell;
+use agentbus_ipc::wait::{EventFd, EventWake};
 
 use super::acked::{Again, Resend};
 use super::breaker::{BreakerStatus, Outcome};
@@ -145,15 +145,19 @@ impl Agent {
         if fds.len() != 2 {
             return Err(HandoverError::Descriptors { got: fds.len() }.into());
         }
-        let bell_fd = fds.pop().expect("two descriptors");
+        let event_fd = fds.pop().expect("two descriptors");
         let lanes_fd = fds.pop().expect("two descriptors");
         let map = |what| move |source| HandoverError::Map { what, source };
         let lanes_seg = MemfdSegment::open(lanes_fd, lanes::CONTROL_BLOCK).map_err(map("lanes"))?;
-        let router_bell_seg = MemfdSegment::open(bell_fd, 8).map_err(map("router doorbell"))?;
         let region = lanes_seg.region();
         let layout = lanes::check(&region).map_err(HandoverError::from)?;
-        let router_bell = SharedDoorbell::new(router_bell_seg.region())
-            .ok_or(HandoverError::MisalignedDoorbell)?;
+        // This agent's own way to wake the router: its eventfd, signalled while the router's
+        // flag in this agent's control block says it sleeps.
+        let router_wake = EventWake::new(
+            lanes::router_asleep_word(&region),
+            Arc::new(EventFd::from_fd(event_fd)),
+        )
+        .ok_or(HandoverError::MisplacedWakeFlag)?;
         let lane = |direction, priority| {
             move |source| HandoverError::Lane {
                 direction,
@@ -164,7 +168,7 @@ impl Agent {
         let mut outbound = Vec::with_capacity(PRIORITIES);
         for (p, ring) in layout.outbound_ring(&region).enumerate() {
             let mut producer = ring.map_err(lane("outbound", p))?.into_producer();
-            producer.set_wake(router_bell.clone());
+            producer.set_wake(router_wake.clone());
             outbound.push(producer);
         }
         let mut inbound = Vec::with_capacity(PRIORITIES);
@@ -183,7 +187,6 @@ impl Agent {
             info,
             conn,
             lanes_seg,
-            router_bell_seg,
         ));
         let mut agent = Agent {
             tx: Sender::new(Arc::clone(&shared), outbound, options.wait),

@@ -12,12 +12,12 @@ use crate::error::CommunicationError;
 use crate::lanes::LaneLayoutError;
 use crate::paths::SocketDirError;
 
-/// Why the shared memory agentd handed over (an agent's lanes and the router's doorbell at
+/// Why what agentd handed over (an agent's lanes and its eventfd for waking the router at
 /// attach, or a channel's segment) cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum HandoverError {
-    /// The attach answer did not come with the lanes' and the doorbell's descriptors.
-    #[error("expected 2 descriptors (lanes, router doorbell), got {got}: agentd and this client disagree on the protocol; run both from the same agentbus version")]
+    /// The attach answer did not come with the lanes' and the eventfd's descriptors.
+    #[error("expected 2 descriptors (lanes, router eventfd), got {got}: agentd and this client disagree on the protocol; run both from the same agentbus version")]
     Descriptors {
         /// Descriptors received.
         got: usize,
@@ -28,14 +28,14 @@ pub enum HandoverError {
     /// A descriptor could not be mapped.
     #[error("mapping the {what}: {source}")]
     Map {
-        /// What it was (`lanes`, `router doorbell`, `channel`).
+        /// What it was (`lanes`, `channel`).
         what: &'static str,
         /// Why it could not be mapped (not sealed, too small, `mmap` failed, ...).
         source: OpenError,
     },
-    /// The router's doorbell is not aligned for a futex word.
-    #[error("the router doorbell is misaligned: agentd and this client disagree on the layout; run both from the same agentbus version")]
-    MisalignedDoorbell,
+    /// The router's sleeping flag is not where an aligned word can be.
+    #[error("the router's sleeping flag is misplaced in the lane segment: agentd and this client disagree on the layout; run both from the same agentbus version")]
+    MisplacedWakeFlag,
     /// The lane segment's control block is wrong.
     #[error(transparent)]
     Lanes(#[from] LaneLayoutError),

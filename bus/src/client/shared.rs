@@ -48,8 +48,6 @@ pub(crate) struct Shared {
     conn: Mutex<ControlConn>,
     /// The lane segment (kept mapped; counted for unsent frames when agentd is gone).
     lanes: MemfdSegment,
-    /// The router's doorbell segment, kept mapped for the producers' wake-ups.
-    _router_bell: MemfdSegment,
     /// Heartbeat, load and the router's beat.
     pub(crate) control: lanes::ControlBlock,
     /// [`CONNECTED`], or the frames agentd never took once it was found gone.
@@ -65,7 +63,6 @@ impl Shared {
         info: AttachInfo,
         conn: ControlConn,
         lanes: MemfdSegment,
-        router_bell: MemfdSegment,
     ) -> Shared {
         let control = lanes::ControlBlock::of(&lanes.region());
         Shared {
@@ -74,7 +71,6 @@ impl Shared {
             info,
             conn: Mutex::new(conn),
             lanes,
-            _router_bell: router_bell,
             control,
             gone: AtomicU64::new(CONNECTED),
             last_check: AtomicU64::new(0),

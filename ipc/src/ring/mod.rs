@@ -37,6 +37,6 @@ mod words;
 pub use consumer::{Consumer, ReadGuard};
 pub use error::{AttachError, ClaimError, Corruption, ReadError};
 pub use layout::{max_payload_for, FRAME_ALIGN, FRAME_HEADER, RING_HEADER};
-pub use producer::{Claim, Producer};
+pub use producer::{Claim, Producer, Wake};
 pub use ring_handle::{Ring, RingOptions};
 pub use words::{RawWords, Words};

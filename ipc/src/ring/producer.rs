@@ -6,7 +6,7 @@ use super::cursor::{ProducerCursor, Reservation};
 use super::error::ClaimError;
 use super::ring_handle::Ring;
 use super::words::RawWords;
-use crate::wait::{Doorbell, WaitError, WaitStrategy};
+use crate::wait::{EventWake, WaitError, WaitStrategy};
 use crate::words::SharedDoorbell;
 
 /// The producing side of a ring.
@@ -14,7 +14,29 @@ use crate::words::SharedDoorbell;
 pub struct Producer {
     ring: Ring,
     cursor: ProducerCursor<RawWords>,
-    wake: Option<SharedDoorbell>,
+    wake: Option<Wake>,
+}
+
+/// Whom a producer wakes after publishing, instead of the ring's own data doorbell: a consumer
+/// that waits on several rings at once.
+#[derive(Debug, Clone)]
+pub enum Wake {
+    /// One futex doorbell the consumer sleeps on (shared by every producer that has it).
+    Bell(SharedDoorbell),
+    /// This producer's own eventfd and sleeping flag (nothing shared with other producers).
+    Event(EventWake),
+}
+
+impl From<SharedDoorbell> for Wake {
+    fn from(bell: SharedDoorbell) -> Wake {
+        Wake::Bell(bell)
+    }
+}
+
+impl From<EventWake> for Wake {
+    fn from(wake: EventWake) -> Wake {
+        Wake::Event(wake)
+    }
 }
 
 impl Producer {
@@ -27,20 +49,19 @@ impl Producer {
         }
     }
 
-    /// Rings `bell` instead of the ring's own data doorbell after publishing, for a consumer
-    /// that waits on several rings at once (it sleeps on one shared doorbell). Takes effect only
-    /// on rings created with parking.
-    pub fn set_wake(&mut self, bell: SharedDoorbell) {
-        self.wake = Some(bell);
+    /// Wakes `wake` instead of the ring's own data doorbell after publishing, for a consumer
+    /// that waits on several rings at once. Takes effect only on rings created with parking.
+    pub fn set_wake(&mut self, wake: impl Into<Wake>) {
+        self.wake = Some(wake.into());
     }
 
     fn wake_consumer(&self) {
         if self.ring.parking() {
-            let bell: &Doorbell = match &self.wake {
-                Some(shared) => shared.bell(),
-                None => self.ring.data_bell(),
-            };
-            bell.ring_if_sleeping();
+            match &self.wake {
+                Some(Wake::Bell(shared)) => shared.bell().ring_if_sleeping(),
+                Some(Wake::Event(event)) => event.ring_if_sleeping(),
+                None => self.ring.data_bell().ring_if_sleeping(),
+            }
         }
     }
 

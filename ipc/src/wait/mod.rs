@@ -7,8 +7,10 @@
 //! system call. Every wait takes an optional deadline.
 
 mod doorbell;
+mod event;
 mod futex;
 mod strategy;
 
 pub use doorbell::Doorbell;
+pub use event::{EventFd, EventWake, SleepFlag};
 pub use strategy::{Backoff, BusySpin, Park, ParseWaitError, Wait, WaitError, WaitStrategy};
