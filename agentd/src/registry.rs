@@ -61,7 +61,7 @@ struct Subscription {
 pub struct Registry {
     /// Agents by slot (a leaving one stays until the router freed its slot).
     agents: Vec<Option<AgentRecord>>,
-    /// The last epoch of each slot.
+    /// The last epoch of each slot (random at start).
     pub epochs: Vec<u32>,
     /// The slot of each live agent, by agent id (a leaving agent is removed at once).
     by_id: HashMap<String, u32>,
@@ -91,7 +91,10 @@ impl Registry {
     pub fn new(slots: usize) -> Registry {
         let mut r = Registry {
             agents: (0..slots).map(|_| None).collect(),
-            epochs: vec![0; slots],
+            // Each slot's epochs start at random: an address an agent kept from an agentd
+            // that died (a reply to a message received before the restart) almost surely
+            // names nobody here, instead of whichever agent took that slot first.
+            epochs: (0..slots).map(|_| fastrand::u32(0..0xFFFF)).collect(),
             slot_subscriptions: vec![BTreeSet::new(); slots],
             next_subscription: 1,
             ..Default::default()

@@ -7,6 +7,18 @@ use std::time::{Duration, Instant};
 use agentbus::client::{Agent, AttachOptions};
 use agentbus::paths;
 
+/// `agentd --bus <bus> --socket-dir <dir> --log-level warn <extra>`, started.
+fn spawn(bus: &str, dir: &std::path::Path, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .args(["--bus", bus, "--socket-dir"])
+        .arg(dir)
+        .args(["--log-level", "warn"])
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("agentd starts")
+}
+
 /// A running `agentd` child on its own bus and socket directory.
 pub struct AgentdProcess {
     pub child: Child,
@@ -19,25 +31,32 @@ impl AgentdProcess {
     /// until an agent can attach.
     pub fn start(name: &str, extra: &[&str]) -> AgentdProcess {
         let cfg = super::config(name);
-        let child = Command::new(env!("CARGO_BIN_EXE_agentd"))
-            .args(["--bus", &cfg.bus, "--socket-dir"])
-            .arg(&cfg.socket_dir)
-            .args(["--log-level", "warn"])
-            .args(extra)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("agentd starts");
+        let child = spawn(&cfg.bus, &cfg.socket_dir, extra);
         let p = AgentdProcess {
             child,
             bus: cfg.bus,
             dir: cfg.socket_dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !paths::socket_path(&p.dir, &p.bus).exists() {
-            assert!(Instant::now() < deadline, "agentd did not come up");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        p.wait_up();
         p
+    }
+
+    /// Starts a new agentd on the same bus and socket directory (after [`AgentdProcess::kill`]),
+    /// and waits until it serves.
+    pub fn restart(&mut self, extra: &[&str]) {
+        self.kill();
+        self.child = spawn(&self.bus, &self.dir, extra);
+        self.wait_up();
+    }
+
+    /// Waits until a live agentd answers on the socket.
+    fn wait_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let socket = paths::socket_path(&self.dir, &self.bus);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "agentd did not come up");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn options(&self, id: &str, kind: &str) -> AttachOptions {

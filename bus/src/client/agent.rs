@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus_ipc::segment::MemfdSegment;
-use agentbus_ipc::wait::{EventFd, EventWake};
 
 use super::acked::{Again, Resend};
 use super::breaker::{BreakerStatus, Outcome};
-use super::conn::ControlConn;
 use super::handlers::Handlers;
+use super::link::Attachment;
 use super::pending::{lock, PendingRequest, Replier};
 use super::shared::{unexpected, Shared};
 use super::{
@@ -18,15 +17,12 @@ use super::{
     Outgoing, Peer, Receiver, Responder, Sender, Subscription, Topic,
 };
 use crate::control::{
-    AgentInfo, AttachRequest, BusStats, DeadLetterInfo, DeadLetterPage, Request, Response,
-    TopicInfo, PROTOCOL_VERSION,
+    AgentInfo, AttachInfo, BusStats, DeadLetterInfo, DeadLetterPage, Request, Response, TopicInfo,
 };
 use crate::error::CommunicationError;
 use crate::header::Flags;
 use crate::ids::MessageId;
-use crate::lanes::{self, PRIORITIES};
 use crate::message::Message;
-use crate::paths;
 
 /// An agent attached to a bus: a [`Sender`] and a [`Receiver`] over its lanes, the handlers
 /// [`Agent::poll`] runs, and its requests awaiting replies.
@@ -79,6 +75,8 @@ pub struct Agent {
     delivery: super::DeliveryConfig,
     /// At-least-once messages in flight (a hint for `poll`: none, and it never looks).
     deliveries: Arc<std::sync::atomic::AtomicUsize>,
+    /// Re-attaching after agentd restarts.
+    pub(crate) reconnect: super::reconnect::Reconnect,
 }
 
 /// What the client counted that no call returned: replies nobody waited for, forged replies,
@@ -96,6 +94,12 @@ pub struct ClientCounters {
     /// Retried copies of at-least-once messages this agent had already taken, dropped
     /// (exactly-once processing).
     pub duplicates: u64,
+}
+
+/// Half the heartbeat interval agentd asked for, in ns: the longest an agent goes without
+/// beating.
+pub(crate) fn beat_every_ns(info: &AttachInfo) -> u64 {
+    info.heartbeat_interval_ms as u64 * 1_000_000 / 2
 }
 
 /// `message` encoded as one frame with `header`, in memory of its own (for a dead letter);
@@ -123,77 +127,22 @@ impl Agent {
     /// no agentd serves the bus; `Refused` with agentd's reason (a taken id, no free slot, a
     /// uid not allowed).
     pub fn attach(options: AttachOptions) -> Result<Agent, ClientError> {
-        let dir = options
-            .socket_dir
-            .clone()
-            .unwrap_or_else(paths::default_socket_dir);
-        let path = paths::socket_path(&dir, &options.bus);
-        options.prepare_to_connect(&dir, &path)?;
-        let mut conn = ControlConn::connect(&path, &options.bus, options.control_timeout)?;
-        let (response, mut fds) = conn.call(&Request::Attach(AttachRequest {
-            protocol: PROTOCOL_VERSION,
-            agent_id: options.agent_id.clone(),
-            agent_type: options.agent_type.clone(),
-            instance_id: options.instance_id.clone(),
-            capabilities: options.capabilities.clone(),
-            max_capacity: options.max_capacity,
-        }))?;
-        let info = match response {
-            Response::Attached(info) => info,
-            other => return Err(unexpected(other)),
-        };
-        if fds.len() != 2 {
-            return Err(HandoverError::Descriptors { got: fds.len() }.into());
-        }
-        let event_fd = fds.pop().expect("two descriptors");
-        let lanes_fd = fds.pop().expect("two descriptors");
-        let map = |what| move |source| HandoverError::Map { what, source };
-        let lanes_seg = MemfdSegment::open(lanes_fd, lanes::CONTROL_BLOCK).map_err(map("lanes"))?;
-        let region = lanes_seg.region();
-        let layout = lanes::check(&region).map_err(HandoverError::from)?;
-        // This agent's own way to wake the router: its eventfd, signalled while the router's
-        // flag in this agent's control block says it sleeps.
-        let router_wake = EventWake::new(
-            lanes::router_asleep_word(&region),
-            Arc::new(EventFd::from_fd(event_fd)),
-        )
-        .ok_or(HandoverError::MisplacedWakeFlag)?;
-        let lane = |direction, priority| {
-            move |source| HandoverError::Lane {
-                direction,
-                priority,
-                source,
-            }
-        };
-        let mut outbound = Vec::with_capacity(PRIORITIES);
-        for (p, ring) in layout.outbound_ring(&region).enumerate() {
-            let mut producer = ring.map_err(lane("outbound", p))?.into_producer();
-            producer.set_wake(router_wake.clone());
-            outbound.push(producer);
-        }
-        let mut inbound = Vec::with_capacity(PRIORITIES);
-        for (p, ring) in layout.inbound_rings(&region).enumerate() {
-            inbound.push(ring.map_err(lane("inbound", p))?.into_consumer());
-        }
-        let bell = lanes::agent_bell(&region);
-        let identity = crate::body::AgentIdentifier {
-            agent_id: options.agent_id.clone(),
-            agent_type: options.agent_type.clone(),
-            instance_id: options.instance_id.clone(),
-        };
-        let shared = Arc::new(Shared::new(
-            options.bus.clone(),
-            identity,
-            info,
-            conn,
-            lanes_seg,
-        ));
+        let a = Attachment::connect(&options)?;
+        let beat_every = beat_every_ns(&a.info);
+        let shared = Arc::new(Shared::new(options.clone(), a.info, a.conn, a.lanes));
         let mut agent = Agent {
-            tx: Sender::new(Arc::clone(&shared), outbound, options.wait),
-            rx: Receiver::new(shared, inbound, bell, &options),
+            tx: Sender::new(
+                Arc::clone(&shared),
+                a.outbound,
+                a.control.clone(),
+                beat_every,
+                options.wait,
+            ),
+            rx: Receiver::new(shared, a.inbound, a.bell, a.control, beat_every, &options),
             handlers: Handlers::default(),
             delivery: options.delivery,
             deliveries: Arc::default(),
+            reconnect: super::reconnect::Reconnect::new(options.reconnect),
         };
         agent.rx.beat();
         Ok(agent)
@@ -223,7 +172,7 @@ impl Agent {
 
     /// The slot agentd gave this agent (the router stamps it as the source of what it sends).
     pub fn slot(&self) -> u32 {
-        self.tx.shared.info.slot
+        self.tx.shared.info().slot
     }
 
     /// Detaches cleanly: agentd delivers what this agent sent, then frees its slot.
@@ -272,6 +221,7 @@ impl Agent {
         to: impl Into<Destination<'d>>,
         message: M,
     ) -> Result<MessageId, CommunicationError> {
+        self.reconnect_if_due()?;
         self.tx.send(to, message)
     }
 
@@ -282,11 +232,13 @@ impl Agent {
         message: M,
         timeout: Duration,
     ) -> Result<MessageId, CommunicationError> {
+        self.reconnect_if_due()?;
         self.tx.send_blocking(to, message, timeout)
     }
 
     /// [`Receiver::try_recv`]: the next message, in place, if one is waiting.
     pub fn try_recv(&mut self) -> Result<Option<Delivery<'_>>, CommunicationError> {
+        self.reconnect_if_due()?;
         self.rx.try_recv()
     }
 
@@ -295,11 +247,15 @@ impl Agent {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<Delivery<'_>>, CommunicationError> {
-        self.rx.recv_timeout(timeout)
+        let deadline = Instant::now() + timeout;
+        self.reconnect_until(deadline)?;
+        self.rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
     }
 
     /// [`Receiver::recv`]: the next message, waiting as long as it takes.
     pub fn recv(&mut self) -> Result<Delivery<'_>, CommunicationError> {
+        self.reconnect_until(Instant::now() + Duration::from_secs(365 * 24 * 3600))?;
         self.rx.recv()
     }
 
@@ -339,6 +295,8 @@ impl Agent {
         pattern: &str,
         handler: Option<(Option<super::MessageFilter>, super::MessageHandler)>,
     ) -> Result<Subscription, ClientError> {
+        // Not re-attached: the call below says Disconnected.
+        let _ = self.reconnect_if_due();
         let id = match self.tx.shared.call(&Request::Subscribe(pattern.into()))? {
             Response::Id(id) => id,
             other => return Err(unexpected(other)),
@@ -355,12 +313,7 @@ impl Agent {
                     handler,
                 });
         }
-        Ok(Subscription::new(
-            id,
-            pattern,
-            Arc::downgrade(&self.tx.shared),
-            live,
-        ))
+        Ok(Subscription::new(id, pattern, &self.tx.shared, live))
     }
 
     /// Sets the handler for direct messages (the spec's `receiveMessage`): every message that is
@@ -399,10 +352,11 @@ impl Agent {
         to: impl Into<Responder<'d>>,
         request: M,
     ) -> Result<PendingRequest, CommunicationError> {
+        self.reconnect_if_due()?;
         let to = to.into();
         let target = to.target();
         let id = self.tx.secret_id();
-        let replier = Replier::of(to);
+        let replier = self.replier(to)?;
         {
             let mut requests = lock(&self.rx.requests);
             requests.breakers.admit(&target, Instant::now())?;
@@ -443,10 +397,11 @@ impl Agent {
         to: impl Into<Responder<'d>>,
         message: &Message,
     ) -> Result<super::PendingDelivery, CommunicationError> {
+        self.reconnect_if_due()?;
         let to = to.into();
         let target = to.target();
         let id = self.tx.secret_id();
-        let replier = Replier::of(to);
+        let replier = self.replier(to)?;
         let resend = Resend::new(
             message.clone(),
             Again::of(to),
@@ -471,6 +426,17 @@ impl Agent {
         }
     }
 
+    /// Who may answer what is sent to `to` now (a peer resolved before agentd restarted is
+    /// resolved again).
+    fn replier(&mut self, to: Responder<'_>) -> Result<Replier, CommunicationError> {
+        Ok(match to {
+            Responder::Peer(p) => Replier::Agent(crate::control::AgentAddress::from_destination(
+                self.tx.peer_destination(p)?,
+            )),
+            Responder::Capability(_) | Responder::Type(_) => Replier::Picked,
+        })
+    }
+
     fn send_attempt(
         &mut self,
         id: MessageId,
@@ -489,7 +455,7 @@ impl Agent {
     /// `reason`. Best effort: the caller gets its `DeliveryFailed` whether or not agentd
     /// recorded it.
     pub(crate) fn dead_letter(&mut self, id: MessageId, resend: &Resend, reason: &str) {
-        let Some(route) = Destination::from(resend.to.responder()).route() else {
+        let Ok(Some(route)) = self.tx.route_of(&Destination::from(resend.to.responder())) else {
             return;
         };
         let mut header = crate::codec::header_for(&resend.message, route, self.slot());

@@ -44,6 +44,13 @@ impl DedupWindow {
         !self.seen.is_empty() && self.seen.contains(&Self::key(h))
     }
 
+    /// Forgets every message taken (agentd restarted: its slots and epochs name other agents
+    /// now).
+    pub(crate) fn clear(&mut self) {
+        self.seen.clear();
+        self.order.clear();
+    }
+
     /// Remembers that the message with header `h` was taken, forgetting what is older than the
     /// window or beyond the capacity.
     pub(crate) fn take(&mut self, h: &FrameHeader, now: Instant) {

@@ -4,7 +4,9 @@
 //! [`Sender::peer`](super::Sender::peer), [`Sender::topic`](super::Sender::topic),
 //! [`Sender::capability`](super::Sender::capability) and
 //! [`Sender::agent_type`](super::Sender::agent_type) resolve a name into: the router's id for it,
-//! and the name for errors. Sending to one costs no map lookup and no allocation. A
+//! and the name for errors. Sending to one costs no map lookup and no allocation. A handle
+//! keeps working after agentd restarts and the agent re-attaches: it is resolved again by name
+//! the first time it is used (`reroute.rs`). A
 //! [`Destination`] is any of them, several peers, or every agent; a [`Responder`] is what a
 //! request may go to (one agent, chosen by id, capability or type).
 
@@ -23,6 +25,8 @@ use crate::kinds::RouteKind;
 pub struct Peer {
     pub(crate) address: AgentAddress,
     pub(crate) name: Arc<str>,
+    /// The generation (re-attaches of this agent) it was resolved in.
+    pub(crate) generation: u64,
 }
 
 impl Peer {
@@ -45,6 +49,8 @@ pub struct Topic {
     /// Whether agentd lets this agent publish on it (sending is refused with `Unauthorized`
     /// otherwise, without a round trip).
     pub(crate) may_publish: bool,
+    /// The generation (re-attaches of this agent) it was resolved in.
+    pub(crate) generation: u64,
 }
 
 impl Topic {
@@ -70,6 +76,8 @@ impl Topic {
 pub struct Capability {
     pub(crate) id: u64,
     pub(crate) names: Arc<[String]>,
+    /// The generation (re-attaches of this agent) it was resolved in.
+    pub(crate) generation: u64,
 }
 
 impl Capability {
@@ -85,6 +93,8 @@ impl Capability {
 pub struct AgentType {
     pub(crate) id: u64,
     pub(crate) name: Arc<str>,
+    /// The generation (re-attaches of this agent) it was resolved in.
+    pub(crate) generation: u64,
 }
 
 impl AgentType {

@@ -26,6 +26,7 @@ impl Agent {
     /// [`Agent::recv`] (whose user acknowledges it, [`super::Sender::ack`]). Returns how many
     /// messages it took.
     pub fn poll(&mut self, max: usize) -> Result<usize, CommunicationError> {
+        self.reconnect_if_due()?;
         self.tx.flush_due();
         self.drive_deliveries();
         let mut n = 0;
@@ -114,14 +115,25 @@ impl Agent {
 
     /// Runs this agent's handlers ([`Agent::poll`]) until `deadline` or until `stop` says so,
     /// sleeping on the agent's doorbell (or spinning, as configured) when there is nothing to do.
-    /// Messages no handler takes are queued for [`Agent::recv`].
+    /// Messages no handler takes are queued for [`Agent::recv`]. If agentd dies meanwhile, it
+    /// re-attaches as the agent's reconnect policy says and goes on; `Disconnected` only if it
+    /// is still gone at the deadline, or the policy gave up.
     pub fn run_until(
         &mut self,
         deadline: Instant,
         mut stop: impl FnMut(&mut Agent) -> bool,
     ) -> Result<(), CommunicationError> {
         loop {
-            let handled = self.poll(256)?;
+            let handled = match self.poll(256) {
+                Ok(n) => n,
+                // agentd is gone: wait for it to come back (as the reconnect policy says), or
+                // report it at the deadline.
+                Err(CommunicationError::Disconnected { .. }) => {
+                    self.reconnect_until(deadline)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if stop(self) {
                 return Ok(());
             }
@@ -129,7 +141,15 @@ impl Agent {
                 return Ok(());
             }
             if handled == 0 {
-                self.rx.check_link()?;
+                if let Err(e) = self.rx.check_link() {
+                    match e {
+                        CommunicationError::Disconnected { .. } => {
+                            self.reconnect_until(deadline)?;
+                            continue;
+                        }
+                        e => return Err(e),
+                    }
+                }
                 // Not past a timed batch's delay: it is published by the next `poll`.
                 let until = self
                     .tx

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use agentbus_ipc::wait::Wait;
 
-use super::{BreakerConfig, ClientError, DeliveryConfig};
+use super::{BreakerConfig, ClientError, DeliveryConfig, ReconnectPolicy};
 use crate::paths::{self, SocketDirError};
 
 /// How to attach: which bus, who this agent is, how it waits.
@@ -38,6 +38,9 @@ pub struct AttachOptions {
     /// How at-least-once messages are retried, and how long this agent remembers the ones it
     /// took to drop their retried copies ([`DeliveryConfig::default`]: the spec's).
     pub delivery: DeliveryConfig,
+    /// How it re-attaches when agentd restarts ([`ReconnectPolicy::default`]: tries again from
+    /// 20 ms, doubling to 1 s, for ever); `None`: it stays disconnected.
+    pub reconnect: Option<ReconnectPolicy>,
 }
 
 impl AttachOptions {
@@ -56,7 +59,14 @@ impl AttachOptions {
             non_dumpable: false,
             breaker: Some(BreakerConfig::default()),
             delivery: DeliveryConfig::default(),
+            reconnect: Some(ReconnectPolicy::default()),
         }
+    }
+
+    /// Sets how it re-attaches when agentd restarts (`None`: it stays disconnected).
+    pub fn reconnect(mut self, policy: Option<ReconnectPolicy>) -> Self {
+        self.reconnect = policy;
+        self
     }
 
     /// Sets how at-least-once messages are retried and deduplicated.

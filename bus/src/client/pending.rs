@@ -47,16 +47,6 @@ pub(crate) enum Replier {
     Picked,
 }
 
-impl Replier {
-    /// Who may answer what was sent to `to`.
-    pub(crate) fn of(to: super::Responder<'_>) -> Replier {
-        match to {
-            super::Responder::Peer(p) => Replier::Agent(p.address),
-            super::Responder::Capability(_) | super::Responder::Type(_) => Replier::Picked,
-        }
-    }
-}
-
 /// An outstanding request: who may answer it, where it went as named (for its errors), and its
 /// reply once it came.
 #[derive(Debug)]
@@ -68,6 +58,8 @@ struct Outstanding {
     resend: Option<Box<Resend>>,
     /// Its receiver acknowledged it (at-least-once).
     acked: bool,
+    /// Why it can never be answered (agentd restarted while it was outstanding).
+    failed: Option<CommunicationError>,
 }
 
 /// Request ids given up on (timed out, or their [`PendingRequest`] dropped), remembered up to a
@@ -153,6 +145,7 @@ impl RequestTable {
             reply: None,
             resend,
             acked: false,
+            failed: None,
         };
         if outstanding.resend.is_some() {
             self.resending.insert(id);
@@ -301,9 +294,36 @@ impl RequestTable {
         }
     }
 
-    /// Takes request `id`'s reply if it came, ending the request.
+    /// agentd restarted: every outstanding request fails (its reply died with agentd), and an
+    /// at-least-once message keeps being retried, acknowledged by whichever agent its id
+    /// reaches (the agent it went to has a new address, if it came back at all). Returns how
+    /// many requests failed.
+    pub(crate) fn reattached(&mut self) -> usize {
+        let mut failed = 0;
+        for (id, o) in self.outstanding.iter_mut() {
+            if o.resend.is_some() {
+                o.replier = Replier::Picked;
+            } else if o.reply.is_none() && o.failed.is_none() {
+                o.failed = Some(CommunicationError::RequestFailed {
+                    kind: ErrorKind::AgentUnreachable,
+                    details: format!(
+                        "agentd restarted while request {id} to {} was outstanding: its reply cannot come; send it again",
+                        o.to
+                    ),
+                });
+                failed += 1;
+            }
+        }
+        failed
+    }
+
+    /// Takes request `id`'s reply if it came (or why it never will), ending the request.
     fn take(&mut self, id: MessageId) -> Option<Result<Message, CommunicationError>> {
         let o = self.outstanding.get_mut(&id)?;
+        if let Some(e) = o.failed.take() {
+            self.remove(id);
+            return Some(Err(e));
+        }
         let reply = o.reply.take()?;
         let to = self.remove(id).map(|o| o.to.to_string());
         Some(response_result(&reply, to.unwrap_or_default()))

@@ -20,6 +20,7 @@ use crate::codec::decode;
 use crate::error::CommunicationError;
 use crate::header::{Flags, FrameHeader};
 use crate::kinds::MessagePriority;
+use crate::lanes::ControlBlock;
 
 /// How many `try_recv` calls between heartbeat clock checks.
 const RECV_CALLS_PER_BEAT_CHECK: u32 = 256;
@@ -63,6 +64,10 @@ pub struct Receiver {
     inbound: Vec<Consumer>,
     /// The doorbell the router rings when it writes into a lane of this agent's.
     bell: SharedDoorbell,
+    /// The current attachment's control block (heartbeat, the router's beat).
+    control: ControlBlock,
+    /// Half the heartbeat interval, ns.
+    beat_every_ns: u64,
     wait: Wait,
     /// Messages taken off the lanes while the agent waited for a reply, for `recv`.
     pub(crate) queue: VecDeque<(FrameHeader, AlignedVec<16>)>,
@@ -79,6 +84,8 @@ impl Receiver {
         shared: Arc<Shared>,
         inbound: Vec<Consumer>,
         bell: SharedDoorbell,
+        control: ControlBlock,
+        beat_every_ns: u64,
         options: &super::AttachOptions,
     ) -> Receiver {
         let breaker = options.breaker;
@@ -86,6 +93,8 @@ impl Receiver {
             shared,
             inbound,
             bell,
+            control,
+            beat_every_ns,
             wait: options.wait,
             dedup: DedupWindow::new(
                 options.delivery.dedup_window,
@@ -101,18 +110,36 @@ impl Receiver {
         }
     }
 
+    /// Takes over a new attachment's lanes (agentd restarted): what the old agentd's ids meant
+    /// (senders' identities, the retried copies taken) is forgotten.
+    pub(crate) fn relink(
+        &mut self,
+        inbound: Vec<Consumer>,
+        bell: SharedDoorbell,
+        control: ControlBlock,
+        beat_every_ns: u64,
+    ) {
+        self.inbound = inbound;
+        self.bell = bell;
+        self.control = control;
+        self.beat_every_ns = beat_every_ns;
+        self.senders = Senders::default();
+        self.dedup.clear();
+        self.beat();
+    }
+
     /// Stamps this agent's heartbeat (agentd marks an agent UNRESPONSIVE when it goes stale).
     /// Receiving and waiting call it for you.
     pub fn beat(&mut self) {
         let now = monotonic_ns();
-        self.shared.control.beat(now);
+        self.control.beat(now);
         self.last_beat = now;
     }
 
     fn maybe_beat(&mut self) {
         self.recv_calls = self.recv_calls.wrapping_add(1);
         if self.recv_calls % RECV_CALLS_PER_BEAT_CHECK == 0
-            && monotonic_ns().saturating_sub(self.last_beat) > self.shared.beat_every_ns()
+            && monotonic_ns().saturating_sub(self.last_beat) > self.beat_every_ns
         {
             self.beat();
         }
@@ -120,14 +147,14 @@ impl Receiver {
 
     /// `Err(Disconnected)` if agentd is gone.
     pub(crate) fn check_link(&self) -> Result<(), CommunicationError> {
-        self.shared.check_link_now()
+        self.shared.check_link_now(&self.control)
     }
 
     /// Waits (parking, spinning or backing off, as configured) until a message is waiting or
     /// `until`, at most half a heartbeat interval, and beats if nothing came. Returns whether a
     /// message is waiting.
     pub(crate) fn idle(&mut self, until: Instant) -> bool {
-        let beat_every = Duration::from_nanos(self.shared.beat_every_ns().max(1_000_000));
+        let beat_every = Duration::from_nanos(self.beat_every_ns.max(1_000_000));
         let slice = until.min(Instant::now() + beat_every);
         // Lanes without doorbells (agentd's `lane_parking = false`): nobody rings ours, so a
         // parking wait must poll in short sleeps instead of sleeping on it.

@@ -10,6 +10,7 @@ use agentbus_ipc::wait::Wait;
 
 use super::destination::{AgentType, Capability, Destination, Peer, Topic};
 use super::outgoing::sealed::Encode;
+use super::reroute::{Named, Reroutes, Resolved};
 use super::shared::{unexpected, Shared};
 use super::{Batch, Loan, Outgoing};
 use crate::body::AgentIdentifier;
@@ -21,6 +22,7 @@ use crate::error::{CommunicationError, EncodeError};
 use crate::header::{Flags, FrameHeader, AGENTD_SLOT};
 use crate::ids::{IdGenerator, MessageId};
 use crate::kinds::{MessagePriority, RouteKind};
+use crate::lanes::ControlBlock;
 
 /// Topic prefix for events ([`Sender::event`]).
 pub const EVENT_PREFIX: &str = "evt.";
@@ -76,6 +78,13 @@ const REPLY_ROOM_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Sender {
     pub(crate) shared: Arc<Shared>,
     outbound: Vec<Producer>,
+    /// The current attachment's control block (heartbeat, load, the router's beat).
+    control: ControlBlock,
+    /// Half the heartbeat interval, ns: the longest this agent goes without showing life.
+    beat_every_ns: u64,
+    /// The generation the handles resolved now belong to ([`Shared::generation`]), and the
+    /// routes of older handles resolved again in it, by name.
+    routes: Reroutes,
     ids: IdGenerator,
     /// When the last send was stamped into the control block (realtime ns).
     last_send_beat: u64,
@@ -109,10 +118,19 @@ struct TimedBatch {
 }
 
 impl Sender {
-    pub(crate) fn new(shared: Arc<Shared>, outbound: Vec<Producer>, wait: Wait) -> Sender {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        outbound: Vec<Producer>,
+        control: ControlBlock,
+        beat_every_ns: u64,
+        wait: Wait,
+    ) -> Sender {
         Sender {
+            routes: Reroutes::new(shared.generation()),
             shared,
             outbound,
+            control,
+            beat_every_ns,
             ids: IdGenerator::new(),
             last_send_beat: 0,
             wait,
@@ -140,10 +158,19 @@ impl Sender {
     /// lookup. `AgentUnreachable` if no agent of that id is attached.
     pub fn peer(&self, agent_id: &str) -> Result<Peer, CommunicationError> {
         match self.control(Request::ResolveAgent(agent_id.into()))? {
-            Response::Agent(address) => Ok(Peer {
-                address,
-                name: agent_id.into(),
-            }),
+            Response::Agent(address) => {
+                let name: Arc<str> = agent_id.into();
+                self.shared.remember(
+                    RouteKind::Agent,
+                    address.destination(),
+                    Named::Peer(Arc::clone(&name)),
+                );
+                Ok(Peer {
+                    address,
+                    name,
+                    generation: self.shared.generation(),
+                })
+            }
             Response::Refused(Refused {
                 kind: Refusal::NoSuchAgent,
                 message,
@@ -180,14 +207,27 @@ impl Sender {
     ) -> Result<Topic, CommunicationError> {
         let request = Request::CreateTopic(TopicRequest {
             name: name.into(),
-            config,
+            config: config.clone(),
         });
         match self.control(request)? {
-            Response::Topic(grant) => Ok(Topic {
-                id: grant.id,
-                name: name.into(),
-                may_publish: grant.may_publish,
-            }),
+            Response::Topic(grant) => {
+                if let Some(config) = config {
+                    // Created again with its configuration if agentd restarts.
+                    let mut book = self.shared.book();
+                    if !book.topics.iter().any(|(n, _)| n == name) {
+                        book.topics.push((name.into(), config));
+                    }
+                }
+                let name: Arc<str> = name.into();
+                self.shared
+                    .remember(RouteKind::Topic, grant.id, Named::Topic(Arc::clone(&name)));
+                Ok(Topic {
+                    id: grant.id,
+                    name,
+                    may_publish: grant.may_publish,
+                    generation: self.shared.generation(),
+                })
+            }
             other => Err(self.shared.control_failed(unexpected(other))),
         }
     }
@@ -208,18 +248,29 @@ impl Sender {
         names.sort();
         names.dedup();
         let id = self.id_of(Request::InternCapabilities(names.clone()))?;
+        let names: Arc<[String]> = names.into();
+        self.shared.remember(
+            RouteKind::Capability,
+            id,
+            Named::Capability(Arc::clone(&names)),
+        );
         Ok(Capability {
             id,
-            names: names.into(),
+            names,
+            generation: self.shared.generation(),
         })
     }
 
     /// The agent type `name`, for load-balanced routing (one control request).
     pub fn agent_type(&self, name: &str) -> Result<AgentType, CommunicationError> {
         let id = self.id_of(Request::InternType(name.into()))?;
+        let name: Arc<str> = name.into();
+        self.shared
+            .remember(RouteKind::LoadBalanced, id, Named::Type(Arc::clone(&name)));
         Ok(AgentType {
             id,
-            name: name.into(),
+            name,
+            generation: self.shared.generation(),
         })
     }
 
@@ -271,7 +322,7 @@ impl Sender {
         adjust: impl Fn(&mut FrameHeader),
     ) -> Result<MessageId, CommunicationError> {
         let now = realtime_ns();
-        self.shared.check_link(now)?;
+        self.shared.check_link(now, &self.control)?;
         self.stamp_send(now);
         self.open_timed(now);
         let sent = self.send_stamped(to, message, timeout, now, adjust);
@@ -291,16 +342,10 @@ impl Sender {
         let deadline = timeout.map(|t| (Instant::now() + t, t));
         let peers: &[Peer] = match to {
             Destination::Peers(peers) => peers,
-            Destination::Topic(topic) if !topic.may_publish => {
-                return Err(CommunicationError::Unauthorized {
-                    what: format!(
-                        "this agent may not publish on topic {:?} (its publishers are restricted)",
-                        topic.name()
-                    ),
-                })
-            }
             single => {
-                let route = single.route().expect("a single destination has one route");
+                let route = self
+                    .route_of(&single)?
+                    .expect("a single destination has one route");
                 let header = self.stamped(message.header(route), now, &adjust);
                 self.write(message, &header, deadline)?;
                 self.count_timed();
@@ -311,7 +356,7 @@ impl Sender {
         for peer in peers {
             let route = Route {
                 kind: RouteKind::Multicast,
-                destination: peer.address.destination(),
+                destination: self.peer_destination(peer)?,
             };
             let mut header = message.header(route);
             if !id.is_none() {
@@ -323,6 +368,120 @@ impl Sender {
             self.count_timed();
         }
         Ok(id)
+    }
+
+    /// The route of single destination `to` now (`None` for several peers): a handle resolved
+    /// before agentd restarted is resolved again by name, once per generation. A topic this
+    /// agent may not publish on is refused here, before anything is sent.
+    pub(crate) fn route_of(
+        &mut self,
+        to: &Destination<'_>,
+    ) -> Result<Option<Route>, CommunicationError> {
+        let Some(handle) = to.handle() else {
+            return Ok(to.route());
+        };
+        let (route, may_publish) = if handle.generation() == self.routes.generation {
+            let may = !matches!(to, Destination::Topic(t) if !t.may_publish);
+            (to.route(), may)
+        } else {
+            let resolved = self.resolve_again(handle.named())?;
+            (
+                Some(super::reroute::route(handle.kind(), resolved)),
+                resolved.may_publish,
+            )
+        };
+        if !may_publish {
+            return Err(CommunicationError::Unauthorized {
+                what: format!(
+                    "this agent may not publish on topic {:?} (its publishers are restricted)",
+                    match to {
+                        Destination::Topic(t) => t.name(),
+                        _ => "?",
+                    }
+                ),
+            });
+        }
+        Ok(route)
+    }
+
+    /// The destination id of `peer` now (resolved again by name if agentd restarted since).
+    pub(crate) fn peer_destination(&mut self, peer: &Peer) -> Result<u64, CommunicationError> {
+        if peer.generation == self.routes.generation {
+            return Ok(peer.address.destination());
+        }
+        Ok(self
+            .resolve_again(Named::Peer(Arc::clone(&peer.name)))?
+            .destination)
+    }
+
+    /// What `named` resolves to in the current generation: asked of agentd once, then kept.
+    pub(crate) fn resolve_again(&mut self, named: Named) -> Result<Resolved, CommunicationError> {
+        if let Some(r) = self.routes.get(&named) {
+            return Ok(r);
+        }
+        let resolved = match &named {
+            Named::Peer(id) => Resolved {
+                destination: self.peer(id)?.address.destination(),
+                may_publish: true,
+            },
+            Named::Topic(name) => {
+                let t = self.topic(name)?;
+                Resolved {
+                    destination: t.id,
+                    may_publish: t.may_publish,
+                }
+            }
+            Named::Capability(names) => Resolved {
+                destination: self.capability(names)?.id,
+                may_publish: true,
+            },
+            Named::Type(name) => Resolved {
+                destination: self.agent_type(name)?.id,
+                may_publish: true,
+            },
+        };
+        self.routes.insert(named, resolved);
+        Ok(resolved)
+    }
+
+    /// Writes `frame` (one whole frame, as a dead agentd left it unread) into the lane of its
+    /// priority with `header` (its destination resolved again) over its own, as a new send.
+    pub(crate) fn write_frame(
+        &mut self,
+        frame: &[u8],
+        header: &FrameHeader,
+        route: Route,
+    ) -> Result<(), CommunicationError> {
+        let mut header = *header;
+        header.destination = route.destination;
+        let lane = (header.priority as usize).min(self.outbound.len() - 1);
+        let mut claim = self.outbound[lane]
+            .try_claim(frame.len())
+            .map_err(|e| CommunicationError::from(crate::codec::claim_error(e)))?;
+        let buf = claim.payload();
+        buf[..frame.len()].copy_from_slice(frame);
+        header.write(&mut buf[..crate::header::HEADER_LEN]);
+        claim.commit(frame.len());
+        Ok(())
+    }
+
+    /// Takes over a new attachment's lanes and control block (agentd restarted): handles of
+    /// earlier generations are resolved again from here on.
+    pub(crate) fn relink(
+        &mut self,
+        outbound: Vec<Producer>,
+        control: ControlBlock,
+        beat_every_ns: u64,
+    ) {
+        self.outbound = outbound;
+        self.control = control;
+        self.beat_every_ns = beat_every_ns;
+        self.routes = Reroutes::new(self.shared.generation());
+        self.last_send_beat = 0;
+        self.batching = false;
+        if let Some(t) = self.timed.as_mut() {
+            t.held = 0;
+        }
     }
 
     /// Holds sends in the lanes when timed batching is on and no batch is open yet.
@@ -460,7 +619,7 @@ impl Sender {
             };
             match write(&mut self.outbound[lane], &room) {
                 Err(EncodeError::TimedOut { .. }) if Instant::now() < deadline => {
-                    self.shared.check_link_now()?;
+                    self.shared.check_link_now(&self.control)?;
                 }
                 Err(EncodeError::TimedOut { .. }) => {
                     return Err(CommunicationError::Timeout {
@@ -506,11 +665,11 @@ impl Sender {
         timeout: Option<Duration>,
     ) -> Result<Loan<'_>, CommunicationError> {
         let now = realtime_ns();
-        self.shared.check_link(now)?;
+        self.shared.check_link(now, &self.control)?;
         self.stamp_send(now);
         let route = Route {
             kind: RouteKind::Agent,
-            destination: to.address.destination(),
+            destination: self.peer_destination(to)?,
         };
         let header = self.stamped(bare_header(route, priority), now, &|_| {});
         let lane = priority as usize;
@@ -577,6 +736,10 @@ impl Sender {
                 epoch: to.source_epoch,
             },
             name: Arc::from(""),
+            // Read from a frame of this agentd's: current (a frame received before a restart
+            // names an address the new agentd almost surely never gave out: its epochs start
+            // at random, so the answer is dead-lettered rather than misdelivered).
+            generation: self.routes.generation,
         };
         let (correlation, priority) = (to.message_id, to.priority);
         self.send_with(
@@ -614,20 +777,20 @@ impl Sender {
 
     /// Reports how many tasks this agent holds (load-balanced routing prefers the least loaded).
     pub fn set_load(&self, load: u32) {
-        self.shared.control.report_load(load);
+        self.control.report_load(load);
     }
 
     /// Whether this agent still has a live agentd (checks as a send does: a system call only if
     /// the router's beat has stopped).
     pub fn is_connected(&self) -> bool {
-        self.shared.check_link_now().is_ok()
+        self.shared.check_link_now(&self.control).is_ok()
     }
 
     /// Shows the router that this agent is alive when it only sends: a store into the control
     /// block at most once per half heartbeat interval, from the send's own clock reading.
     fn stamp_send(&mut self, now: u64) {
-        if now.wrapping_sub(self.last_send_beat) > self.shared.beat_every_ns() {
-            self.shared.control.sent_at(now);
+        if now.wrapping_sub(self.last_send_beat) > self.beat_every_ns {
+            self.control.sent_at(now);
             self.last_send_beat = now;
         }
     }

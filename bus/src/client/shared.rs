@@ -14,19 +14,26 @@
 //! [`super::Sender`] and [`super::Receiver`] of one agent, and the handles that must undo
 //! something when dropped ([`super::Subscription`]), can all use it without borrowing the
 //! agent.
+//!
+//! When agentd restarts, the agent re-attaches ([`super::Agent`] does, from its calls):
+//! [`Shared::reattach`] swaps the connection and lanes in place, so every holder of this
+//! `Shared` (both halves, the subscription guards) follows.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use agentbus_ipc::clock::realtime_ns;
 use agentbus_ipc::segment::MemfdSegment;
 
 use super::conn::ControlConn;
-use super::ClientError;
+use super::reroute::Named;
+use super::{AttachOptions, ClientError};
 use crate::body::AgentIdentifier;
-use crate::control::{AttachInfo, Refused, Request, Response};
+use crate::control::{AttachInfo, Refused, Request, Response, TopicConfig};
 use crate::error::CommunicationError;
+use crate::kinds::RouteKind;
 use crate::lanes;
 
 /// A router beat older than this makes the client check the control socket.
@@ -36,45 +43,112 @@ const RECHECK_NS: u64 = 10_000_000;
 /// [`Shared::gone`]'s value while agentd is there.
 const CONNECTED: u64 = u64::MAX;
 
-/// One attached agent's shared state.
+/// One attached agent's shared state. It outlives re-attaches: what changes with each
+/// attachment (the connection, the lane segment, the slot) is swapped in place by
+/// [`Shared::reattach`], and [`Shared::generation`] counts the swaps.
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// The bus's name, for errors.
     pub(crate) bus: String,
     /// Who this agent is.
     pub(crate) identity: AgentIdentifier,
-    /// What agentd answered the attach with (slot, epoch, heartbeat interval).
-    pub(crate) info: AttachInfo,
+    /// How it attached: what a re-attach repeats.
+    pub(crate) options: AttachOptions,
     conn: Mutex<ControlConn>,
-    /// The lane segment (kept mapped; counted for unsent frames when agentd is gone).
-    lanes: MemfdSegment,
-    /// Heartbeat, load and the router's beat.
-    pub(crate) control: lanes::ControlBlock,
+    /// The current attachment's slot and lanes.
+    link: Mutex<Link>,
+    /// Re-attaches so far: a handle resolved in an earlier generation is resolved again, by
+    /// name, before it is sent to.
+    generation: AtomicU64,
     /// [`CONNECTED`], or the frames agentd never took once it was found gone.
     gone: AtomicU64,
     /// When the socket was last checked (realtime ns).
     last_check: AtomicU64,
+    /// What a re-attach restores: subscriptions, topics created with a configuration.
+    pub(crate) book: Mutex<Book>,
+}
+
+/// The cold parts of the current attachment.
+#[derive(Debug)]
+struct Link {
+    /// What agentd answered the attach with (slot, epoch, heartbeat interval).
+    info: AttachInfo,
+    /// The lane segment (kept mapped; counted for unsent frames when agentd is gone).
+    lanes: MemfdSegment,
+}
+
+/// What this agent set up with agentd that a re-attach must set up again.
+#[derive(Debug, Default)]
+pub(crate) struct Book {
+    /// Every subscription not ended (detached ones included).
+    pub(crate) subscriptions: Vec<Arc<SubscriptionEntry>>,
+    /// Topics this agent created with a configuration of its own, by name.
+    pub(crate) topics: Vec<(String, TopicConfig)>,
+    /// The names behind the ids resolved this generation (route kind and destination id): what
+    /// the unread frames of a dead agentd are sent again to.
+    pub(crate) names: HashMap<(RouteKind, u64), Named>,
+}
+
+/// One subscription as the book keeps it: its pattern, and the id agentd gave it this
+/// generation.
+#[derive(Debug)]
+pub(crate) struct SubscriptionEntry {
+    pub(crate) pattern: Arc<str>,
+    pub(crate) id: AtomicU64,
 }
 
 impl Shared {
     pub(crate) fn new(
-        bus: String,
-        identity: AgentIdentifier,
+        options: AttachOptions,
         info: AttachInfo,
         conn: ControlConn,
         lanes: MemfdSegment,
     ) -> Shared {
-        let control = lanes::ControlBlock::of(&lanes.region());
         Shared {
-            bus,
-            identity,
-            info,
+            bus: options.bus.clone(),
+            identity: AgentIdentifier {
+                agent_id: options.agent_id.clone(),
+                agent_type: options.agent_type.clone(),
+                instance_id: options.instance_id.clone(),
+            },
+            options,
             conn: Mutex::new(conn),
-            lanes,
-            control,
+            link: Mutex::new(Link { info, lanes }),
+            generation: AtomicU64::new(0),
             gone: AtomicU64::new(CONNECTED),
             last_check: AtomicU64::new(0),
+            book: Mutex::new(Book::default()),
         }
+    }
+
+    /// Swaps in a new attachment (agentd restarted): the link counts as up again, and handles
+    /// of earlier generations are resolved again before use.
+    pub(crate) fn reattach(&self, conn: ControlConn, info: AttachInfo, lanes: MemfdSegment) {
+        *self.conn() = conn;
+        *lock(&self.link) = Link { info, lanes };
+        self.last_check.store(0, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.gone.store(CONNECTED, Ordering::Relaxed);
+    }
+
+    /// Re-attaches so far.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// What agentd answered the current attach with.
+    pub(crate) fn info(&self) -> AttachInfo {
+        lock(&self.link).info.clone()
+    }
+
+    /// Whether agentd was found gone (and not re-attached to since).
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed) != CONNECTED
+    }
+
+    /// The book of what a re-attach restores.
+    pub(crate) fn book(&self) -> MutexGuard<'_, Book> {
+        lock(&self.book)
     }
 
     /// The control connection. A panic while it was held (in this client's own code) leaves it
@@ -104,18 +178,18 @@ impl Shared {
         self.conn().next_push(timeout)
     }
 
-    /// Half the heartbeat interval, in ns: the longest this agent goes without beating.
-    pub(crate) fn beat_every_ns(&self) -> u64 {
-        self.info.heartbeat_interval_ms as u64 * 1_000_000 / 2
-    }
-
-    /// `Err(Disconnected)` if agentd is gone; `now` is a realtime clock reading the caller has.
-    pub(crate) fn check_link(&self, now: u64) -> Result<(), CommunicationError> {
+    /// `Err(Disconnected)` if agentd is gone; `now` is a realtime clock reading the caller has,
+    /// `control` the current attachment's control block (the caller keeps a copy: no lock).
+    pub(crate) fn check_link(
+        &self,
+        now: u64,
+        control: &lanes::ControlBlock,
+    ) -> Result<(), CommunicationError> {
         // Relaxed: a flag only this agent's own threads write; a stale read errs one call later.
         if self.gone.load(Ordering::Relaxed) != CONNECTED {
             return Err(self.gone());
         }
-        let beat = self.control.router_beat();
+        let beat = control.router_beat();
         if now.saturating_sub(beat) <= ROUTER_SILENT_NS
             || now.saturating_sub(self.last_check.load(Ordering::Relaxed)) < RECHECK_NS
         {
@@ -128,9 +202,21 @@ impl Shared {
         Err(self.gone())
     }
 
+    /// `Err(Disconnected)` if agentd is gone, asking the kernel whatever the router's beat
+    /// says (one system call).
+    pub(crate) fn probe_link(&self) -> Result<(), CommunicationError> {
+        if self.gone.load(Ordering::Relaxed) == CONNECTED && !self.conn().closed() {
+            return Ok(());
+        }
+        Err(self.gone())
+    }
+
     /// As [`Shared::check_link`], reading the clock.
-    pub(crate) fn check_link_now(&self) -> Result<(), CommunicationError> {
-        self.check_link(realtime_ns())
+    pub(crate) fn check_link_now(
+        &self,
+        control: &lanes::ControlBlock,
+    ) -> Result<(), CommunicationError> {
+        self.check_link(realtime_ns(), control)
     }
 
     /// agentd closed this agent's connection (a send, a wait or a control call found it): what
@@ -156,11 +242,42 @@ impl Shared {
         }
     }
 
+    /// Copies of the frames agentd never took from the outbound lanes, most urgent lane first,
+    /// each in order (agentd is gone: nobody else reads them).
+    pub(crate) fn unsent_frame_copies(&self) -> Vec<Vec<u8>> {
+        let region = lock(&self.link).lanes.region();
+        let Ok(layout) = lanes::check(&region) else {
+            return Vec::new();
+        };
+        let mut frames = Vec::new();
+        for ring in layout.outbound_ring(&region).flatten() {
+            let capacity = ring.capacity();
+            let mut reader = ring.into_consumer_at_head();
+            for _ in 0..capacity / 16 {
+                match reader.peek() {
+                    Ok(Some(bytes)) => {
+                        let len = crate::header::FrameHeader::parse(bytes)
+                            .map_or(bytes.len(), |h| h.frame_len().min(bytes.len()));
+                        frames.push(bytes[..len].to_vec());
+                        reader.pop();
+                    }
+                    _ => break,
+                }
+            }
+        }
+        frames
+    }
+
+    /// Records that `id` of route kind `kind` names `named` in this generation.
+    pub(crate) fn remember(&self, kind: RouteKind, id: u64, named: Named) {
+        self.book().names.insert((kind, id), named);
+    }
+
     /// Frames committed and published into the outbound lanes that agentd never took: a reader
     /// at the router's last released position counts them (agentd is gone, nobody else reads).
     /// Frames of a [`super::Batch`] still open are not published, so not counted.
     fn unsent_frames(&self) -> u64 {
-        let region = self.lanes.region();
+        let region = lock(&self.link).lanes.region();
         let Ok(layout) = lanes::check(&region) else {
             return 0; // checked at attach; cannot change
         };
@@ -181,6 +298,12 @@ impl Shared {
         }
         unsent
     }
+}
+
+/// Locks `m`; a panic while it was held (in this client's own code, between two consistent
+/// states) leaves it usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// An answer agentd should not have given to a request: a refusal as such, anything else as a

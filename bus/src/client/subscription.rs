@@ -1,9 +1,9 @@
 //! A subscription, ended when its handle is dropped.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use super::shared::{unexpected, Shared};
+use super::shared::{unexpected, Shared, SubscriptionEntry};
 use super::ClientError;
 use crate::control::{Request, Response};
 
@@ -44,8 +44,9 @@ use crate::control::{Request, Response};
 #[derive(Debug)]
 #[must_use = "dropping a Subscription unsubscribes at once: bind it, or `detach()` it to keep it"]
 pub struct Subscription {
-    id: u64,
-    pattern: Arc<str>,
+    /// Its pattern and its id this generation (the agent's book holds it too, to subscribe it
+    /// again if agentd restarts).
+    entry: Arc<SubscriptionEntry>,
     shared: Weak<Shared>,
     /// Read by the dispatcher before it calls the handler; cleared on drop.
     live: Arc<AtomicBool>,
@@ -53,16 +54,21 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// The subscription agentd gave `id` to, entered in the book of the agent of `shared`.
     pub(crate) fn new(
         id: u64,
         pattern: Arc<str>,
-        shared: Weak<Shared>,
+        shared: &Arc<Shared>,
         live: Arc<AtomicBool>,
     ) -> Subscription {
-        Subscription {
-            id,
+        let entry = Arc::new(SubscriptionEntry {
             pattern,
-            shared,
+            id: AtomicU64::new(id),
+        });
+        shared.book().subscriptions.push(Arc::clone(&entry));
+        Subscription {
+            entry,
+            shared: Arc::downgrade(shared),
             live,
             kept: false,
         }
@@ -70,10 +76,11 @@ impl Subscription {
 
     /// The pattern subscribed to.
     pub fn pattern(&self) -> &str {
-        &self.pattern
+        &self.entry.pattern
     }
 
-    /// Keeps the subscription (and its handler) for the rest of the agent's life.
+    /// Keeps the subscription (and its handler) for the rest of the agent's life (across
+    /// agentd restarts too).
     pub fn detach(mut self) {
         self.kept = true;
     }
@@ -92,7 +99,13 @@ impl Subscription {
         let Some(shared) = self.shared.upgrade() else {
             return Ok(()); // the agent is gone, and its subscriptions with it
         };
-        match shared.call(&Request::Unsubscribe(self.id))? {
+        // Out of the book first: a re-attach from now on does not subscribe it again (and one
+        // under way finishes first, so the id read below is the current one).
+        shared
+            .book()
+            .subscriptions
+            .retain(|e| !Arc::ptr_eq(e, &self.entry));
+        match shared.call(&Request::Unsubscribe(self.entry.id.load(Ordering::Relaxed)))? {
             Response::Done => Ok(()),
             other => Err(unexpected(other)),
         }
