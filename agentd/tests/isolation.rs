@@ -30,6 +30,10 @@ const OTHER: u32 = 65534;
 /// `an_agent_attached_non_dumpable_makes_its_process_non_dumpable`: `<bus>\n<socket dir>`.
 const CHILD_ENV: &str = "AGENTBUS_ISOLATION_NON_DUMPABLE_CHILD";
 
+/// Set in the environment of the child of the other-uid attach tests:
+/// `<bus>\n<socket dir>\n<refused|allowed>`.
+const OTHER_UID_ENV: &str = "AGENTBUS_ISOLATION_OTHER_UID_CHILD";
+
 fn is_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
@@ -330,6 +334,13 @@ fn agentd_creates_its_socket_directory_private_and_agents_attach_through_it() {
     assert!(meta.is_dir());
     assert_eq!(meta.mode() & 0o7777, 0o700);
     assert_eq!(meta.uid(), uid());
+    // The socket: agentd's uid and group only; the bus header: agentd's uid only.
+    let socket = std::fs::metadata(paths::socket_path(&bus.dir, &bus.bus)).unwrap();
+    assert_eq!(socket.mode() & 0o777, 0o660, "socket mode");
+    assert_eq!(socket.uid(), uid());
+    let header = std::fs::metadata(header_file(&bus.bus)).unwrap();
+    assert_eq!(header.mode() & 0o777, 0o600, "bus header mode");
+    assert_eq!(header.uid(), uid());
     let mut a = bus.attach("a", "x");
     let mut b = bus.attach("b", "x");
     let to_b = a.peer("b").unwrap();
@@ -470,4 +481,123 @@ fn helper_attaches_non_dumpable_when_spawned_by_its_test() {
     );
     println!("non-dumpable after attach");
     drop((plain, guarded));
+}
+
+/// An agentd of this (root) process on a socket directory uid [`OTHER`] can reach (root-owned,
+/// mode 0755; the socket is group-accessible and the child runs with group 0), allowing
+/// `allow_uids`; a topic only `execution` agents may use.
+fn bus_for_other_uid(tree: &TempTree, name: &str, allow_uids: Vec<u32>) -> TestBus {
+    let dir = tree.path.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cfg = config(name);
+    cfg.socket_dir = dir;
+    cfg.allow_uids = allow_uids;
+    start_with(cfg)
+}
+
+/// Runs this test binary's [`helper_attaches_as_another_uid`] as uid [`OTHER`] (group 0) on
+/// `bus`, expecting `expect`; returns what it printed.
+fn run_as_other_uid(bus: &TestBus, expect: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_attaches_as_another_uid",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            OTHER_UID_ENV,
+            format!("{}\n{}\n{expect}", bus.bus, bus.dir.to_string_lossy()),
+        )
+        .uid(OTHER)
+        .gid(0)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the child of uid {OTHER} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn a_process_of_another_uid_is_refused_unless_allowed_and_then_only_gets_its_topics() {
+    if !is_root("a_process_of_another_uid_is_refused_unless_allowed_and_then_only_gets_its_topics")
+    {
+        return;
+    }
+    let tree = TempTree::new("other-uid");
+    // Not in allow_uids: refused at attach, naming what to change.
+    let closed = bus_for_other_uid(&tree, "iso-closed", vec![]);
+    let said = run_as_other_uid(&closed, "refused");
+    assert!(
+        said.contains("refused") && said.contains("allow_uids"),
+        "{said}"
+    );
+    drop(closed);
+    // Allowed: attached, but kept off a topic only execution agents may use.
+    let open = bus_for_other_uid(&tree, "iso-open", vec![OTHER]);
+    let exec = open.attach("exec-1", "execution");
+    let fills = agentbus::control::TopicConfig::default()
+        .publishers([agentbus::control::Principal::of_type("execution")])
+        .subscribers([agentbus::control::Principal::of_type("execution")]);
+    exec.create_topic("orders.fills", fills).unwrap();
+    let said = run_as_other_uid(&open, "allowed");
+    for line in [
+        "attached as uid 65534",
+        "publish refused",
+        "subscribe refused",
+    ] {
+        assert!(said.contains(line), "{line:?} not in {said}");
+    }
+    drop(exec);
+    drop(open);
+    tree.close();
+}
+
+/// The child side of the other-uid test: attaches as uid [`OTHER`] and reports what agentd
+/// let it do; ignored unless its parent runs it.
+#[test]
+#[ignore = "the child process of a_process_of_another_uid_is_refused_unless_allowed_and_then_only_gets_its_topics"]
+fn helper_attaches_as_another_uid() {
+    let spec = std::env::var(OTHER_UID_ENV).expect("run by its parent test");
+    let mut parts = spec.split('\n');
+    let (bus, dir, expect) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    assert_eq!(uid(), OTHER);
+    let options = AttachOptions::new(bus, "intruder", "x").socket_dir(dir);
+    match (expect, Agent::attach(options)) {
+        (
+            "refused",
+            Err(ClientError::Refused {
+                kind: agentbus::control::Refusal::Unauthorized,
+                message,
+            }),
+        ) => println!("refused: {message}"),
+        ("allowed", Ok(mut agent)) => {
+            println!("attached as uid {}", uid());
+            let fills = agent.topic("orders.fills").unwrap();
+            match agent.send(&fills, agentbus::client::Raw(b"forged")) {
+                Err(agentbus::CommunicationError::Unauthorized { .. }) => {
+                    println!("publish refused")
+                }
+                other => panic!("publish: {other:?}"),
+            }
+            match agent.subscribe("orders.fills") {
+                Err(ClientError::Refused {
+                    kind: agentbus::control::Refusal::Unauthorized,
+                    ..
+                }) => println!("subscribe refused"),
+                other => panic!("subscribe: {other:?}"),
+            }
+        }
+        (expect, other) => panic!("expected {expect}, got {:?}", other.map(|_| "attached")),
+    }
 }

@@ -57,7 +57,7 @@ pub enum SocketDirError {
         dir: PathBuf,
     },
     /// Another uid owns it, so that uid can replace the sockets inside.
-    #[error("socket directory {} is owned by uid {owner}, not {uid} (this process): someone else may have created it; {SOCKET_DIR_FIX}", dir.display())]
+    #[error("socket directory {} is owned by uid {owner}, not {uid} (this process) or root: someone else may have created it; {SOCKET_DIR_FIX}", dir.display())]
     WrongOwner {
         /// The socket directory checked, as given.
         dir: PathBuf,
@@ -77,8 +77,8 @@ pub enum SocketDirError {
 }
 
 /// Checks that `dir` is safe to hold bus sockets, as ssh and systemd check their directories:
-/// a real directory (not a symbolic link), owned by this process's effective uid, and not
-/// writable by group or others. Whoever can write the directory can replace a bus socket with
+/// a real directory (not a symbolic link), owned by this process's effective uid or by root, and
+/// not writable by group or others. Whoever can write the directory can replace a bus socket with
 /// their own and receive the attach requests (and agents' messages) meant for agentd.
 ///
 /// agentd checks its directory before serving; [`Agent::attach`](crate::client::Agent::attach)
@@ -113,7 +113,9 @@ pub fn check_socket_dir(dir: &Path) -> Result<(), SocketDirError> {
         return Err(SocketDirError::NotADirectory { dir: dir.into() });
     }
     let uid = nix::unistd::geteuid().as_raw();
-    if meta.uid() != uid {
+    // Root can replace anything anyway: a directory it owns (`/run/agentbus` made by a
+    // service manager, agentd running as root) is as safe as one's own.
+    if meta.uid() != uid && meta.uid() != 0 {
         return Err(SocketDirError::WrongOwner {
             dir: dir.into(),
             owner: meta.uid(),
