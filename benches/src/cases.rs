@@ -283,8 +283,10 @@ pub fn run_child(path: &str, args: &[String]) -> anyhow::Result<()> {
             | "uds"
             | "iceoryx2"
             | crate::router_wait::SENDER_CASE
+            | crate::soak::AGENTD_CASE
     ) {
         return match case.as_str() {
+            crate::soak::AGENTD_CASE => crate::soak::agentd_child(&args[4..]),
             crate::router_wait::SENDER_CASE => {
                 crate::router_wait::sender_child(&args[4..], size, total)
             }

@@ -55,6 +55,11 @@ impl Peer {
         Ok(Peer(child))
     }
 
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Fails if the child has exited (it should be running until the case ends).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         match self.0.try_wait()? {

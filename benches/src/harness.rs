@@ -17,7 +17,7 @@ use crate::{bus_cases, peers};
 /// The cases `agentbus bench` knows (`all` runs every one but `router-wait`, `route-changes`
 /// and `tail`, which take about a minute, a few seconds and half a minute, and `sweep`, which
 /// runs floor, channel and routed at each of [`SWEEP_SIZES`]).
-pub const CASES: [&str; 19] = [
+pub const CASES: [&str; 20] = [
     "floor",
     "ring",
     "channel",
@@ -36,6 +36,7 @@ pub const CASES: [&str; 19] = [
     "route-changes",
     "tail",
     "sweep",
+    "soak",
     "all",
 ];
 
@@ -68,8 +69,11 @@ pub struct BenchOptions {
     pub hgrm: Option<PathBuf>,
     /// Where to draw latency-by-percentile curves (SVG).
     pub plot: Option<PathBuf>,
-    /// Seconds measured per cell of `router-wait`, and per clock loop of `tail`.
+    /// Seconds measured per cell of `router-wait`, per clock loop of `tail`, and of churn in
+    /// `soak`.
     pub seconds: f64,
+    /// Agents churning in `soak`.
+    pub agents: usize,
 }
 
 /// One throughput case's rate (routed, routed in batches, channel, bare ring), as reported.
@@ -115,6 +119,9 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
     let (ncores, cpu) = machine();
     if opts.case == "router-wait" || opts.case == "route-changes" {
         return control_cases(opts, ncores, &cpu);
+    }
+    if opts.case == "soak" {
+        return soak_case(opts, ncores, &cpu);
     }
     let cfg = Config {
         iters: opts.count,
@@ -428,6 +435,48 @@ fn sweep_cases(opts: &BenchOptions, cfg: Config, ncores: usize, cpu: &str) -> an
             .with_context(|| format!("writing {}", path.display()))?;
         println!("\nwrote {}", path.display());
     }
+    Ok(())
+}
+
+/// `soak`: agentd's memory, descriptors and routed round trip before and after `opts.agents`
+/// agents churn for `opts.seconds`, beside the floor.
+fn soak_case(opts: &BenchOptions, ncores: usize, cpu: &str) -> anyhow::Result<()> {
+    println!(
+        "agentbus bench soak: {} agents, each re-attaching every 1-3 s while sending to a partner and publishing, for {} s; agentd in its own process (router on core {}); machine: {ncores} cores, {cpu}",
+        opts.agents, opts.seconds, opts.cores.0
+    );
+    let started = Instant::now();
+    let cfg = Config {
+        iters: 20_000,
+        warmup: 1_000,
+        size: 64,
+        cores: opts.cores,
+        wait: opts.wait,
+    };
+    let floor = cases::floor(cfg, "floor", "floor 64 B")?;
+    let soak = crate::soak::soak(opts.agents, opts.seconds, opts.cores.0)?;
+    progress("soak", started);
+    let mut rows = vec![floor];
+    rows.extend(soak.rows);
+    println!();
+    print_table(&rows, &rows[0]);
+    println!(
+        "\nagentd, every agent attached and idle:  RSS {} -> {} KiB ({:+} KiB), descriptors {} -> {} ({:+})",
+        soak.start.0,
+        soak.end.0,
+        soak.end.0 as i64 - soak.start.0 as i64,
+        soak.start.1,
+        soak.end.1,
+        soak.end.1 as i64 - soak.start.1 as i64
+    );
+    println!(
+        "churn: {} messages sent ({:.0}/s), {} re-attaches, {} dead letters made ({} bytes held at the end, bounded to 1 MiB)",
+        soak.messages,
+        soak.messages as f64 / soak.seconds,
+        soak.reattaches,
+        soak.dead_letters.0,
+        soak.dead_letters.1
+    );
     Ok(())
 }
 

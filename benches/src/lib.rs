@@ -17,4 +17,5 @@ pub mod plot;
 pub mod report;
 pub mod router_wait;
 pub mod slow_subscriber;
+pub mod soak;
 pub mod tail;

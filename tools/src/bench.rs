@@ -12,7 +12,8 @@ pub struct BenchArgs {
     /// 64-byte `Pod` struct written in a loan, over a channel), routed, throughput, fanout (parked
     /// subscribers on a default topic and on one with an access list and a history, and
     /// spinning ones), slow-subscriber (a healthy subscriber beside one that never
-    /// reads, per back-pressure policy), priority, rate, uds, crossbeam, all (all of those), or router-wait, route-changes, tail or
+    /// reads, per back-pressure policy), priority, rate, uds, crossbeam, all (all of those), or router-wait, route-changes, tail, soak
+    /// (agentd's memory and descriptors before and after --agents agents churn for --seconds) or
     /// sweep (each on its own: about a minute, a few seconds (topics grown, then a crowd of up to 200 agents) and half a minute; tail: is the round
     /// trips' tail ours or the machine's?; sweep: floor, channel and routed at 8, 64, 256, 1024
     /// and 4096 B, each against the floor of its size; --size does not apply).
@@ -44,10 +45,13 @@ pub struct BenchArgs {
     /// Draw latency-by-percentile curves into this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Seconds measured per cell of router-wait (a spin setting at a rate; default 2), and per
-    /// clock loop of tail (default 10).
+    /// Seconds measured per cell of router-wait (a spin setting at a rate; default 2), per
+    /// clock loop of tail (default 10), and of churn in soak (default 60).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Agents churning in soak.
+    #[arg(long, default_value_t = 64)]
+    pub agents: usize,
 }
 
 /// Runs the benchmark.
@@ -65,7 +69,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if count < 10 {
         anyhow::bail!("--count must be at least 10");
     }
-    let seconds = args.seconds.unwrap_or(if tail { 10.0 } else { 2.0 });
+    let seconds = args.seconds.unwrap_or(match args.case.as_str() {
+        "tail" => 10.0,
+        "soak" => 60.0,
+        _ => 2.0,
+    });
     harness::run(&BenchOptions {
         case: args.case,
         cores,
@@ -77,6 +85,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         json: args.json,
         hgrm: args.hgrm,
         plot: args.plot,
-        seconds: seconds.clamp(0.01, 600.0),
+        seconds: seconds.clamp(0.01, 3600.0),
+        agents: args.agents.clamp(2, 248),
     })
 }
