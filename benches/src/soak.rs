@@ -289,6 +289,8 @@ fn run(
     let end = resources(pid);
     let stats = idle[0].stats()?;
     drop(idle);
+    // As at the start: the probe alone on the bus, once agentd has freed the idle agents.
+    std::thread::sleep(Duration::from_millis(1000));
     let end_probe = probe(bus, dir, Duration::from_secs(2))?;
     Ok(Soak {
         agents,
