@@ -494,7 +494,7 @@ fn nested(depth: usize, shape: u64) -> Value {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(512))]
 
     /// Any bytes at all.
     #[test]

@@ -307,7 +307,7 @@ fn read_in_pieces(
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(1024))]
 
     /// Any bytes at all, aligned as a reader hands them over or not: never a panic.
     #[test]

@@ -205,7 +205,7 @@ fn block() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(config(1024))]
 
     /// Bytes of any length and content: never a panic, and what is accepted holds.
     #[test]
