@@ -29,6 +29,7 @@ use crate::header::{Flags, FrameHeader, HEADER_LEN};
 use crate::ids::MessageId;
 use crate::kinds::RouteKind;
 use crate::message::Message;
+use crate::nesting::CheckError;
 
 /// Payload bytes claimed on a first attempt at an archive: enough for most messages; larger
 /// ones retry with the lane's maximum.
@@ -199,7 +200,9 @@ pub(crate) fn write_prefix(buf: &mut [u8], header: &FrameHeader, extras: &Extras
 
 /// Serializes `message` (routing fields from `header`, extras and payload from the message)
 /// into one frame of `producer` and commits it (inside a batch, it is published with the
-/// batch). On any error nothing is committed and the lane stays usable.
+/// batch). On any error nothing is committed and the lane stays usable; a payload whose values
+/// nest deeper than [`crate::nesting::MAX_VALUE_DEPTH`] is refused with
+/// [`EncodeError::TooDeep`].
 pub fn encode(
     producer: &mut Producer,
     header: &FrameHeader,
@@ -245,6 +248,9 @@ fn encode_archive(
     payload: &Payload,
     room: &impl Room,
 ) -> Result<(), EncodeError> {
+    // Before rkyv recurses into it: a value nested deeper would overflow the stack here, or
+    // in the receiver that validates it.
+    crate::nesting::check_payload(payload)?;
     let header = framed(header, extras, Flags::empty())?;
     let max = producer.max_payload();
     let prefix = header.prefix_len();
@@ -469,7 +475,9 @@ impl<'a> Envelope<'a> {
 /// not a valid `T` are an error, never a panic or undefined behaviour. The bytes must start
 /// 16-byte aligned (every body does) and must not change while the result is held, which holds
 /// for a frame in an agent's inbound lane (only agentd's router writes it) and for a copy;
-/// `Delivery::typed` reads a channel's frames from a copy for that reason.
+/// `Delivery::typed` reads a channel's frames from a copy for that reason. An archive nested
+/// more than [`crate::nesting::MAX_ARCHIVE_DEPTH`] pointers deep is refused (its encoder does
+/// not check how deep an application's own type nests: keep recursive types shallower).
 pub fn typed<T: TypedPayload>(body: BodyRef<'_>) -> Result<&T::Archived, DecodeError> {
     let BodyRef::Typed(bytes) = body else {
         return Err(DecodeError::new(format!(
@@ -480,13 +488,17 @@ pub fn typed<T: TypedPayload>(body: BodyRef<'_>) -> Result<&T::Archived, DecodeE
             }
         )));
     };
-    rkyv::api::low::access::<T::Archived, rancor::Error>(bytes).map_err(|e| {
-        DecodeError::new(format!(
-            "the typed body ({} bytes) is not a valid {}: {e}",
-            bytes.len(),
-            std::any::type_name::<T>()
-        ))
-    })
+    let mut validator = crate::nesting::typed_validator(bytes);
+    rkyv::api::access_with_context::<T::Archived, _, rancor::Error>(bytes, &mut validator).map_err(
+        |e| {
+            DecodeError::new(format!(
+                "the typed body ({} bytes) is not a valid {} no more than {} pointers deep: {e}",
+                bytes.len(),
+                std::any::type_name::<T>(),
+                crate::nesting::MAX_ARCHIVE_DEPTH,
+            ))
+        },
+    )
 }
 
 fn check_type(header: &FrameHeader, body: &ArchivedPayload) -> Result<(), DecodeError> {
@@ -520,8 +532,9 @@ fn parts<'a>(header: &FrameHeader, frame: &'a [u8]) -> (Extensions<'a>, &'a [u8]
 
 /// Reads a frame's message in place, validating the header, the extension block and a spec
 /// payload's whole archive (bytecheck): corrupt bytes are an error, never a panic or undefined
-/// behaviour. A typed body is validated when it is read ([`typed`]). The frame must start
-/// 16-byte aligned (ring frames do).
+/// behaviour, and bytes nested more than [`crate::nesting::MAX_ARCHIVE_DEPTH`] pointers deep are
+/// an error found before validation recurses further (never a stack overflow). A typed body is
+/// validated when it is read ([`typed`]). The frame must start 16-byte aligned (ring frames do).
 pub fn decode(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     let (header, extensions, bytes) = split(frame)?;
     let body = if header.flags.contains(Flags::RAW) {
@@ -529,8 +542,10 @@ pub fn decode(frame: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     } else if header.flags.contains(Flags::TYPED) {
         BodyRef::Typed(bytes)
     } else {
-        let body = rkyv::access::<ArchivedPayload, rancor::Error>(bytes)
-            .map_err(|e| DecodeError::new(format!("body failed validation: {e}")))?;
+        let mut validator = crate::nesting::payload_validator(bytes);
+        let body =
+            rkyv::api::access_with_context::<ArchivedPayload, _, CheckError>(bytes, &mut validator)
+                .map_err(|e| e.into_decode_error("body"))?;
         check_type(&header, body)?;
         BodyRef::Archived(body)
     };

@@ -217,6 +217,13 @@ pub enum EncodeError {
     /// [`CommunicationError::Serialization`].
     #[error("could not serialize the message: {0}")]
     Serialization(String),
+    /// A value in the payload nests lists and maps deeper than receivers accept
+    /// ([`crate::nesting::MAX_VALUE_DEPTH`]); see [`CommunicationError::Serialization`].
+    #[error("a value in the payload nests lists and maps more than {max} levels deep, more than receivers accept (serializing or validating it could overflow a thread's stack): flatten it")]
+    TooDeep {
+        /// The most levels allowed ([`crate::nesting::MAX_VALUE_DEPTH`]).
+        max: usize,
+    },
     /// The lane's reader wrote an impossible position: the lane is unusable.
     #[error(transparent)]
     Corrupt(#[from] Corruption),
@@ -252,11 +259,11 @@ impl From<EncodeError> for CommunicationError {
                 after,
             },
             EncodeError::Serialization(reason) => CommunicationError::Serialization { reason },
-            e @ (EncodeError::MetadataKeyTooLong { .. } | EncodeError::ExtrasTooLarge { .. }) => {
-                CommunicationError::Serialization {
-                    reason: e.to_string(),
-                }
-            }
+            e @ (EncodeError::MetadataKeyTooLong { .. }
+            | EncodeError::ExtrasTooLarge { .. }
+            | EncodeError::TooDeep { .. }) => CommunicationError::Serialization {
+                reason: e.to_string(),
+            },
             EncodeError::Corrupt(c) => CommunicationError::InvalidFormat {
                 reason: c.to_string(),
             },

@@ -13,7 +13,8 @@
 //!
 //! One file per concern: [`kinds`] (type, priority, route), [`header`], [`extensions`], [`body`] and
 //! [`payload`] (the spec's message bodies), [`value`] (JSON-like values), [`message`] (owned
-//! messages and their constructors), [`codec`], [`ids`], [`error`].
+//! messages and their constructors), [`codec`], [`nesting`] (how deep values may nest),
+//! [`ids`], [`error`].
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod body;
@@ -28,6 +29,7 @@ pub mod ids;
 pub mod kinds;
 pub mod lanes;
 pub mod message;
+pub mod nesting;
 pub mod paths;
 pub mod payload;
 pub mod value;
