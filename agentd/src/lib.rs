@@ -15,6 +15,7 @@ pub mod control;
 pub mod daemon;
 pub mod dead_letter_file;
 pub mod dead_letters;
+pub mod leases;
 pub mod registry;
 pub mod router;
 

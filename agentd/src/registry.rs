@@ -18,6 +18,8 @@ use routes::RouteBook;
 pub const SYS_AGENTS: &str = "sys.agents";
 /// The reserved topic the router raises dead-letter alerts on (topic 1).
 pub const SYS_ALERTS: &str = "sys.alerts";
+/// The reserved topic agentd announces lease grants and releases on (topic 2).
+pub const SYS_LEASES: &str = "sys.leases";
 
 /// One attached (or leaving) agent.
 #[derive(Debug)]
@@ -101,6 +103,7 @@ impl Registry {
         };
         r.intern_topic(SYS_AGENTS);
         r.intern_topic(SYS_ALERTS);
+        r.intern_topic(SYS_LEASES);
         r
     }
 

@@ -87,6 +87,57 @@ pub enum Request {
     OpenChannel(String),
     /// Closes a channel (either side may; its peer sees it closed).
     CloseChannel(u64),
+    /// Asks for units of a named lease: answered `Lease` when granted at once, `LeaseQueued`
+    /// when it waits its turn (then granted by a `Push::LeaseGranted`), or refused (`NoRoom`
+    /// when it may not wait and the lease is taken).
+    AcquireLease(LeaseRequest),
+    /// Extends a lease this agent holds by its ttl: answered `Lease`, or refused if it was
+    /// lost (expired, or its token is not the current one).
+    RenewLease(LeaseToken),
+    /// Gives a lease back (or, with token 0, stops waiting for it): answered `Done`.
+    ReleaseLease(LeaseToken),
+}
+
+/// A request for units of a named lease ([`Request::AcquireLease`]): leader election is one
+/// unit of a one-unit lease, resource allocation N units of a larger one.
+#[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    /// The lease's name (`primary.execution`).
+    pub name: String,
+    /// Units wanted, 1 or more.
+    pub units: u32,
+    /// Units the lease has in all (1: exclusive). The first request for a name sets it; a
+    /// request naming another is refused while the lease is held or waited for.
+    pub capacity: u32,
+    /// How long a grant lasts unless renewed, in ms.
+    pub ttl_ms: u32,
+    /// Who goes first among waiters: higher first, equal ones in order of arrival.
+    pub priority: u8,
+    /// Whether to wait in line when the units are taken (`false`: refused at once).
+    pub wait: bool,
+}
+
+/// A lease as held ([`Response::Lease`], [`Push::LeaseGranted`]).
+#[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct LeaseGrant {
+    /// The lease's name.
+    pub name: String,
+    /// Units held.
+    pub units: u32,
+    /// The fencing token: it only grows (across agentd restarts too, as the clock does), so
+    /// whoever a holder writes to can refuse a write carrying an older token than one it saw.
+    pub token: u64,
+    /// How long it lasts from now unless renewed, in ms.
+    pub ttl_ms: u32,
+}
+
+/// Names a lease held (or waited for, with token 0).
+#[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct LeaseToken {
+    /// The lease's name.
+    pub name: String,
+    /// The fencing token of the grant (0: the request still waiting).
+    pub token: u64,
 }
 
 /// A message a client gave up on, for agentd's dead-letter queue ([`Request::DeadLetter`]).
@@ -379,6 +430,8 @@ pub struct ChannelInfo {
 pub enum Push {
     /// Another agent opened a channel to this one; its segment comes with this message.
     ChannelOffer(ChannelInfo),
+    /// A lease this agent waited for is granted.
+    LeaseGranted(LeaseGrant),
 }
 
 /// Where an attached agent lives.
@@ -582,6 +635,20 @@ pub enum Response {
     ChannelOpened(ChannelInfo),
     /// Unsolicited news (never an answer to a request).
     Push(Push),
+    /// A lease granted at once.
+    Lease(LeaseGrant),
+    /// The lease is taken: this request waits in line; a `Push::LeaseGranted` comes when it
+    /// is granted.
+    LeaseQueued(LeaseQueued),
+}
+
+/// Where a lease request waits ([`Response::LeaseQueued`]).
+#[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct LeaseQueued {
+    /// Its place in line, 1 first.
+    pub position: u32,
+    /// Who holds the lease now (agent ids).
+    pub holders: Vec<String>,
 }
 
 impl Response {

@@ -31,6 +31,7 @@ pub mod lanes;
 pub mod message;
 pub mod nesting;
 pub mod paths;
+pub mod patterns;
 pub mod payload;
 pub mod value;
 

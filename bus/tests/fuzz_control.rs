@@ -113,7 +113,40 @@ fn request() -> impl Strategy<Value = Request> {
         dead_letter,
         text().prop_map(Request::OpenChannel),
         any::<u64>().prop_map(Request::CloseChannel),
+        (
+            text(),
+            (any::<u32>(), any::<u32>(), any::<u32>()),
+            any::<u8>(),
+            any::<bool>()
+        )
+            .prop_map(|(name, (units, capacity, ttl_ms), priority, wait)| {
+                Request::AcquireLease(LeaseRequest {
+                    name,
+                    units,
+                    capacity,
+                    ttl_ms,
+                    priority,
+                    wait,
+                })
+            }),
+        lease_token().prop_map(Request::RenewLease),
+        lease_token().prop_map(Request::ReleaseLease),
     ]
+}
+
+fn lease_token() -> impl Strategy<Value = LeaseToken> {
+    (text(), any::<u64>()).prop_map(|(name, token)| LeaseToken { name, token })
+}
+
+fn lease_grant() -> impl Strategy<Value = LeaseGrant> {
+    (text(), any::<u32>(), any::<u64>(), any::<u32>()).prop_map(|(name, units, token, ttl_ms)| {
+        LeaseGrant {
+            name,
+            units,
+            token,
+            ttl_ms,
+        }
+    })
 }
 
 fn agent_status() -> impl Strategy<Value = AgentStatus> {
@@ -137,7 +170,7 @@ fn agent_info() -> impl Strategy<Value = AgentInfo> {
             any::<i32>(),
             any::<u32>(),
         ),
-        any::<[u64; 9]>(),
+        any::<[u64; 10]>(),
     )
         .prop_map(
             |(
@@ -166,6 +199,7 @@ fn agent_info() -> impl Strategy<Value = AgentInfo> {
                     destinations: n[6],
                     throttled: n[7],
                     copies_lost: n[8],
+                    wakes_ignored: n[9],
                 }
             },
         )
@@ -280,6 +314,11 @@ fn response() -> impl Strategy<Value = Response> {
             .prop_map(|(kind, message)| Response::Refused(Refused { kind, message })),
         channel().prop_map(Response::ChannelOpened),
         channel().prop_map(|c| Response::Push(Push::ChannelOffer(c))),
+        lease_grant().prop_map(|g| Response::Push(Push::LeaseGranted(g))),
+        lease_grant().prop_map(Response::Lease),
+        (any::<u32>(), strings()).prop_map(|(position, holders)| Response::LeaseQueued(
+            LeaseQueued { position, holders }
+        )),
     ]
 }
 

@@ -10,11 +10,15 @@
 //! connection closed, the router freed a slot) are queued without a barrier: the next request's
 //! barrier comes after them.
 
+/// The longest turn of the control loop.
+const TURN: Duration = Duration::from_millis(100);
+
 mod attach;
 mod channels;
 mod dead_letters;
 mod detach;
 mod intern;
+mod leases;
 mod list;
 mod resolve;
 mod stats;
@@ -198,6 +202,10 @@ pub struct Control {
     slot_counters: Arc<SlotCounters>,
     channels: HashMap<u64, channels::ChannelRecord>,
     next_channel: u64,
+    /// Named leases and their waiters.
+    leases: crate::leases::LeaseTable,
+    /// The topic id of `sys.leases`.
+    sys_leases: u64,
 }
 
 /// What the control thread is built from.
@@ -255,6 +263,8 @@ impl Control {
             slot_counters: parts.slot_counters,
             channels: HashMap::new(),
             next_channel: 0,
+            leases: crate::leases::LeaseTable::new(agentbus_ipc::clock::realtime_ns()),
+            sys_leases: 2,
         }
     }
 
@@ -262,10 +272,13 @@ impl Control {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(128);
         while !self.shutdown.load(Ordering::Acquire) {
-            if let Err(e) = self
-                .poll
-                .poll(&mut events, Some(Duration::from_millis(100)))
-            {
+            // At most 100 ms (dead letters to their file, leases checked), less when a lease
+            // expires sooner.
+            let turn = self.leases.next_expiry().map_or(TURN, |at| {
+                at.saturating_duration_since(Instant::now())
+                    .clamp(Duration::from_millis(1), TURN)
+            });
+            if let Err(e) = self.poll.poll(&mut events, Some(turn)) {
                 if e.kind() != ErrorKind::Interrupted {
                     tracing::error!("control loop poll failed: {e}");
                     break;
@@ -279,6 +292,7 @@ impl Control {
                 }
             }
             self.router_events();
+            leases::expire(&mut self);
             // Dead letters reach their file within a loop's turn (at most 100 ms).
             self.persist_dead_letters();
         }
@@ -411,6 +425,9 @@ impl Control {
             Request::RetryDeadLetter(sequence) => dead_letters::retry(self, sequence),
             Request::OpenChannel(peer) => channels::open(self, token, &peer),
             Request::CloseChannel(id) => channels::close(self, token, id),
+            Request::AcquireLease(req) => leases::acquire(self, token, &req),
+            Request::RenewLease(lease) => leases::renew(self, token, &lease),
+            Request::ReleaseLease(lease) => leases::release(self, token, &lease),
         }
     }
 
@@ -455,6 +472,9 @@ impl Control {
     /// The changes are queued, not waited for: see [`Control::sync_routes`] for that.
     fn leave(&mut self, slot: u32, epoch: u32) {
         channels::close_all_of(self, slot);
+        // Its leases go to their next waiters at once.
+        let changes = self.leases.left(slot, Instant::now());
+        leases::apply(self, changes);
         self.registry.leave(slot);
         let _ = self.push(Command::RemoveAgent {
             slot,

@@ -100,6 +100,14 @@ pub enum Command {
         /// What the router does with it.
         policy: TopicPolicy,
     },
+    /// Publishes `message`, agentd's own, on `topic` to its subscribers (a `sys.leases`
+    /// notice); a subscriber whose lane is full misses it.
+    Notice {
+        /// The topic's id.
+        topic: u64,
+        /// What agentd says.
+        message: Box<agentbus::Message>,
+    },
     /// Acknowledge this number on the router's acknowledgement channel: every command queued
     /// before it has been applied.
     Barrier(u64),

@@ -34,6 +34,7 @@ use agentbus_ipc::wait::Wait;
 pub use budget::DeadLetterLimit;
 use budget::{BudgetState, DeadLetterBudget};
 pub use command::{Command, NewAgent, RouteChange, RouteId, RouterEvent, TopicPolicy};
+pub use deliver::agentd as agentd_identity;
 pub use deliver::dead_letter;
 use deliver::FrameSender;
 pub use held::{Flushed, Held};
@@ -699,6 +700,9 @@ impl Router {
                 Command::ConfigureTopic { topic, policy } => {
                     self.dispatch.configure_topic(topic, policy);
                 }
+                Command::Notice { topic, message } => {
+                    self.dispatch.notice(topic, &message);
+                }
                 Command::Barrier(number) => {
                     // What the commands before it wrote (a history replayed to a new
                     // subscriber) is visible once they are acknowledged.
@@ -1287,6 +1291,29 @@ impl Dispatch {
             if self
                 .inbound
                 .write(subscriber, priority, &header, &message)
+                .is_ok()
+            {
+                self.counters.delivered += 1;
+            }
+        }
+    }
+
+    /// Writes agentd's `message` to every subscriber of `topic` (one that has no room misses
+    /// it: never a dead letter about a notice).
+    fn notice(&mut self, topic: u64, message: &agentbus::Message) {
+        let Some(subscribers) = self.routes.topics.get(topic as usize) else {
+            return;
+        };
+        if subscribers.is_empty() {
+            return;
+        }
+        let header = deliver::notice_header(&mut self.ids, topic, message, realtime_ns());
+        let priority = (header.priority as usize).min(3);
+        for i in 0..self.routes.topics[topic as usize].len() {
+            let subscriber = self.routes.topics[topic as usize][i];
+            if self
+                .inbound
+                .write(subscriber, priority, &header, message)
                 .is_ok()
             {
                 self.counters.delivered += 1;

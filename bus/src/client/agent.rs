@@ -535,11 +535,12 @@ impl Agent {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<super::Channel>, ClientError> {
-        match self.tx.shared.next_push(timeout)? {
+        let offer = |p: &crate::control::Push| matches!(p, crate::control::Push::ChannelOffer(_));
+        match self.tx.shared.next_push(timeout, offer)? {
             Some((crate::control::Push::ChannelOffer(info), mut fds)) => {
                 self.channel_end(info, fds.pop()).map(Some)
             }
-            None => Ok(None),
+            _ => Ok(None),
         }
     }
 

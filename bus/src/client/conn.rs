@@ -142,24 +142,36 @@ impl ControlConn {
         }
     }
 
-    /// The next push from agentd, waiting up to `timeout`.
+    /// The first push from agentd that `wanted` accepts, waiting up to `timeout`; other pushes
+    /// that arrive meanwhile stay queued, in order, for their own takers.
     pub(crate) fn next_push(
         &mut self,
         timeout: Duration,
+        wanted: impl Fn(&Push) -> bool,
     ) -> Result<Option<(Push, Vec<OwnedFd>)>, ClientError> {
-        if let Some(p) = self.pushes.pop_front() {
-            return Ok(Some(p));
+        if let Some(at) = self.pushes.iter().position(|(p, _)| wanted(p)) {
+            return Ok(self.pushes.remove(at));
         }
-        self.set_timeout(timeout)?;
-        let got = self.read_message(timeout);
-        self.set_timeout(self.timeout)?;
-        match got {
-            Ok((Response::Push(p), fds)) => Ok(Some((p, fds))),
-            Ok((other, _)) => Err(ClientError::Protocol(format!(
-                "unexpected unsolicited {other:?}"
-            ))),
-            Err(ClientError::Timeout(_)) => Ok(None),
-            Err(e) => Err(e),
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.set_timeout(left)?;
+            let got = self.read_message(left);
+            self.set_timeout(self.timeout)?;
+            match got {
+                Ok((Response::Push(p), fds)) if wanted(&p) => return Ok(Some((p, fds))),
+                Ok((Response::Push(p), fds)) => self.pushes.push_back((p, fds)),
+                Ok((other, _)) => {
+                    return Err(ClientError::Protocol(format!(
+                        "unexpected unsolicited {other:?}"
+                    )))
+                }
+                Err(ClientError::Timeout(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
         }
     }
 }

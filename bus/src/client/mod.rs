@@ -34,7 +34,7 @@ mod reconnect;
 mod reroute;
 mod sender;
 mod senders;
-mod shared;
+pub(crate) mod shared;
 mod subscription;
 
 pub use acked::{DeliveryConfig, PendingDelivery};

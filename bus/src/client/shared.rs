@@ -170,12 +170,14 @@ impl Shared {
         Ok(self.call_with_fds(request)?.0)
     }
 
-    /// The next push from agentd (a channel offer), waiting up to `timeout`.
+    /// The first push from agentd that `wanted` accepts (a channel offer, a lease granted),
+    /// waiting up to `timeout`.
     pub(crate) fn next_push(
         &self,
         timeout: std::time::Duration,
+        wanted: impl Fn(&crate::control::Push) -> bool,
     ) -> Result<Option<(crate::control::Push, Vec<OwnedFd>)>, ClientError> {
-        self.conn().next_push(timeout)
+        self.conn().next_push(timeout, wanted)
     }
 
     /// `Err(Disconnected)` if agentd is gone; `now` is a realtime clock reading the caller has,

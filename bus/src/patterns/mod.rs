@@ -1,0 +1,11 @@
+//! Coordination patterns on top of the client (the spec's "Communication Patterns" and its
+//! coordination types): each usable by a trading process in a few lines, each with its failure
+//! behaviour spelled out.
+//!
+//! - [`Lease`]: named leases arbitrated by agentd with fencing tokens: leader election (one
+//!   unit of a one-unit lease), resource allocation (units of a larger one) and conflict
+//!   resolution (waiters served by priority, then arrival).
+
+mod lease;
+
+pub use lease::{AcquireError, FencingToken, Lease, LeaseLost, LeaseOptions};
