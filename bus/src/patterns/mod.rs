@@ -5,7 +5,10 @@
 //! - [`Lease`]: named leases arbitrated by agentd with fencing tokens: leader election (one
 //!   unit of a one-unit lease), resource allocation (units of a larger one) and conflict
 //!   resolution (waiters served by priority, then arrival).
+//! - [`consensus`]: a proposal voted on by weighted participants in parallel, decided at a
+//!   threshold as soon as the outcome is certain.
 
+pub mod consensus;
 mod lease;
 
 pub use lease::{AcquireError, FencingToken, Lease, LeaseLost, LeaseOptions};
