@@ -5,9 +5,11 @@
 //! - [`Lease`]: named leases arbitrated by agentd with fencing tokens: leader election (one
 //!   unit of a one-unit lease), resource allocation (units of a larger one) and conflict
 //!   resolution (waiters served by priority, then arrival).
+//! - [`chain`]: a message offered to local and remote handlers in order until one takes it.
 //! - [`consensus`]: a proposal voted on by weighted participants in parallel, decided at a
 //!   threshold as soon as the outcome is certain.
 
+pub mod chain;
 pub mod consensus;
 mod lease;
 
