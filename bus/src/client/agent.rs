@@ -96,6 +96,36 @@ pub struct ClientCounters {
     pub duplicates: u64,
 }
 
+/// Opens a direct channel from the agent of `shared` to agent `peer` (one control request).
+pub(crate) fn open_channel(shared: &Shared, peer: &str) -> Result<super::Channel, ClientError> {
+    let (response, mut fds) = shared.call_with_fds(&Request::OpenChannel(peer.into()))?;
+    match response {
+        Response::ChannelOpened(info) => channel_end(shared, info, fds.pop()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// This agent's end of channel `info`, from its segment's descriptor `fd`.
+fn channel_end(
+    shared: &Shared,
+    info: crate::control::ChannelInfo,
+    fd: Option<std::os::fd::OwnedFd>,
+) -> Result<super::Channel, ClientError> {
+    let fd = fd.ok_or(HandoverError::NoChannelSegment)?;
+    let seg = MemfdSegment::open(fd, 4096).map_err(|source| HandoverError::Map {
+        what: "channel",
+        source,
+    })?;
+    super::Channel::new(
+        info,
+        seg,
+        shared.identity.clone(),
+        shared.info().slot,
+        shared.options.wait,
+    )
+    .map_err(|e| HandoverError::from(e).into())
+}
+
 /// Half the heartbeat interval agentd asked for, in ns: the longest an agent goes without
 /// beating.
 pub(crate) fn beat_every_ns(info: &AttachInfo) -> u64 {
@@ -519,14 +549,7 @@ impl Agent {
     /// shared by exactly the two agents, skipping the router. The peer takes its end with
     /// [`Agent::accept_channel`].
     pub fn channel(&mut self, peer: &str) -> Result<super::Channel, ClientError> {
-        let (response, mut fds) = self
-            .tx
-            .shared
-            .call_with_fds(&Request::OpenChannel(peer.into()))?;
-        match response {
-            Response::ChannelOpened(info) => self.channel_end(info, fds.pop()),
-            other => Err(unexpected(other)),
-        }
+        open_channel(&self.tx.shared, peer)
     }
 
     /// Takes the end of a channel another agent opened to this one, waiting up to `timeout`
@@ -538,24 +561,10 @@ impl Agent {
         let offer = |p: &crate::control::Push| matches!(p, crate::control::Push::ChannelOffer(_));
         match self.tx.shared.next_push(timeout, offer)? {
             Some((crate::control::Push::ChannelOffer(info), mut fds)) => {
-                self.channel_end(info, fds.pop()).map(Some)
+                channel_end(&self.tx.shared, info, fds.pop()).map(Some)
             }
             _ => Ok(None),
         }
-    }
-
-    fn channel_end(
-        &self,
-        info: crate::control::ChannelInfo,
-        fd: Option<std::os::fd::OwnedFd>,
-    ) -> Result<super::Channel, ClientError> {
-        let fd = fd.ok_or(HandoverError::NoChannelSegment)?;
-        let seg = MemfdSegment::open(fd, 4096).map_err(|source| HandoverError::Map {
-            what: "channel",
-            source,
-        })?;
-        super::Channel::new(info, seg, self.identity(), self.slot(), self.tx.wait())
-            .map_err(|e| HandoverError::from(e).into())
     }
 
     fn query(&self, request: Request) -> Result<Response, ClientError> {

@@ -13,7 +13,7 @@
 //! data path.
 
 mod acked;
-mod agent;
+pub(crate) mod agent;
 mod batch;
 mod breaker;
 mod channel;

@@ -144,11 +144,6 @@ impl Sender {
         self.ids.next_secret_id()
     }
 
-    /// How this agent waits.
-    pub(crate) fn wait(&self) -> Wait {
-        self.wait
-    }
-
     /// This agent's identifier, for the `from` of its messages.
     pub fn identity(&self) -> AgentIdentifier {
         self.shared.identity.clone()

@@ -6,11 +6,14 @@
 //!   unit of a one-unit lease), resource allocation (units of a larger one) and conflict
 //!   resolution (waiters served by priority, then arrival).
 //! - [`chain`]: a message offered to local and remote handlers in order until one takes it.
+//! - [`ChannelPool`]: direct channels per peer, reused, bounded, evicted when their peer dies.
 //! - [`consensus`]: a proposal voted on by weighted participants in parallel, decided at a
 //!   threshold as soon as the outcome is certain.
 
 pub mod chain;
 pub mod consensus;
 mod lease;
+mod pool;
 
 pub use lease::{AcquireError, FencingToken, Lease, LeaseLost, LeaseOptions};
+pub use pool::{ChannelPool, PoolError, PooledChannel};
