@@ -17,7 +17,7 @@ use crate::{bus_cases, peers};
 /// The cases `agentbus bench` knows (`all` runs every one but `router-wait`, `route-changes`
 /// and `tail`, which take about a minute, a few seconds and half a minute, and `sweep`, which
 /// runs floor, channel and routed at each of [`SWEEP_SIZES`]).
-pub const CASES: [&str; 20] = [
+pub const CASES: [&str; 21] = [
     "floor",
     "ring",
     "channel",
@@ -37,6 +37,7 @@ pub const CASES: [&str; 20] = [
     "tail",
     "sweep",
     "soak",
+    "patterns",
     "all",
 ];
 
@@ -122,6 +123,9 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
     }
     if opts.case == "soak" {
         return soak_case(opts, ncores, &cpu);
+    }
+    if opts.case == "patterns" {
+        return patterns_case(opts, ncores, &cpu);
     }
     let cfg = Config {
         iters: opts.count,
@@ -435,6 +439,31 @@ fn sweep_cases(opts: &BenchOptions, cfg: Config, ncores: usize, cpu: &str) -> an
             .with_context(|| format!("writing {}", path.display()))?;
         println!("\nwrote {}", path.display());
     }
+    Ok(())
+}
+
+/// `patterns`: a consensus round among 4 voters and a lease handover, beside the floor.
+fn patterns_case(opts: &BenchOptions, ncores: usize, cpu: &str) -> anyhow::Result<()> {
+    let rounds = opts.count.min(20_000);
+    println!(
+        "agentbus bench patterns: {rounds} consensus rounds among {} parked voters (all must answer) and {} lease handovers (release to grant), one embedded agentd (router on core {}); machine: {ncores} cores, {cpu}",
+        crate::patterns::VOTERS,
+        rounds.min(2000),
+        opts.cores.0
+    );
+    let started = Instant::now();
+    let cfg = Config {
+        iters: 20_000,
+        warmup: 1_000,
+        size: 64,
+        cores: opts.cores,
+        wait: opts.wait,
+    };
+    let mut rows = vec![cases::floor(cfg, "floor", "floor 64 B")?];
+    rows.extend(crate::patterns::patterns(rounds, opts.cores.0)?);
+    progress("patterns", started);
+    println!();
+    print_table(&rows, &rows[0]);
     Ok(())
 }
 

@@ -12,6 +12,7 @@ pub mod control_churn;
 pub mod harness;
 #[cfg(feature = "peers")]
 pub mod iceoryx2_peer;
+pub mod patterns;
 pub mod peers;
 pub mod plot;
 pub mod report;

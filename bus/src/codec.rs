@@ -32,7 +32,7 @@ use crate::message::Message;
 use crate::nesting::CheckError;
 
 /// Payload bytes claimed on a first attempt at an archive: enough for most messages; larger
-/// ones retry with the lane's maximum.
+/// ones are measured and claimed at their size.
 const FIRST_CLAIM: usize = 512;
 /// Scratch space (on the stack) rkyv may use while serializing a typed value.
 const TYPED_SCRATCH: usize = 1024;
@@ -258,7 +258,23 @@ fn encode_archive(
         return Err(EncodeError::TooLarge { size: prefix, max });
     }
     let first = FIRST_CLAIM.max(prefix + 64).min(max);
-    for claim_len in [first, max] {
+    let mut claim_len = first;
+    for attempt in 0..2 {
+        if attempt == 1 {
+            // Larger than the first claim: measure it (off the common path: one allocation)
+            // and claim exactly that, so that it needs only its own room in the lane, not an
+            // empty lane.
+            match rkyv::to_bytes::<rancor::Error>(payload) {
+                Ok(bytes) if prefix + bytes.len() <= max => claim_len = prefix + bytes.len(),
+                Ok(bytes) => {
+                    return Err(EncodeError::TooLarge {
+                        size: prefix + bytes.len(),
+                        max,
+                    })
+                }
+                Err(e) => return Err(EncodeError::Serialization(e.to_string())),
+            }
+        }
         let mut claim = room.claim(producer, claim_len)?;
         let (head, rest) = claim.payload().split_at_mut(prefix);
         let written = rkyv::api::high::to_bytes_in::<_, rancor::Error>(payload, Buffer::from(rest))
