@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus::client::{Agent, AttachOptions, PendingRequest, Topic};
+use agentbus::patterns::consensus;
+use agentbus::patterns::{Lease, LeaseOptions};
 use agentbus::*;
 use agentbus_ipc::clock::realtime_ns;
 use anyhow::Context;
@@ -50,10 +52,17 @@ struct Item {
     header: FrameHeader,
     event: Option<String>,
     request_symbol: Option<String>,
+    /// A consensus proposal (a request to vote on).
+    proposal: bool,
 }
 
 fn extract(d: &agentbus::client::Delivery<'_>) -> Item {
     let env = d.envelope();
+    let proposal = matches!(
+        env.payload(),
+        Some(ArchivedPayload::Coordination(c))
+            if c.coordination_type == agentbus::ArchivedCoordinationType::ConsensusRequest
+    );
     let (event, request_symbol) = match env.payload() {
         Some(ArchivedPayload::Notification(n)) => (Some(n.event.to_string()), None),
         Some(ArchivedPayload::TaskRequest(t)) => (
@@ -69,6 +78,7 @@ fn extract(d: &agentbus::client::Delivery<'_>) -> Item {
         header: *d.header(),
         event,
         request_symbol,
+        proposal,
     }
 }
 
@@ -355,6 +365,11 @@ fn strategy(ctx: &mut Ctx) -> anyhow::Result<()> {
         // one even with requests outstanding: polling for answers in a loop would keep a core
         // busy and delay the very processes (the router, risk) that produce them.
         for item in step(ctx, true)? {
+            if item.proposal && item.header.flags.contains(Flags::EXPECTS_REPLY) {
+                // Risk asks the strategies to agree to a limit change: they do.
+                vote(ctx, &item, consensus::Vote::Yes);
+                continue;
+            }
             if item.header.route == RouteKind::Topic && item.event.as_deref() == Some("tick") {
                 seen += 1;
                 ctx.count("ticks");
@@ -450,11 +465,111 @@ fn header_of(m: &Message, route: RouteKind) -> FrameHeader {
     }
 }
 
+/// How often an execution agent renews its lease (primary) or tries to take it (standby).
+const LEASE_CHECK: Duration = Duration::from_millis(500);
+/// The primary execution lease's name and ttl.
+const PRIMARY: &str = "primary.execution";
+const PRIMARY_TTL: Duration = Duration::from_secs(2);
+/// When the risk agent proposes its limit change, after the start.
+const PROPOSE_AFTER: Duration = Duration::from_secs(1);
+
+/// Answers proposal `item` with `vote`, counted as sent.
+fn vote(ctx: &mut Ctx, item: &Item, vote: consensus::Vote) {
+    let ballot = consensus::ballot(vote);
+    let m = Message::new(
+        MessageType::Coordination,
+        ctx.agent.identity(),
+        ballot.clone(),
+    );
+    if ctx.agent.sender().reply(&item.header, ballot).is_ok() {
+        ctx.sent(&m, RouteKind::Agent);
+        ctx.count("votes");
+    }
+}
+
+/// An execution agent renews the primary lease it holds, or tries to take it.
+fn hold_primary(ctx: &mut Ctx, primary: &mut Option<Lease>) {
+    match primary {
+        Some(lease) => {
+            if lease.renew().is_err() {
+                *primary = None;
+                ctx.count("lease_lost");
+                ctx.counts.insert("lease_primary", 0);
+            }
+        }
+        None => {
+            let options = LeaseOptions::new(PRIMARY).ttl(PRIMARY_TTL);
+            if let Ok(lease) = Lease::acquire(&mut ctx.agent, &options) {
+                ctx.counts.insert("lease_primary", 1);
+                ctx.counts.insert("lease_token", lease.token().0 as i64);
+                *primary = Some(lease);
+            }
+        }
+    }
+}
+
+/// The risk agent proposes a higher position limit; the strategies vote on it.
+fn propose_limit(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let participants: Vec<consensus::Participant> = ["strategy-1", "strategy-2"]
+        .iter()
+        .filter_map(|id| ctx.agent.peer(id).ok())
+        .map(|peer| consensus::Participant { peer, weight: 1.0 })
+        .collect();
+    let outcome = consensus::propose(
+        &mut ctx.agent,
+        &participants,
+        record! { "position_limit" => 2_000_000i64 },
+        consensus::ConsensusOptions {
+            threshold: 0.67,
+            timeout: Duration::from_secs(2),
+        },
+    )?;
+    // One proposal frame per participant reached.
+    let m = Message::new(
+        MessageType::Coordination,
+        ctx.agent.identity(),
+        consensus::ballot(consensus::Vote::Abstain),
+    );
+    for v in &outcome.votes {
+        let reached = !v
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("not reached"));
+        if reached {
+            ctx.sent(&m, RouteKind::Agent);
+        }
+    }
+    ctx.count("consensus_rounds");
+    ctx.counts
+        .insert("consensus_accepted", outcome.accepted as i64);
+    ctx.counts.insert("consensus_yes", outcome.yes as i64);
+    ctx.counts.insert("consensus_total", outcome.total as i64);
+    ctx.counts
+        .insert("consensus_us", outcome.took.as_micros() as i64);
+    Ok(())
+}
+
 /// Risk (approves most checks, raises a CRITICAL alert on a denial) and execution (fills).
 fn responder(ctx: &mut Ctx, risk: bool) -> anyhow::Result<()> {
     let mut idle = true;
     let mut last_request = Instant::now();
+    // Execution agents: one is primary (holds the lease), the other stands by.
+    let mut primary: Option<Lease> = None;
+    let mut last_lease = Instant::now();
+    let mut proposed = false;
+    let mut started_at: Option<Instant> = None;
     loop {
+        if ctx.started && started_at.is_none() {
+            started_at = Some(Instant::now());
+        }
+        if !risk && ctx.started && !ctx.stopping && last_lease.elapsed() >= LEASE_CHECK {
+            last_lease = Instant::now();
+            hold_primary(ctx, &mut primary);
+        }
+        if risk && !proposed && started_at.is_some_and(|t| t.elapsed() >= PROPOSE_AFTER) {
+            proposed = true;
+            propose_limit(ctx)?;
+        }
         let items = step(ctx, idle)?;
         idle = items.is_empty();
         if !idle {
@@ -500,6 +615,9 @@ fn responder(ctx: &mut Ctx, risk: bool) -> anyhow::Result<()> {
             }
         }
         if ctx.stopping || ctx.exit {
+            if let Some(lease) = primary.take() {
+                let _ = lease.release();
+            }
             // Answer what is still queued, then stop.
             for item in ctx.drain()? {
                 if item.header.flags.contains(Flags::EXPECTS_REPLY) {

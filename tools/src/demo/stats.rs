@@ -143,6 +143,7 @@ pub fn print_summary(
     println!(
         "  (sent: counted by the agent; routed, delivered, dead-lettered, copies, destinations, received: counted by\n   agentd's router; copies: written or dead-lettered per destination, which a duplicate would push past\n   destinations; read: messages the agent read; the rest were still in its lanes when it stopped reading)"
     );
+    print_coordination(finals);
     println!("\ndead letters: {dead_letters}");
     if all {
         println!("accounting: every agent balances (sent = delivered + dead-lettered, copies = destinations)");
@@ -150,4 +151,32 @@ pub fn print_summary(
         println!("accounting: IMBALANCE (see the rows above)");
     }
     all
+}
+
+/// The coordination the agents did: who held the primary execution lease, and the risk
+/// agent's consensus round on its limit change.
+fn print_coordination(finals: &BTreeMap<String, Record>) {
+    println!("\n== coordination");
+    for (id, r) in finals.iter().filter(|(id, _)| id.starts_with("exec")) {
+        if int(r, "lease_primary") > 0 {
+            println!(
+                "  lease primary.execution: {id} primary (fencing token {}), renewed every 500 ms",
+                int(r, "lease_token")
+            );
+        } else {
+            println!("  lease primary.execution: {id} standby (takes over if the primary dies)");
+        }
+    }
+    for (id, r) in finals
+        .iter()
+        .filter(|(_, r)| int(r, "consensus_rounds") > 0)
+    {
+        println!(
+            "  consensus: {id} proposed a position limit of 2,000,000: {} ({} of {} votes yes, threshold 0.67, {} µs)",
+            if int(r, "consensus_accepted") > 0 { "accepted" } else { "rejected" },
+            int(r, "consensus_yes"),
+            int(r, "consensus_total"),
+            int(r, "consensus_us")
+        );
+    }
 }
