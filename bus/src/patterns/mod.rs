@@ -9,11 +9,14 @@
 //! - [`ChannelPool`]: direct channels per peer, reused, bounded, evicted when their peer dies.
 //! - [`consensus`]: a proposal voted on by weighted participants in parallel, decided at a
 //!   threshold as soon as the outcome is certain.
+//! - [`workflow`]: steps run by agents as soon as their dependencies are done, with results
+//!   feeding later parameters, conditions, and retry / skip / fail on error.
 
 pub mod chain;
 pub mod consensus;
 mod lease;
 mod pool;
+pub mod workflow;
 
 pub use lease::{AcquireError, FencingToken, Lease, LeaseLost, LeaseOptions};
 pub use pool::{ChannelPool, PoolError, PooledChannel};
