@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod workflow;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,9 @@ enum Command {
     /// Measures tail latency and throughput beside the hardware floor and the alternatives
     /// (Unix sockets, crossbeam), in one run.
     Bench(bench::BenchArgs),
+    /// Runs a workflow defined in a TOML file (`agentbus workflow run FILE --bus BUS`), a line
+    /// per step as it runs, retries, skips or fails.
+    Workflow(workflow::WorkflowArgs),
     /// (internal) Runs one agent of the demo; started by `demo`.
     #[command(name = "__agent", hide = true)]
     Agent(demo::roles::RoleArgs),
@@ -42,5 +46,6 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Agent(args) => demo::roles::run(args),
+        Command::Workflow(args) => workflow::run(args),
     }
 }
