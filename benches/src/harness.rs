@@ -446,7 +446,7 @@ fn sweep_cases(opts: &BenchOptions, cfg: Config, ncores: usize, cpu: &str) -> an
 fn patterns_case(opts: &BenchOptions, ncores: usize, cpu: &str) -> anyhow::Result<()> {
     let rounds = opts.count.min(20_000);
     println!(
-        "agentbus bench patterns: {rounds} consensus rounds among {} parked voters (all must answer) and {} lease handovers (release to grant), one embedded agentd (router on core {}); machine: {ncores} cores, {cpu}",
+        "agentbus bench patterns: {rounds} consensus rounds among {} parked voters (all must answer), {rounds} 3-step workflows and {} lease handovers (release to grant), one embedded agentd (router on core {}); machine: {ncores} cores, {cpu}",
         crate::patterns::VOTERS,
         rounds.min(2000),
         opts.cores.0

@@ -1,6 +1,7 @@
 //! `patterns`: what the coordination patterns cost on this machine: a consensus round among 4
-//! voters (every one must answer: threshold 1.0), and a lease handover (from the holder's
-//! release to the waiter's grant). One embedded agentd, every agent parking.
+//! voters (every one must answer: threshold 1.0), a workflow of 3 steps in a row (each sent to
+//! one of the same agents by type), and a lease handover (from the holder's release to the
+//! waiter's grant). One embedded agentd, every agent parking.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -27,7 +28,17 @@ pub fn patterns(rounds: u64, router_core: usize) -> anyhow::Result<Vec<Row>> {
     let mut voters = Vec::new();
     for i in 0..VOTERS {
         let mut agent = b.attach(&format!("voter-{i}"), park)?;
-        agent.on_request(|_, _| Ok(consensus::ballot(Vote::Yes)));
+        // A proposal gets a yes; a workflow step, a completed task.
+        agent.on_request(|req, _| {
+            Ok(if consensus::proposal_of(req).is_some() {
+                consensus::ballot(Vote::Yes)
+            } else {
+                agentbus::Payload::TaskResponse(agentbus::TaskResponse {
+                    status: agentbus::TaskStatus::Completed,
+                    ..Default::default()
+                })
+            })
+        });
         let stop = Arc::clone(&stop);
         voters.push(std::thread::spawn(move || {
             agent.run_until(Instant::now() + Duration::from_secs(3600), |_| {
@@ -35,7 +46,12 @@ pub fn patterns(rounds: u64, router_core: usize) -> anyhow::Result<Vec<Row>> {
             })
         }));
     }
-    let mut coordinator = b.attach("coordinator", park)?;
+    // Not of type "bench": workflow steps go to the voters by that type.
+    let mut coordinator = agentbus::client::Agent::attach(
+        agentbus::client::AttachOptions::new(&b.name, "coordinator", "coordinator")
+            .socket_dir(&b.dir)
+            .wait(park),
+    )?;
     let participants: Vec<Participant> = (0..VOTERS)
         .map(|i| {
             Ok(Participant {
@@ -63,6 +79,7 @@ pub fn patterns(rounds: u64, router_core: usize) -> anyhow::Result<Vec<Row>> {
             round.record((outcome.took.as_nanos() as u64).max(1))?;
         }
     }
+    let flow = workflow_rounds(&mut coordinator, rounds)?;
     stop.store(true, Ordering::Release);
     for v in voters {
         v.join()
@@ -76,11 +93,46 @@ pub fn patterns(rounds: u64, router_core: usize) -> anyhow::Result<Vec<Row>> {
             hist: round,
         },
         Row {
+            id: "workflow-3".into(),
+            name: "workflow, 3 steps in a row".into(),
+            hist: flow,
+        },
+        Row {
             id: "lease-handover".into(),
             name: "lease handover".into(),
             hist: handover,
         },
     ])
+}
+
+/// A workflow of 3 steps in a row (each needs the one before), each run by one of the voters
+/// (by type), `rounds` times (a tenth first, unrecorded).
+fn workflow_rounds(
+    agent: &mut agentbus::client::Agent,
+    rounds: u64,
+) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    use agentbus::patterns::workflow::{self, AgentCriteria, Step, Workflow};
+    let voter = || AgentCriteria::Type("bench".into());
+    let flow = Workflow {
+        name: "bench".into(),
+        steps: vec![
+            Step::new("a", voter(), "a"),
+            Step::new("b", voter(), "b").after(&["a"]),
+            Step::new("c", voter(), "c").after(&["b"]),
+        ],
+    };
+    let warmup = rounds / 10;
+    let mut hist = histogram();
+    for i in 0..rounds + warmup {
+        let outcome = workflow::run(agent, &flow, |_| {})?;
+        if !outcome.completed() {
+            anyhow::bail!("patterns: a workflow did not complete: {outcome:?}");
+        }
+        if i >= warmup {
+            hist.record((outcome.took.as_nanos() as u64).max(1))?;
+        }
+    }
+    Ok(hist)
 }
 
 /// From the holder's release to the waiter's grant, `rounds` times (a tenth first, unrecorded).

@@ -311,6 +311,7 @@ pub fn run(
     let mut failed_by = None;
     loop {
         let now = Instant::now();
+        let mut progressed = false;
         // Start (or retry) every step whose dependencies are done.
         if stopped_by.is_none() && failed_by.is_none() {
             for step in &workflow.steps {
@@ -368,6 +369,7 @@ pub fn run(
                 None => continue,
             };
             state.running = None;
+            progressed = true;
             match answer
                 .map_err(|e| e.to_string())
                 .and_then(|m| result_of(&m))
@@ -420,7 +422,10 @@ pub fn run(
                 took: started.elapsed(),
             });
         }
-        agent.receiver().wait_ready(Duration::from_millis(2));
+        // An answer may have made steps ready: start them before waiting.
+        if !progressed {
+            agent.receiver().wait_ready(Duration::from_millis(2));
+        }
     }
 }
 
