@@ -15,6 +15,7 @@ use mio::{Interest, Poll, Waker};
 use crate::bus_header::{self, BusHeader};
 use crate::config::{Config, ConfigError};
 use crate::control::{Control, ControlParts, LISTENER, WAKER};
+use crate::dead_letter_file::{DeadLetterFile, Found, Loaded};
 use crate::dead_letters::DeadLetterQueue;
 use crate::router::{
     DeadLetterLimit, Router, RouterConfig, RouterLinks, RouterWake, Sleeper, SlotCounters,
@@ -202,23 +203,7 @@ impl Daemon {
                     config.dead_letter_bytes,
                     &path,
                 )?;
-                if loaded.letters > 0 || loaded.corrupt > 0 || loaded.torn_bytes > 0 {
-                    tracing::info!(
-                        path = %path.display(),
-                        "dead letters read back: {} kept, {} corrupt records skipped, {} bytes of a torn last record dropped",
-                        loaded.letters,
-                        loaded.corrupt,
-                        loaded.torn_bytes
-                    );
-                }
-                if loaded.corrupt > 0 || loaded.torn_bytes > 0 {
-                    tracing::warn!(
-                        path = %path.display(),
-                        "the dead-letter file was damaged: {} records skipped, {} bytes cut; the rest is kept",
-                        loaded.corrupt,
-                        loaded.torn_bytes
-                    );
-                }
+                log_loaded(&path, &loaded);
                 q
             }
         };
@@ -332,5 +317,47 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Logs what reading the dead-letter file at `path` found: letters read back (INFO), damage
+/// (WARN), a file in the old format rewritten (INFO) or one set aside (WARN).
+fn log_loaded(path: &Path, loaded: &Loaded) {
+    let shown = path.display();
+    if loaded.letters > 0 || loaded.corrupt > 0 || loaded.torn_bytes > 0 {
+        tracing::info!(
+            path = %shown,
+            "dead letters read back: {} kept, {} corrupt records skipped, {} bytes of a torn last record dropped",
+            loaded.letters,
+            loaded.corrupt,
+            loaded.torn_bytes
+        );
+    }
+    if loaded.corrupt > 0 || loaded.torn_bytes > 0 {
+        tracing::warn!(
+            path = %shown,
+            "the dead-letter file was damaged: {} records skipped, {} bytes cut; the rest is kept",
+            loaded.corrupt,
+            loaded.torn_bytes
+        );
+    }
+    match loaded.found {
+        Found::Current => {}
+        Found::OldFormat { set_aside: false } => tracing::info!(
+            path = %shown,
+            "the dead-letter file was in the format before the file header: read with that format's rules ({} letters kept) and rewritten in the current one",
+            loaded.letters
+        ),
+        Found::OldFormat { set_aside: true } => tracing::warn!(
+            path = %shown,
+            "the dead-letter file was in the format before the file header and could not be read whole: {} letters kept and rewritten in the current format; the old file was copied to {} first, look at it or delete it, agentd will not read it again",
+            loaded.letters,
+            DeadLetterFile::set_aside_path(path).display()
+        ),
+        Found::Unreadable { bytes } => tracing::warn!(
+            path = %shown,
+            "the dead-letter file is in no format this agentd reads (its header damaged, a newer agentd's file, or no dead-letter file): its {bytes} bytes were moved to {} and a new file started, so no letter was read back; look at it or delete it, agentd will not read it again",
+            DeadLetterFile::set_aside_path(path).display()
+        ),
     }
 }
