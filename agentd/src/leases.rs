@@ -278,53 +278,47 @@ impl LeaseTable {
     /// The agent in `slot` is gone: its holds end and its waits are dropped; the changes that
     /// follow.
     pub fn left(&mut self, slot: u32, now: Instant) -> Vec<Change> {
-        let mut changes = Vec::new();
-        let names: Vec<String> = self.leases.keys().cloned().collect();
-        for name in names {
-            let Some(l) = self.leases.get_mut(&name) else {
-                continue;
-            };
+        for l in self.leases.values_mut() {
             l.waiters.retain(|w| w.party.slot != slot);
-            let (gone, kept): (Vec<Holder>, Vec<Holder>) = std::mem::take(&mut l.holders)
-                .into_iter()
-                .partition(|h| h.party.slot == slot);
-            l.holders = kept;
-            for h in gone {
-                changes.push(Change::Freed {
-                    party: h.party,
-                    name: name.clone(),
-                    token: h.token,
-                    why: "holder left",
-                });
-            }
-            self.serve(&name, now, &mut changes);
         }
-        changes
+        let names: Vec<String> = self.leases.keys().cloned().collect();
+        self.end_holds(names, |h| h.party.slot == slot, "holder left", now)
     }
 
     /// Ends the grants whose ttl ran out by `now`; the changes that follow.
     pub fn expire(&mut self, now: Instant) -> Vec<Change> {
-        let mut changes = Vec::new();
         let names: Vec<String> = self
             .leases
             .iter()
             .filter(|(_, l)| l.holders.iter().any(|h| h.expires <= now))
             .map(|(n, _)| n.clone())
             .collect();
+        self.end_holds(names, |h| h.expires <= now, "expired", now)
+    }
+
+    /// Ends the holds of the leases `names` that `ends` picks (for the reason `why`), then
+    /// serves each lease's waiters; the changes that follow.
+    fn end_holds(
+        &mut self,
+        names: Vec<String>,
+        ends: impl Fn(&Holder) -> bool,
+        why: &'static str,
+        now: Instant,
+    ) -> Vec<Change> {
+        let mut changes = Vec::new();
         for name in names {
             let Some(l) = self.leases.get_mut(&name) else {
                 continue;
             };
-            let (gone, kept): (Vec<Holder>, Vec<Holder>) = std::mem::take(&mut l.holders)
-                .into_iter()
-                .partition(|h| h.expires <= now);
+            let (gone, kept): (Vec<Holder>, Vec<Holder>) =
+                std::mem::take(&mut l.holders).into_iter().partition(&ends);
             l.holders = kept;
             for h in gone {
                 changes.push(Change::Freed {
                     party: h.party,
                     name: name.clone(),
                     token: h.token,
-                    why: "expired",
+                    why,
                 });
             }
             self.serve(&name, now, &mut changes);

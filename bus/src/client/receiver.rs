@@ -118,7 +118,8 @@ impl Receiver {
         bell: SharedDoorbell,
         control: ControlBlock,
         beat_every_ns: u64,
-    ) {
+    ) -> u64 {
+        let kept = self.keep_unread();
         self.inbound = inbound;
         self.bell = bell;
         self.control = control;
@@ -126,6 +127,34 @@ impl Receiver {
         self.senders = Senders::default();
         self.dedup.clear();
         self.beat();
+        kept
+    }
+
+    /// Copies what the dead agentd delivered into this agent's lanes and it never read into
+    /// the `recv` queue (most urgent lane first, each in order), so that nothing it accepted is
+    /// lost with the old lanes; replies to requests of before the restart are dropped (those
+    /// requests failed). Returns how many were kept.
+    fn keep_unread(&mut self) -> u64 {
+        let mut kept = 0;
+        for lane in &mut self.inbound {
+            // Bounded: a lane holds at most its capacity / 16 frames.
+            for _ in 0..lane.capacity() / 16 {
+                let Ok(Some(bytes)) = lane.peek() else {
+                    break;
+                };
+                if let Ok(header) = FrameHeader::parse(bytes) {
+                    if !header.flags.contains(Flags::IS_REPLY) {
+                        let len = header.frame_len().min(bytes.len());
+                        self.queue
+                            .push_back((header, super::delivery::copy_frame(&bytes[..len])));
+                        kept += 1;
+                    }
+                }
+                lane.pop();
+            }
+            lane.release();
+        }
+        kept
     }
 
     /// Stamps this agent's heartbeat (agentd marks an agent UNRESPONSIVE when it goes stale).

@@ -75,6 +75,9 @@ pub enum ConnectionEvent {
         not_resent: u64,
         /// Outstanding requests failed (their replies could not come any more).
         requests_failed: usize,
+        /// Messages the dead agentd had delivered into this agent's lanes and it had not read
+        /// yet: kept for `recv` (the old lanes go).
+        kept_unread: u64,
     },
     /// The policy's `give_up_after` passed without agentd: every later call is `Disconnected`.
     GaveUp {
@@ -242,7 +245,7 @@ impl Agent {
         let slot = a.info.slot;
         self.tx.shared.reattach(a.conn, a.info, a.lanes);
         self.tx.relink(a.outbound, a.control.clone(), beat_every);
-        self.rx.relink(a.inbound, a.bell, a.control, beat_every);
+        let kept = self.rx.relink(a.inbound, a.bell, a.control, beat_every);
         self.handlers.topic_names.clear();
         let subscriptions = self.restore();
         let requests_failed = lock(&self.rx.requests).reattached();
@@ -255,6 +258,7 @@ impl Agent {
             resent,
             not_resent,
             requests_failed,
+            kept_unread: kept,
         }
     }
 

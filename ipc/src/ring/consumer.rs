@@ -103,6 +103,11 @@ impl Consumer {
         Ok(n)
     }
 
+    /// Bytes of frame space in the ring.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
     /// Bytes read so far.
     pub fn position(&self) -> u64 {
         self.cursor.position()
