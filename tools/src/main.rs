@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod ops;
 mod workflow;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,20 @@ enum Command {
     /// Runs a workflow defined in a TOML file (`agentbus workflow run FILE --bus BUS`), a line
     /// per step as it runs, retries, skips or fails.
     Workflow(workflow::WorkflowArgs),
+    /// Lists the agents attached, with their status and router counters.
+    Agents(ops::BusArgs),
+    /// Lists the topics, with their subscribers and configuration.
+    Topics(ops::BusArgs),
+    /// Prints the bus-wide counters.
+    Stat(ops::BusArgs),
+    /// The dead-letter queue: `dlq list`, `dlq retry SEQ`, `dlq purge`.
+    Dlq(ops::DlqArgs),
+    /// Publishes one message on a topic (raw bytes).
+    Pub(ops::PubArgs),
+    /// Prints messages on topics matching a pattern as they come.
+    Sub(ops::SubArgs),
+    /// Sends a request (to an agent id, `cap:a,b` or `type:t`) and prints the answer.
+    Request(ops::RequestArgs),
     /// (internal) Runs one agent of the demo; started by `demo`.
     #[command(name = "__agent", hide = true)]
     Agent(demo::roles::RoleArgs),
@@ -47,5 +62,12 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Agent(args) => demo::roles::run(args),
         Command::Workflow(args) => workflow::run(args),
+        Command::Agents(args) => ops::agents(&args),
+        Command::Topics(args) => ops::topics(&args),
+        Command::Stat(args) => ops::stat(&args),
+        Command::Dlq(args) => ops::dlq(&args),
+        Command::Pub(args) => ops::pub_cmd(&args),
+        Command::Sub(args) => ops::sub_cmd(&args),
+        Command::Request(args) => ops::request_cmd(&args),
     }
 }
