@@ -51,16 +51,32 @@ struct Args {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Log format: `text` (for people) or `json` (one object per line, for log collectors).
+    #[arg(long, default_value = "text")]
+    log_format: String,
+    /// Checks this configuration file (with the flags given) and exits: 0 and a summary when it
+    /// is valid, 1 and what is wrong (with the key and what to write) when it is not.
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::new(&args.log_level);
+    match args.log_format.as_str() {
+        "json" => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        "text" => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        other => anyhow::bail!("--log-format {other:?}: use text or json"),
+    }
     let mut config = Config::new(&args.bus);
-    if let Some(path) = &args.config {
+    if let Some(path) = args.check_config.as_ref().or(args.config.as_ref()) {
         config.apply_file(path).map_err(anyhow::Error::msg)?;
     }
     config.bus = args.bus.clone();
@@ -87,6 +103,25 @@ fn main() -> anyhow::Result<()> {
     }
     if args.no_dead_letter_file {
         config.dead_letter_persist = false;
+    }
+    if let Some(path) = &args.check_config {
+        config
+            .validate()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{} is not a valid agentd configuration", path.display()))?;
+        println!(
+            "{}: valid. bus {:?}, socket dir {}, lanes of {} bytes, up to {} agents, {} topic rules, dead letters {}",
+            path.display(),
+            config.bus,
+            config.socket_dir.display(),
+            config.lane_capacity,
+            config.max_agents,
+            config.topics.len(),
+            config
+                .dead_letter_path()
+                .map_or("in memory only".into(), |p| format!("kept in {}", p.display()))
+        );
+        return Ok(());
     }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
