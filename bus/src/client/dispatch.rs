@@ -13,6 +13,40 @@ use crate::kinds::RouteKind;
 use crate::lanes::PRIORITIES;
 use crate::payload::{ErrorKind, ErrorPayload};
 
+/// The span handlers of the message with `header` run in: `agentbus.message` with its trace
+/// and span ids (W3C sizes, hex), id and type, or a disabled span for an untraced message.
+fn trace_span(
+    header: &crate::header::FrameHeader,
+    env: &crate::codec::Envelope<'_>,
+) -> tracing::Span {
+    if header.extension_len == 0 {
+        return tracing::Span::none();
+    }
+    let trace = env.extensions.trace();
+    if trace.trace_id == [0; 16] {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "agentbus.message",
+        trace_id = %Hex(&trace.trace_id),
+        span_id = %Hex(&trace.span_id),
+        message_id = %header.message_id,
+        message_type = %header.message_type,
+    )
+}
+
+/// Bytes as lowercase hex, written only when displayed.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Agent {
     /// Publishes a timed batch whose delay has passed ([`super::Sender::set_batching`]), sends
     /// the at-least-once retries that are due, then dispatches everything waiting now (up
@@ -63,6 +97,11 @@ impl Agent {
             };
             let mut env = decode(guard.bytes())?;
             env.from = &from;
+            // Handlers run inside a span carrying the message's trace context, when it has
+            // one: an application's subscriber (JSON logs, OpenTelemetry) follows it across
+            // agents. Nothing is formatted unless a subscriber records the span.
+            let span = trace_span(&header, &env);
+            let _entered = span.enter();
             if let (true, Some(handler)) = (for_request, self.handlers.request.as_mut()) {
                 let result = handler(&env, &mut self.tx);
                 drop(guard); // hand the request's room back before replying
