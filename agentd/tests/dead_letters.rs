@@ -423,3 +423,68 @@ fn a_dead_letter_is_retried_to_its_destination_counting_retries() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+/// An agent reporting dead letters itself (`Request::DeadLetter`) is held to the same budget as
+/// the dead letters the router makes for it: past `dead_letter_burst`, refused with `NoRoom`.
+#[test]
+fn an_agent_cannot_fill_the_queue_by_reporting_dead_letters() {
+    use std::io::{Read, Write};
+
+    use agentbus::control::{
+        decode_response, encode_frame, ClientDeadLetter, FrameReader, Refusal, Request, Response,
+    };
+    use agentbus_ipc::ring::{Ring, RingOptions};
+
+    let mut cfg = config("dl-client-budget");
+    cfg.dead_letter_rate = 1;
+    cfg.dead_letter_burst = 5;
+    let bus = start_with(cfg);
+    let observer = bus.attach("observer", "ops");
+    let (mut conn, _seg, _layout) = support::raw::raw_attach(&bus, "reporter");
+    // One valid frame to report.
+    let m = agentbus::Message::raw(
+        observer.identity(),
+        agentbus::MessageType::Notification,
+        b"x".to_vec(),
+    );
+    let header = agentbus::codec::header_for(
+        &m,
+        agentbus::Route {
+            kind: agentbus::RouteKind::Broadcast,
+            destination: 0,
+        },
+        0,
+    );
+    let (mut tx, mut rx) = Ring::heap(RingOptions::new(1 << 12)).unwrap().split();
+    agentbus::codec::encode(&mut tx, &header, &m).unwrap();
+    let bytes = rx.peek().unwrap().unwrap();
+    let len = agentbus::FrameHeader::parse(bytes).unwrap().frame_len();
+    let frame = bytes[..len].to_vec();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = FrameReader::default();
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        conn.write_all(&encode_frame(&Request::DeadLetter(ClientDeadLetter {
+            frame: frame.clone(),
+            reason: "given up".into(),
+        })))
+        .unwrap();
+        let response = loop {
+            if let Some(f) = reader.next_frame().unwrap() {
+                break decode_response(&f).unwrap();
+            }
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "agentd closed the connection");
+            reader.push(&buf[..n]);
+        };
+        answers.push(response);
+    }
+    let done = answers.iter().filter(|r| **r == Response::Done).count();
+    let refused = answers
+        .iter()
+        .filter(|r| matches!(r, Response::Refused(f) if f.kind == Refusal::NoRoom && f.message.contains("dead_letter_rate")))
+        .count();
+    assert_eq!((done, refused), (5, 15), "{answers:?}");
+    assert_eq!(observer.dead_letters().unwrap().len(), 5);
+}

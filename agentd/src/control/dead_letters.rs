@@ -37,6 +37,31 @@ pub(super) fn record(ctl: &mut Control, token: Token, letter: ClientDeadLetter) 
             )
         }
     };
+    // As many as the router would make for it (dead_letter_rate a second, dead_letter_burst at
+    // once): a client cannot fill the queue faster than a sender could.
+    let limit = crate::router::DeadLetterLimit {
+        rate: ctl.config.dead_letter_rate,
+        burst: ctl.config.dead_letter_burst,
+    };
+    let now = agentbus_ipc::clock::monotonic_ns();
+    let entry = ctl
+        .client_letters
+        .entry(slot)
+        .or_insert_with(|| (epoch, crate::router::DeadLetterBudget::new(limit, now)));
+    if entry.0 != epoch {
+        *entry = (epoch, crate::router::DeadLetterBudget::new(limit, now));
+    }
+    entry.1.refill(limit, now);
+    if !entry.1.affordable() {
+        return refuse(
+            Refusal::NoRoom,
+            format!(
+                "this agent reported dead letters faster than agentd allows ({} a second, {} at once: dead_letter_rate and dead_letter_burst): report fewer, or later",
+                limit.rate, limit.burst
+            ),
+        );
+    }
+    entry.1.spend();
     header.source_slot = slot;
     header.source_epoch = epoch;
     let frame = &letter.frame[..header.frame_len()];

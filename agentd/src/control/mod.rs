@@ -204,6 +204,9 @@ pub struct Control {
     next_channel: u64,
     /// Named leases and their waiters.
     leases: crate::leases::LeaseTable,
+    /// Per slot: the epoch of the agent and its budget of dead letters it may report itself
+    /// (`Request::DeadLetter`), as the router budgets the ones it makes.
+    client_letters: HashMap<u32, (u32, crate::router::DeadLetterBudget)>,
     /// The topic id of `sys.leases`.
     sys_leases: u64,
 }
@@ -264,6 +267,7 @@ impl Control {
             channels: HashMap::new(),
             next_channel: 0,
             leases: crate::leases::LeaseTable::new(agentbus_ipc::clock::realtime_ns()),
+            client_letters: HashMap::new(),
             sys_leases: 2,
         }
     }

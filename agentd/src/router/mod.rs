@@ -31,8 +31,8 @@ use agentbus_ipc::clock::{monotonic_ns, realtime_ns};
 use agentbus_ipc::ring::{Consumer, ReadError};
 use agentbus_ipc::wait::Wait;
 
-pub use budget::DeadLetterLimit;
-use budget::{BudgetState, DeadLetterBudget};
+use budget::BudgetState;
+pub use budget::{DeadLetterBudget, DeadLetterLimit};
 pub use command::{Command, NewAgent, RouteChange, RouteId, RouterEvent, TopicPolicy};
 pub use deliver::agentd as agentd_identity;
 pub use deliver::dead_letter;
