@@ -442,6 +442,19 @@ fn sweep_cases(opts: &BenchOptions, cfg: Config, ncores: usize, cpu: &str) -> an
     Ok(())
 }
 
+/// The floor for the cases that report beside it without a size of their own: 64 B, 20,000
+/// round trips.
+fn floor_64(opts: &BenchOptions) -> anyhow::Result<Row> {
+    let cfg = Config {
+        iters: 20_000,
+        warmup: 1_000,
+        size: 64,
+        cores: opts.cores,
+        wait: opts.wait,
+    };
+    cases::floor(cfg, "floor", "floor 64 B")
+}
+
 /// `patterns`: a consensus round among 4 voters and a lease handover, beside the floor.
 fn patterns_case(opts: &BenchOptions, ncores: usize, cpu: &str) -> anyhow::Result<()> {
     let rounds = opts.count.min(20_000);
@@ -452,14 +465,7 @@ fn patterns_case(opts: &BenchOptions, ncores: usize, cpu: &str) -> anyhow::Resul
         opts.cores.0
     );
     let started = Instant::now();
-    let cfg = Config {
-        iters: 20_000,
-        warmup: 1_000,
-        size: 64,
-        cores: opts.cores,
-        wait: opts.wait,
-    };
-    let mut rows = vec![cases::floor(cfg, "floor", "floor 64 B")?];
+    let mut rows = vec![floor_64(opts)?];
     rows.extend(crate::patterns::patterns(rounds, opts.cores.0)?);
     progress("patterns", started);
     println!();
@@ -475,14 +481,7 @@ fn soak_case(opts: &BenchOptions, ncores: usize, cpu: &str) -> anyhow::Result<()
         opts.agents, opts.seconds, opts.cores.0
     );
     let started = Instant::now();
-    let cfg = Config {
-        iters: 20_000,
-        warmup: 1_000,
-        size: 64,
-        cores: opts.cores,
-        wait: opts.wait,
-    };
-    let floor = cases::floor(cfg, "floor", "floor 64 B")?;
+    let floor = floor_64(opts)?;
     let soak = crate::soak::soak(opts.agents, opts.seconds, opts.cores.0)?;
     progress("soak", started);
     let mut rows = vec![floor];

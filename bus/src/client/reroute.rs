@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::codec::Route;
 use crate::kinds::RouteKind;
 
-use super::destination::{AgentType, Capability, Destination, Peer, Topic};
+use super::destination::Destination;
 
 /// A name as a handle of one kind holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -64,73 +64,31 @@ impl Reroutes {
     }
 }
 
-/// A handle's generation and name, and its route as resolved then.
-pub(crate) trait Handle {
-    /// The generation it was resolved in.
-    fn generation(&self) -> u64;
-    /// Its name, to resolve again.
-    fn named(&self) -> Named;
-    /// Its route kind.
-    fn kind(&self) -> RouteKind;
-}
-
-impl Handle for Peer {
-    fn generation(&self) -> u64 {
-        self.generation
-    }
-    fn named(&self) -> Named {
-        Named::Peer(Arc::clone(&self.name))
-    }
-    fn kind(&self) -> RouteKind {
-        RouteKind::Agent
-    }
-}
-
-impl Handle for Topic {
-    fn generation(&self) -> u64 {
-        self.generation
-    }
-    fn named(&self) -> Named {
-        Named::Topic(Arc::clone(&self.name))
-    }
-    fn kind(&self) -> RouteKind {
-        RouteKind::Topic
-    }
-}
-
-impl Handle for Capability {
-    fn generation(&self) -> u64 {
-        self.generation
-    }
-    fn named(&self) -> Named {
-        Named::Capability(Arc::clone(&self.names))
-    }
-    fn kind(&self) -> RouteKind {
-        RouteKind::Capability
-    }
-}
-
-impl Handle for AgentType {
-    fn generation(&self) -> u64 {
-        self.generation
-    }
-    fn named(&self) -> Named {
-        Named::Type(Arc::clone(&self.name))
-    }
-    fn kind(&self) -> RouteKind {
-        RouteKind::LoadBalanced
-    }
-}
-
 impl Destination<'_> {
-    /// The handle a single destination is sent through (`None` for broadcast and several
-    /// peers).
-    pub(crate) fn handle(&self) -> Option<&dyn Handle> {
+    /// The generation a single destination's handle was resolved in (`None` for broadcast and
+    /// several peers, which need no resolving or are resolved peer by peer).
+    pub(crate) fn generation(&self) -> Option<u64> {
         match self {
-            Destination::Peer(p) => Some(*p),
-            Destination::Topic(t) => Some(*t),
-            Destination::Capability(c) => Some(*c),
-            Destination::Type(t) => Some(*t),
+            Destination::Peer(p) => Some(p.generation),
+            Destination::Topic(t) => Some(t.generation),
+            Destination::Capability(c) => Some(c.generation),
+            Destination::Type(t) => Some(t.generation),
+            Destination::Peers(_) | Destination::Broadcast => None,
+        }
+    }
+
+    /// A single destination's name, to resolve again, and its route kind.
+    pub(crate) fn named(&self) -> Option<(Named, RouteKind)> {
+        match self {
+            Destination::Peer(p) => Some((Named::Peer(Arc::clone(&p.name)), RouteKind::Agent)),
+            Destination::Topic(t) => Some((Named::Topic(Arc::clone(&t.name)), RouteKind::Topic)),
+            Destination::Capability(c) => Some((
+                Named::Capability(Arc::clone(&c.names)),
+                RouteKind::Capability,
+            )),
+            Destination::Type(t) => {
+                Some((Named::Type(Arc::clone(&t.name)), RouteKind::LoadBalanced))
+            }
             Destination::Peers(_) | Destination::Broadcast => None,
         }
     }

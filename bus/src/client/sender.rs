@@ -372,27 +372,31 @@ impl Sender {
         &mut self,
         to: &Destination<'_>,
     ) -> Result<Option<Route>, CommunicationError> {
-        let Some(handle) = to.handle() else {
+        let Some(generation) = to.generation() else {
             return Ok(to.route());
         };
-        let (route, may_publish) = if handle.generation() == self.routes.generation {
-            let may = !matches!(to, Destination::Topic(t) if !t.may_publish);
-            (to.route(), may)
-        } else {
-            let resolved = self.resolve_again(handle.named())?;
-            (
-                Some(super::reroute::route(handle.kind(), resolved)),
-                resolved.may_publish,
-            )
+        // The name (two Arc clones) only for a handle of an earlier generation.
+        let stale = (generation != self.routes.generation)
+            .then(|| to.named())
+            .flatten();
+        let (route, may_publish) = match stale {
+            Some((named, kind)) => {
+                let resolved = self.resolve_again(named)?;
+                (
+                    Some(super::reroute::route(kind, resolved)),
+                    resolved.may_publish,
+                )
+            }
+            _ => (
+                to.route(),
+                !matches!(to, Destination::Topic(t) if !t.may_publish),
+            ),
         };
-        if !may_publish {
+        if let (false, Destination::Topic(t)) = (may_publish, to) {
             return Err(CommunicationError::Unauthorized {
                 what: format!(
                     "this agent may not publish on topic {:?} (its publishers are restricted)",
-                    match to {
-                        Destination::Topic(t) => t.name(),
-                        _ => "?",
-                    }
+                    t.name()
                 ),
             });
         }
