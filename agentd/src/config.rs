@@ -66,7 +66,18 @@ pub struct Config {
     /// The dead-letter file (`None`: `<socket_dir>/<bus>.dlq`, as [`Config::dead_letter_path`]
     /// says).
     pub dead_letter_file: Option<PathBuf>,
+    /// Whether the router records per-message metrics (routing latency, messages by type,
+    /// per-topic counts) in the bus header; the counters per agent and the router's totals are
+    /// kept either way.
+    pub metrics: bool,
+    /// Where agentd serves Prometheus metrics over HTTP (`None`: it does not).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Traced messages the router keeps in the trace log (0: no log), for `agentbus trace`.
+    pub trace_log: usize,
 }
+
+/// The most records the trace log may keep.
+pub const MAX_TRACE_LOG: usize = 1 << 20;
 
 /// A configuration for the topics whose names match `pattern` (TOML: a `[[topics]]` table with
 /// `pattern` and any of `back_pressure`, `max_message_size`, `history`, `publishers` and
@@ -155,6 +166,9 @@ impl Config {
             topics: Vec::new(),
             dead_letter_persist: true,
             dead_letter_file: None,
+            metrics: true,
+            metrics_addr: None,
+            trace_log: 0,
         }
     }
 
@@ -184,6 +198,13 @@ impl Config {
                 "lane_capacity",
                 self.lane_capacity.to_string(),
                 "it must be a power of two from 4096 to 67108864 bytes",
+            );
+        }
+        if self.trace_log > MAX_TRACE_LOG {
+            return invalid(
+                "trace_log",
+                self.trace_log.to_string(),
+                format!("it must be 0 (no trace log) to {MAX_TRACE_LOG} records"),
             );
         }
         if !(1..=MAX_AGENTS).contains(&self.max_agents) {
@@ -315,6 +336,19 @@ impl Config {
         if let Some(v) = f.dead_letter_file {
             self.dead_letter_file = Some(v);
         }
+        if let Some(v) = f.metrics {
+            self.metrics = v;
+        }
+        if let Some(v) = f.metrics_addr {
+            self.metrics_addr = Some(v.parse().map_err(|_| ConfigError::Invalid {
+                key: "metrics_addr",
+                value: v,
+                allowed: "an address and port, such as \"127.0.0.1:9464\"".into(),
+            })?);
+        }
+        if let Some(v) = f.trace_log {
+            self.trace_log = v;
+        }
         if let Some(rules) = f.topics {
             for rule in rules {
                 let back_pressure = match rule.back_pressure {
@@ -415,6 +449,9 @@ struct FileConfig {
     topics: Option<Vec<FileTopicRule>>,
     dead_letter_persist: Option<bool>,
     dead_letter_file: Option<PathBuf>,
+    metrics: Option<bool>,
+    metrics_addr: Option<String>,
+    trace_log: Option<usize>,
 }
 
 #[cfg(test)]

@@ -12,14 +12,12 @@ use agentbus_ipc::segment::{CreateError, NamedSegment};
 use mio::net::UnixListener;
 use mio::{Interest, Poll, Waker};
 
-use crate::bus_header::{self, BusHeader};
+use crate::bus_header::{self, BusHeader, HeaderOptions, Sizes};
 use crate::config::{Config, ConfigError};
 use crate::control::{Control, ControlParts, LISTENER, WAKER};
 use crate::dead_letter_file::{DeadLetterFile, Found, Loaded};
 use crate::dead_letters::DeadLetterQueue;
-use crate::router::{
-    DeadLetterLimit, Router, RouterConfig, RouterLinks, RouterWake, Sleeper, SlotCounters,
-};
+use crate::router::{DeadLetterLimit, Router, RouterConfig, RouterLinks, RouterWake, Sleeper};
 
 /// Why a bus could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +57,9 @@ pub enum StartError {
     /// The kernel refused to make this process non-dumpable.
     #[error("making agentd non-dumpable (prctl PR_SET_DUMPABLE): {0}: without it, any process of this uid could open agents' lanes through /proc")]
     NonDumpable(nix::errno::Errno),
+    /// The metrics endpoint could not listen.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics_server::ServeError),
 }
 
 /// A running bus: its control and router threads. Stops when dropped.
@@ -104,12 +105,8 @@ pub struct Daemon {
     /// The dead-letter queue (its file is removed at stop when it holds no letter).
     dead_letters: Arc<Mutex<DeadLetterQueue>>,
     threads: Vec<JoinHandle<()>>,
-}
-
-fn pid_alive(pid: u32) -> bool {
-    pid != 0
-        && i32::try_from(pid)
-            .is_ok_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
+    /// Where `/metrics` is served, if it is.
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StartError + 'a {
@@ -164,11 +161,18 @@ impl Daemon {
             tracing::warn!(path = %socket.display(), "replacing a stale socket");
             std::fs::remove_file(&socket).map_err(io("removing a stale socket", &socket))?;
         }
-        let header = match BusHeader::create(&header_name) {
+        let header_options = HeaderOptions {
+            sizes: Sizes {
+                trace: config.trace_log,
+                ..HeaderOptions::for_slots(config.max_agents).sizes
+            },
+            metrics: config.metrics,
+        };
+        let header = match BusHeader::create(&header_name, header_options) {
             Ok(h) => h,
             Err(CreateError::AlreadyExists { .. }) => {
                 let pid = bus_header::read_pid(&header_name).ok().flatten();
-                if pid.is_some_and(|p| p != std::process::id() && pid_alive(p)) {
+                if pid.is_some_and(|p| p != std::process::id() && bus_header::process_alive(p)) {
                     return Err(StartError::AlreadyRunning {
                         bus: config.bus.clone(),
                         pid,
@@ -176,11 +180,15 @@ impl Daemon {
                 }
                 tracing::warn!(segment = %header_name, ?pid, "replacing a stale bus header");
                 let _ = NamedSegment::unlink(&header_name);
-                BusHeader::create(&header_name)?
+                BusHeader::create(&header_name, header_options)?
             }
             Err(e) => return Err(e.into()),
         };
         let header = Arc::new(header);
+        let metrics = config
+            .metrics_addr
+            .map(crate::metrics_server::MetricsServer::bind)
+            .transpose()?;
         let mut listener =
             UnixListener::bind(&socket).map_err(io("binding the control socket", &socket))?;
         let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660));
@@ -209,7 +217,6 @@ impl Daemon {
         };
         let dead_letters = Arc::new(Mutex::new(dead_letters));
         let shutdown = Arc::new(AtomicBool::new(false));
-        let slot_counters = Arc::new(SlotCounters::new(config.max_agents));
         let router = Router::new(
             RouterConfig {
                 batch_limit: config.batch_limit,
@@ -230,6 +237,7 @@ impl Daemon {
                     rate: config.dead_letter_rate,
                     burst: config.dead_letter_burst,
                 },
+                metrics: config.metrics,
             },
             RouterLinks {
                 commands: commands_rx,
@@ -240,7 +248,6 @@ impl Daemon {
                 header: header.words().clone(),
                 sleeper,
                 shutdown: Arc::clone(&shutdown),
-                slot_counters: Arc::clone(&slot_counters),
             },
         );
         let control = Control::new(ControlParts {
@@ -255,7 +262,6 @@ impl Daemon {
             header: header.words().clone(),
             bus_header: Arc::clone(&header),
             shutdown: Arc::clone(&shutdown),
-            slot_counters,
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -265,6 +271,15 @@ impl Daemon {
         };
         let router_thread = spawn("agentd-router", Box::new(move || router.run()))?;
         let control_thread = spawn("agentd-control", Box::new(move || control.run()))?;
+        let mut threads = vec![router_thread, control_thread];
+        let metrics_addr = metrics.as_ref().map(|m| m.addr());
+        if let Some(server) = metrics {
+            let (bus, stop) = (config.bus.clone(), Arc::clone(&shutdown));
+            threads.push(spawn(
+                "agentd-metrics",
+                Box::new(move || server.run(bus, stop)),
+            )?);
+        }
         tracing::info!(bus = %config.bus, socket = %socket.display(), "agentd serving");
         Ok(Daemon {
             bus: config.bus,
@@ -274,13 +289,20 @@ impl Daemon {
             waker,
             router_wake,
             dead_letters,
-            threads: vec![router_thread, control_thread],
+            threads,
+            metrics_addr,
         })
     }
 
     /// The control socket's path.
     pub fn socket_path(&self) -> &Path {
         &self.socket
+    }
+
+    /// Where it serves Prometheus metrics (`/metrics`), if it does: the address bound (with
+    /// `--metrics 127.0.0.1:0`, the port the system chose).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
     }
 
     /// The name of the bus it serves, as configured.

@@ -15,7 +15,9 @@ pub mod control;
 pub mod daemon;
 pub mod dead_letter_file;
 pub mod dead_letters;
+pub mod exposition;
 pub mod leases;
+pub mod metrics_server;
 pub mod registry;
 pub mod router;
 

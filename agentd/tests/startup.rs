@@ -49,7 +49,8 @@ fn a_stale_socket_and_header_from_a_dead_agentd_are_replaced() {
         let mut dead = Command::new("true").spawn().unwrap();
         let dead_pid = dead.id();
         dead.wait().unwrap();
-        let header = BusHeader::create(&name).unwrap();
+        let header =
+            BusHeader::create(&name, agentd::bus_header::HeaderOptions::for_slots(4)).unwrap();
         header.words().record_pid(dead_pid);
         // dropped without unlinking: what a crashed agentd leaves
     }

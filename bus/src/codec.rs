@@ -537,13 +537,10 @@ fn split(frame: &[u8]) -> Result<(FrameHeader, Extensions<'_>, &[u8]), DecodeErr
 /// The extension block and body of `frame` as `header` bounds them (empty where the frame is
 /// shorter than the header says, which a parsed header rules out).
 fn parts<'a>(header: &FrameHeader, frame: &'a [u8]) -> (Extensions<'a>, &'a [u8]) {
-    let ext = frame
-        .get(HEADER_LEN..header.prefix_len())
-        .unwrap_or_default();
     let body = frame
         .get(header.prefix_len()..header.frame_len())
         .unwrap_or_default();
-    (Extensions::new(ext), body)
+    (Extensions::of(header, frame), body)
 }
 
 /// Reads a frame's message in place, validating the header, the extension block and a spec

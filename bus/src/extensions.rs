@@ -256,6 +256,16 @@ impl<'a> Extensions<'a> {
         Extensions { block }
     }
 
+    /// The extension block of `frame`, as its parsed `header` bounds it (empty where the frame
+    /// is shorter than the header says, which a parsed header rules out).
+    pub fn of(header: &crate::FrameHeader, frame: &'a [u8]) -> Extensions<'a> {
+        Extensions::new(
+            frame
+                .get(crate::HEADER_LEN..header.prefix_len())
+                .unwrap_or_default(),
+        )
+    }
+
     fn items(&self) -> impl Iterator<Item = Item<'a>> + 'a {
         let block = self.block;
         let mut at = 2;

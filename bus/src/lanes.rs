@@ -9,6 +9,7 @@
 //! | 256 | the agent's doorbell: it sleeps there, agentd rings it | both |
 //! | 384 | the agent's reported load | the agent |
 //! | 448 | the router sleeps: signal its eventfd after sending (this agent's own flag) | agentd |
+//! | 512 | times the agent found each outbound lane full (4 words) | the agent |
 //! | 4096 | outbound rings, CRITICAL..LOW (agent -> router) | agent produces, router consumes |
 //! | then | inbound rings, CRITICAL..LOW (router -> agent) | router produces, agent consumes |
 
@@ -38,6 +39,7 @@ mod word {
     pub const HEARTBEAT: usize = 16;
     pub const LAST_SEND: usize = 24;
     pub const LOAD: usize = 48;
+    pub const OUT_FULL: usize = 64;
 }
 
 /// An agent's control block: the first 4 KiB of its lane segment, each word on its own cache
@@ -123,6 +125,29 @@ impl ControlBlock {
         self.words
             .load(word::LOAD, Ordering::Relaxed)
             .min(u32::MAX as u64) as u32
+    }
+
+    /// The agent's heartbeat as it last stamped it, monotonic ns (untrusted: for monitors).
+    pub fn heartbeat(&self) -> u64 {
+        // Relaxed: a gauge for monitors; `alive` is the check that orders.
+        self.words.load(word::HEARTBEAT, Ordering::Relaxed)
+    }
+
+    /// Counts a time the agent found outbound lane `priority` full (the agent, on that slow
+    /// path only).
+    pub fn count_full(&self, priority: usize) {
+        // Relaxed: a counter; several of the agent's threads may send, hence the add.
+        self.words
+            .word(word::OUT_FULL + priority.min(PRIORITIES - 1))
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Times the agent says it found outbound lane `priority` full (untrusted).
+    pub fn full_events(&self, priority: usize) -> u64 {
+        self.words.load(
+            word::OUT_FULL + priority.min(PRIORITIES - 1),
+            Ordering::Relaxed,
+        )
     }
 
     /// Whether the agent shows signs of life within `timeout_ns`: a heartbeat (stamped while

@@ -34,8 +34,11 @@ enum Command {
     Agents(ops::BusArgs),
     /// Lists the topics, with their subscribers and configuration.
     Topics(ops::BusArgs),
-    /// Prints the bus-wide counters.
+    /// Prints the bus's counters and routing-latency percentiles (read from shared memory:
+    /// works while agentd's control thread is wedged).
     Stat(ops::BusArgs),
+    /// Prints the messages of one trace from agentd's trace log (agentd --trace-log N).
+    Trace(ops::TraceArgs),
     /// The dead-letter queue: `dlq list`, `dlq retry SEQ`, `dlq purge`.
     Dlq(ops::DlqArgs),
     /// Publishes one message on a topic (raw bytes).
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Agents(args) => ops::agents(&args),
         Command::Topics(args) => ops::topics(&args),
         Command::Stat(args) => ops::stat(&args),
+        Command::Trace(args) => ops::trace(&args),
         Command::Dlq(args) => ops::dlq(&args),
         Command::Pub(args) => ops::pub_cmd(&args),
         Command::Sub(args) => ops::sub_cmd(&args),

@@ -150,7 +150,15 @@ fn one_shot_commands_against_a_running_bus_and_against_none() {
         "{letters}"
     );
     let stat = json(&cli(&bus, &sock, &["stat", "--json"]));
-    assert!(stat["dead_lettered"].as_u64().unwrap() >= 1, "{stat}");
+    assert!(
+        stat["router"]["dead_lettered"].as_u64().unwrap() >= 1,
+        "{stat}"
+    );
+    assert!(
+        stat["dead_letters"]["no_route"].as_u64().unwrap() >= 1,
+        "{stat}"
+    );
+    assert!(stat["latency_ns"]["count"].as_u64().unwrap() >= 1, "{stat}");
     let purged = json(&cli(&bus, &sock, &["dlq", "purge", "--json"]));
     assert!(purged["purged"].as_u64().unwrap() >= 1);
 
@@ -168,12 +176,13 @@ fn one_shot_commands_against_a_running_bus_and_against_none() {
         &["pub", "x", "y"],
         &["sub", "x", "--count", "1"],
         &["request", "echo", "hi"],
+        &["trace", "4bf92f3577b34da6a3ce929d0e0e4736"],
     ] {
         let out = cli(&bus, &sock, args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded with no agentd");
         assert!(
-            stderr.contains("no agentd is listening"),
+            stderr.contains("no agentd is listening") || stderr.contains("no agentd serves bus"),
             "{args:?}: {stderr}"
         );
     }

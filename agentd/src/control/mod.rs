@@ -45,7 +45,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::config::Config;
 use crate::dead_letters::DeadLetterQueue;
 use crate::registry::Registry;
-use crate::router::{Command, RouterEvent, RouterWake, SlotCounters};
+use crate::router::{Command, RouterEvent, RouterWake};
 
 /// The poll token of the control socket's listener (connections get tokens from 2 up).
 pub const LISTENER: Token = Token(0);
@@ -193,13 +193,14 @@ pub struct Control {
     /// out, or a command could not be queued): the next request waits for a barrier even if it
     /// changes nothing itself.
     unconfirmed: bool,
+    /// Topics named in the bus header so far (ids below this).
+    topics_named: usize,
     router_wake: RouterWake,
     dead_letters: Arc<Mutex<DeadLetterQueue>>,
     header: crate::bus_header::HeaderWords,
     bus_header: Arc<crate::bus_header::BusHeader>,
     shutdown: Arc<AtomicBool>,
     own_uid: u32,
-    slot_counters: Arc<SlotCounters>,
     channels: HashMap<u64, channels::ChannelRecord>,
     next_channel: u64,
     /// Named leases and their waiters.
@@ -236,8 +237,6 @@ pub struct ControlParts {
     pub bus_header: Arc<crate::bus_header::BusHeader>,
     /// Set by `Daemon::stop`: the control loop then closes every connection and returns.
     pub shutdown: Arc<AtomicBool>,
-    /// The router's per-slot counters.
-    pub slot_counters: Arc<SlotCounters>,
 }
 
 impl Control {
@@ -257,13 +256,13 @@ impl Control {
             acks: parts.acks,
             last_barrier: 0,
             unconfirmed: false,
+            topics_named: 0,
             router_wake: parts.router_wake,
             dead_letters: parts.dead_letters,
             header: parts.header,
             bus_header: parts.bus_header,
             shutdown: parts.shutdown,
             own_uid: nix::unistd::getuid().as_raw(),
-            slot_counters: parts.slot_counters,
             channels: HashMap::new(),
             next_channel: 0,
             leases: crate::leases::LeaseTable::new(agentbus_ipc::clock::realtime_ns()),
@@ -575,6 +574,7 @@ impl Control {
     /// request queued a command of its own; without one, without route changes and with every
     /// earlier change confirmed, nothing is sent and nothing is waited for.
     fn sync_routes(&mut self, queued: bool) -> Result<(), CommandError> {
+        self.name_new_topics();
         let synced = self.send_routes().and_then(|changed| {
             if changed || queued || self.unconfirmed {
                 self.barrier()
@@ -584,6 +584,15 @@ impl Control {
         });
         self.unconfirmed = synced.is_err();
         synced
+    }
+
+    /// Names in the bus header the topics created since the last call (topic ids are issued
+    /// in order, so the ones past `topics_named`).
+    fn name_new_topics(&mut self) {
+        for (id, name) in self.registry.topic_names().skip(self.topics_named) {
+            self.header.name_topic(id as usize, name);
+        }
+        self.topics_named = self.registry.topic_names().count();
     }
 
     /// Queues a barrier and waits for its acknowledgement, at most [`ROUTER_PATIENCE`]. Stops

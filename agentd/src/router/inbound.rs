@@ -53,6 +53,17 @@ pub struct InboundLanes {
     touched: Vec<(u32, usize)>,
     /// Per slot, a bit per priority: whether that lane is in `touched` already.
     touched_mask: Vec<u8>,
+    /// Per slot, what was copied into its lanes and how often one was full.
+    stats: Vec<LaneStats>,
+}
+
+/// What [`InboundLanes::copy`] counts per slot; reset when a slot gets new lanes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaneStats {
+    /// Bytes of the copies written.
+    pub bytes: u64,
+    /// Times each lane was found full.
+    pub full: [u64; 4],
 }
 
 impl InboundLanes {
@@ -62,13 +73,29 @@ impl InboundLanes {
             lanes: (0..slots).map(|_| None).collect(),
             touched: Vec::with_capacity(slots * 4),
             touched_mask: vec![0; slots],
+            stats: vec![LaneStats::default(); slots],
         }
+    }
+
+    /// What was copied into `slot`'s lanes since it got them.
+    pub fn stats(&self, slot: u32) -> LaneStats {
+        self.stats.get(slot as usize).copied().unwrap_or_default()
+    }
+
+    /// Bytes waiting in lane `priority` of `slot` now (its reader's head, read now).
+    pub fn depth(&self, slot: u32, priority: usize) -> u64 {
+        self.lanes
+            .get(slot as usize)
+            .and_then(|l| l.as_ref())
+            .and_then(|l| l.get(priority))
+            .map_or(0, |l| l.pending())
     }
 
     /// Gives `slot` its lanes (an agent attached).
     pub fn attach(&mut self, slot: u32, lanes: Vec<Producer>) {
         if let Some(l) = self.lanes.get_mut(slot as usize) {
             *l = Some(lanes);
+            self.stats[slot as usize] = LaneStats::default();
         }
     }
 
@@ -130,9 +157,13 @@ impl InboundLanes {
                 header.write(&mut buf[..HEADER_LEN]);
                 buf[HEADER_LEN..frame.len()].copy_from_slice(&frame[HEADER_LEN..]);
                 claim.commit(frame.len());
+                self.stats[slot as usize].bytes += frame.len() as u64;
                 Copied::Delivered
             }
-            Err(ClaimError::Full { .. } | ClaimError::TimedOut) => Copied::Full,
+            Err(ClaimError::Full { .. } | ClaimError::TimedOut) => {
+                self.stats[slot as usize].full[priority] += 1;
+                Copied::Full
+            }
             Err(e @ ClaimError::TooLarge { .. }) => Copied::TooLarge(e),
             Err(ClaimError::Corrupt(c)) => Copied::Corrupt(c),
         }

@@ -15,6 +15,7 @@ mod deliver;
 mod held;
 mod history;
 mod inbound;
+mod metrics;
 mod table;
 mod wake;
 
@@ -42,7 +43,7 @@ use inbound::{Copied, InboundLanes, Unwritten};
 pub use table::{Entry, Now, Partial, Routes, Slot, SlotSet, Unroutable, View};
 pub use wake::{AgentWake, RouterWake, Sleeper, WakeBudget, SPURIOUS_WAKES_PER_SECOND};
 
-use crate::bus_header::{HeaderWords, RouterTotals};
+use crate::bus_header::{DeadKind, HeaderWords, RouterTotals, SlotMetrics, UNROUTED};
 use crate::dead_letters::DeadLetterQueue;
 
 pub use agentbus::header::AGENTD_SLOT;
@@ -72,6 +73,27 @@ fn expired(header: &FrameHeader, now_rt: u64, delivery_timeout_ns: u64) -> bool 
 /// when it makes room, so the router looks again after this long. Spinning instead burnt a
 /// whole core for as long as a subscriber stalled.
 pub const ROOM_SLICE: Duration = Duration::from_millis(1);
+
+/// Why something is dead-lettered: the sentence recorded and the kind counted.
+#[derive(Debug, Clone, Copy)]
+struct Why<'a> {
+    kind: DeadKind,
+    reason: &'a str,
+}
+
+/// The dead-letter kind of a frame that could not be routed.
+fn dead_kind(why: Unroutable) -> DeadKind {
+    match why {
+        Unroutable::TooLarge => DeadKind::TooLarge,
+        Unroutable::Unauthorized => DeadKind::Unauthorized,
+        Unroutable::Impossible => DeadKind::Protocol,
+        Unroutable::NoSuchAgent
+        | Unroutable::NoSubscribers
+        | Unroutable::NoCapableAgent
+        | Unroutable::NoAgentOfType
+        | Unroutable::NobodyElse => DeadKind::NoRoute,
+    }
+}
 
 /// What an idle router has left to do (`Router::pending`).
 enum Pending {
@@ -110,16 +132,14 @@ pub struct RouterConfig {
     pub sys_alerts_topic: u64,
     /// Dead letters one agent may cause before it is throttled.
     pub dead_letter_limit: DeadLetterLimit,
+    /// Whether to record per-message metrics (routing latency, messages by type, topics) and
+    /// the trace log (when the header has one).
+    pub metrics: bool,
 }
 
-/// Per-slot counters the router publishes for the control thread (see [`slot_counter`]).
-/// Reset, and published at once, when a slot is given to a new agent.
-#[derive(Debug)]
-pub struct SlotCounters {
-    words: Vec<std::sync::atomic::AtomicU64>,
-}
-
-/// Indexes of [`SlotCounters`] per slot.
+/// Indexes of a slot's router counters, as published in the bus header
+/// ([`HeaderWords::slot_counter`]); reset, and published at once, when a slot is given to a
+/// new agent.
 pub mod slot_counter {
     /// Frames the router took from the slot's outbound lanes.
     pub const SENT: usize = 0;
@@ -148,24 +168,6 @@ pub mod slot_counter {
     pub const PER_SLOT: usize = 10;
 }
 
-impl SlotCounters {
-    /// Counters for `slots` slots.
-    pub fn new(slots: usize) -> SlotCounters {
-        SlotCounters {
-            words: (0..slots * slot_counter::PER_SLOT)
-                .map(|_| std::sync::atomic::AtomicU64::new(0))
-                .collect(),
-        }
-    }
-
-    /// One counter of a slot.
-    pub fn get(&self, slot: u32, which: usize) -> u64 {
-        self.words
-            .get(slot as usize * slot_counter::PER_SLOT + which)
-            .map_or(0, |w| w.load(Ordering::Relaxed))
-    }
-}
-
 /// The router's links to the rest of agentd.
 #[derive(Debug)]
 pub struct RouterLinks {
@@ -186,8 +188,6 @@ pub struct RouterLinks {
     pub sleeper: Sleeper,
     /// Set by `Daemon::stop`: the router finishes its pass and returns from [`Router::run`].
     pub shutdown: Arc<AtomicBool>,
-    /// Per-slot counters, published for the control thread.
-    pub slot_counters: Arc<SlotCounters>,
 }
 
 #[derive(Debug, Default)]
@@ -197,6 +197,10 @@ struct Counters {
     delivered: u64,
     dead: u64,
     faulted: u64,
+    idle_ns: u64,
+    busy_passes: u64,
+    bytes_in: u64,
+    dropped: u64,
 }
 
 /// The router's state; [`Router::run`] is the thread's body.
@@ -216,6 +220,8 @@ pub struct Router {
     dispatch: Dispatch,
     rt_offset: u64,
     last_publish: u64,
+    /// When the last pass began, monotonic ns.
+    last_pass: u64,
 }
 
 /// Everything a frame is routed with: the slots, the inbound lanes, the routes, and the books.
@@ -240,6 +246,12 @@ struct Dispatch {
     alerts: alerts::Alerts,
     /// The last messages of each topic that keeps some for late joiners, by topic id.
     histories: Vec<Option<history::History>>,
+    /// Per-message metrics, published with the counters.
+    metrics: metrics::Metrics,
+    /// The most bytes seen waiting in each inbound lane, per slot (sampled at publication).
+    lane_high: Vec<[u64; 4]>,
+    /// The bus header, for the trace log.
+    header: HeaderWords,
 }
 
 /// What routing one frame came to.
@@ -294,9 +306,13 @@ impl Router {
                 holding: 0,
                 alerts: alerts::Alerts::new(made),
                 histories: Vec::new(),
+                metrics: metrics::Metrics::new(cfg.metrics, links.header.layout().sizes),
+                lane_high: vec![[0; 4]; n],
+                header: links.header.clone(),
             },
             rt_offset: realtime_ns().wrapping_sub(mono),
             last_publish: 0,
+            last_pass: mono,
             cfg,
             links,
         }
@@ -312,7 +328,14 @@ impl Router {
         let mut idle = 0u32;
         let mut idle_since = 0u64;
         while !self.links.shutdown.load(Ordering::Acquire) {
-            if self.pass() > 0 {
+            let work = self.pass();
+            if work > 0 {
+                if idle > 0 {
+                    let c = &mut self.dispatch.counters;
+                    c.idle_ns += self.last_pass.saturating_sub(idle_since);
+                }
+                self.dispatch.counters.busy_passes += 1;
+                self.dispatch.metrics.pass(work);
                 idle = 0;
             } else {
                 if idle == 0 {
@@ -492,6 +515,7 @@ impl Router {
     pub fn pass(&mut self) -> usize {
         self.apply_commands();
         let mono = monotonic_ns();
+        self.last_pass = mono;
         let now = Now {
             mono,
             rt: mono.wrapping_add(self.rt_offset),
@@ -535,10 +559,18 @@ impl Router {
             delivered: c.delivered,
             dead: c.dead,
             faulted: c.faulted,
+            idle_ns: c.idle_ns,
+            busy_passes: c.busy_passes,
+            bytes_in: c.bytes_in,
+            dropped: c.dropped,
         });
         for slot in 0..self.dispatch.slots.len() {
             self.publish_slot(slot);
         }
+        let routes = &self.dispatch.routes;
+        self.dispatch.metrics.publish(&self.links.header, |id| {
+            routes.topics.get(id).map_or(0, |v| v.len() as u64)
+        });
         let rt = now.wrapping_add(self.rt_offset);
         // Budgets refill here, about once a millisecond, not on every pass.
         self.refill_budgets(Now { mono: now, rt });
@@ -548,13 +580,41 @@ impl Router {
         self.last_publish = now;
     }
 
-    fn publish_slot(&self, slot: usize) {
-        for (i, v) in self.dispatch.slots[slot].counters.iter().enumerate() {
-            // Relaxed: independent gauges; the attach's barrier ack (a channel send after this)
-            // orders the reset before the control thread's next read.
-            self.links.slot_counters.words[slot * slot_counter::PER_SLOT + i]
-                .store(*v, Ordering::Relaxed);
+    /// Publishes slot `slot`'s counters, lanes and bytes in the header (the attach's barrier
+    /// ack, a channel send after this, orders a new agent's reset before the control thread's
+    /// next read).
+    fn publish_slot(&mut self, slot: usize) {
+        let d = &mut self.dispatch;
+        let state = &d.slots[slot];
+        self.links
+            .header
+            .publish_slot_counters(slot, &state.counters);
+        let Some(e) = state.agent.as_ref() else {
+            return;
+        };
+        let stats = d.inbound.stats(slot as u32);
+        let high = &mut d.lane_high[slot];
+        let mut m = SlotMetrics {
+            bytes_sent: state.bytes_sent,
+            bytes_received: stats.bytes,
+            heartbeat: e.control.heartbeat(),
+            load: e.control.load() as u64,
+            in_full: stats.full,
+            out_full: std::array::from_fn(|p| e.control.full_events(p)),
+            lane_capacity: e.lane_capacity as u64,
+            out_waiting: e.partial.iter().filter(|p| p.is_some()).count() as u64,
+            ..SlotMetrics::default()
+        };
+        for (p, high) in high.iter_mut().enumerate() {
+            let depth = d.inbound.depth(slot as u32, p);
+            if stats.full[p] > 0 {
+                *high = e.lane_capacity as u64;
+            }
+            *high = (*high).max(depth);
+            m.in_depth[p] = depth;
+            m.in_high[p] = *high;
         }
+        self.links.header.publish_slot_metrics(slot, &m);
     }
 
     /// Routes up to a batch of frames from lane `priority` of the agent in `slot`; returns how
@@ -600,11 +660,13 @@ impl Router {
             header.source_slot = slot;
             header.source_epoch = sender.epoch;
             header.priority = MessagePriority::ALL[priority];
+            let bytes = frame.len() as u64;
             match self.dispatch.route(sender, &header, frame, position, now) {
                 Routed::Blocked => break,
                 Routed::Finished { fault } => {
                     lane.pop();
                     self.dispatch.counters.frames_in += 1;
+                    self.dispatch.counters.bytes_in += bytes;
                     handled += 1;
                     if let Some(why) = fault {
                         self.dispatch.faults.push((slot, why));
@@ -746,12 +808,20 @@ impl Router {
     /// Gives an attached agent its slot.
     fn add(&mut self, agent: NewAgent) {
         let index = agent.slot as usize;
+        let type_index = self
+            .dispatch
+            .metrics
+            .intern_type(&agent.identity.agent_type, &self.links.header);
+        if let Some(high) = self.dispatch.lane_high.get_mut(index) {
+            *high = [0; 4];
+        }
         let Some(slot) = self.dispatch.slots.get_mut(index) else {
             return;
         };
         // The new occupant starts from zero, visibly at once: a listing made right after its
         // attach must not show the previous agent's numbers.
         slot.counters = [0; slot_counter::PER_SLOT];
+        slot.bytes_sent = 0;
         // The agent sees a beat from its first send on.
         agent.control.set_router_beat(realtime_ns());
         if let Err(e) = self.links.sleeper.register(agent.slot, &agent.wake) {
@@ -772,6 +842,7 @@ impl Router {
             draining: false,
             partial: [None; 4],
             budget: DeadLetterBudget::new(self.cfg.dead_letter_limit, monotonic_ns()),
+            type_index,
         });
         self.publish_slot(index);
         self.outbound[index] = Some(agent.outbound);
@@ -856,6 +927,7 @@ impl Router {
                         now_rt,
                     );
                     self.dispatch.counters.dead += 1;
+                    self.dispatch.metrics.dead(DeadKind::Undeliverable);
                 }
                 unread.pop();
             }
@@ -925,7 +997,11 @@ impl Dispatch {
             } else {
                 "ttl expired before delivery"
             };
-            self.dead_letter(header, frame, None, reason, now, &mut books);
+            let why = Why {
+                kind: DeadKind::Expired,
+                reason,
+            };
+            self.dead_letter(header, frame, None, why, now, &mut books);
         } else {
             match resolved {
                 // Kept for the next subscriber instead: the topic has a history.
@@ -935,7 +1011,11 @@ impl Dispatch {
                     }
                 }
                 Err(why) => {
-                    self.dead_letter(header, frame, None, why.reason(), now, &mut books);
+                    let dead = Why {
+                        kind: dead_kind(why),
+                        reason: why.reason(),
+                    };
+                    self.dead_letter(header, frame, None, dead, now, &mut books);
                     if why == Unroutable::Impossible {
                         fault = Some(format!(
                             "it sent a frame to an impossible destination ({:?} {:#x}; {} slots)",
@@ -962,14 +1042,34 @@ impl Dispatch {
                                 dead,
                             });
                         }
-                        self.account(sender.slot, &books);
+                        self.account(sender.slot, header, &books);
                         return Routed::Blocked;
                     }
                 }
             }
         }
         books.dead |= partial.is_some_and(|pt| pt.dead);
-        self.finish(sender, &books);
+        self.finish(sender, header, &books);
+        let to = match resolved {
+            Ok(()) => metrics::destination_class(header.route, self.single_destination_type()),
+            Err(_) => UNROUTED,
+        };
+        let from = self.slots[sender.slot as usize]
+            .agent
+            .as_ref()
+            .map_or(0, |e| e.type_index);
+        let logged = self.metrics.routed(metrics::RoutedFrame {
+            header,
+            frame,
+            from,
+            to,
+            copies: books.copies,
+            letters: books.letters,
+            now_rt: now.rt,
+        });
+        if let Some(entry) = logged {
+            self.header.log_trace(&entry);
+        }
         Routed::Finished { fault }
     }
 
@@ -1017,7 +1117,12 @@ impl Dispatch {
                 }
                 Copied::Full if policy == BackPressure::DeadLetterSlow => {
                     let reason = self.slow_subscriber(destination);
-                    self.dead_letter(header, frame, Some(destination), &reason, now, books);
+                    let why = Why {
+                        kind: DeadKind::SlowSubscriber,
+                        reason: &reason,
+                    };
+                    self.dead_letter(header, frame, Some(destination), why, now, books);
+                    self.counters.dropped += 1;
                     books.slow_letters += 1;
                     books.copies_dead += 1;
                     books.done.insert(destination);
@@ -1026,7 +1131,13 @@ impl Dispatch {
                 Copied::Full => blocked = true,
                 Copied::Gone | Copied::TooLarge(_) | Copied::Corrupt(_) => {
                     let why = copied.failure().unwrap_or_default();
-                    self.dead_letter(header, frame, Some(destination), &why, now, books);
+                    let kind = if matches!(copied, Copied::Corrupt(_)) {
+                        DeadKind::Protocol
+                    } else {
+                        DeadKind::Undeliverable
+                    };
+                    let dead = Why { kind, reason: &why };
+                    self.dead_letter(header, frame, Some(destination), dead, now, books);
                     books.copies_dead += 1;
                     books.done.insert(destination);
                     if matches!(copied, Copied::Corrupt(_)) {
@@ -1147,11 +1258,13 @@ impl Dispatch {
         }
         let Some(held) = held.as_mut() else {
             slot_state.counters[slot_counter::LOST] += 1;
+            self.counters.dropped += 1;
             return;
         };
         let was_empty = held.is_empty();
         let dropped = held.push(header, frame);
         slot_state.counters[slot_counter::LOST] += dropped;
+        self.counters.dropped += dropped;
         if was_empty && !held.is_empty() {
             self.holding += 1;
         }
@@ -1172,6 +1285,7 @@ impl Dispatch {
             let counters = &mut self.slots[slot].counters;
             counters[slot_counter::RECEIVED] += done.delivered;
             counters[slot_counter::LOST] += done.dropped;
+            self.counters.dropped += done.dropped;
             if emptied {
                 self.holding -= 1;
             }
@@ -1195,7 +1309,7 @@ impl Dispatch {
         header: &FrameHeader,
         frame: &[u8],
         destination: Option<u32>,
-        reason: &str,
+        why: Why<'_>,
         now: Now,
         books: &mut FrameBooks,
     ) {
@@ -1204,9 +1318,10 @@ impl Dispatch {
             header,
             frame,
             destination,
-            reason,
+            why.reason,
             now.rt,
         );
+        self.metrics.dead(why.kind);
         books.letters += 1;
         books.dead = true;
     }
@@ -1227,6 +1342,7 @@ impl Dispatch {
             letter.info.retries = retries;
             deliver::record(&this.dead_letters, letter);
             this.counters.dead += 1;
+            this.metrics.dead(DeadKind::RetryFailed);
         };
         let view = View {
             slots: &self.slots,
@@ -1340,9 +1456,10 @@ impl Dispatch {
 
     /// Counts what routing one frame (or one pass over a blocked one) did for `sender`, and
     /// spends its dead-letter budget.
-    fn account(&mut self, sender: u32, books: &FrameBooks) {
+    fn account(&mut self, sender: u32, header: &FrameHeader, books: &FrameBooks) {
         self.counters.delivered += books.copies;
         self.counters.dead += books.letters;
+        self.metrics.delivered(header, books.copies, books.letters);
         let slot = &mut self.slots[sender as usize];
         slot.counters[slot_counter::COPIES] += books.copies;
         slot.counters[slot_counter::COPIES_DEAD] += books.copies_dead;
@@ -1355,18 +1472,32 @@ impl Dispatch {
 
     /// The books of a finished frame: no longer partial, counted once as sent and as
     /// delivered or dead.
-    fn finish(&mut self, sender: FrameSender, books: &FrameBooks) {
+    fn finish(&mut self, sender: FrameSender, header: &FrameHeader, books: &FrameBooks) {
         if let Some(e) = self.slots[sender.slot as usize].agent.as_mut() {
             e.partial[sender.priority] = None;
         }
-        self.account(sender.slot, books);
-        let counters = &mut self.slots[sender.slot as usize].counters;
+        self.account(sender.slot, header, books);
+        let slot = &mut self.slots[sender.slot as usize];
+        slot.bytes_sent += header.frame_len() as u64;
+        let counters = &mut slot.counters;
         counters[slot_counter::SENT] += 1;
         counters[slot_counter::DESTINATIONS] += books.done.len();
         if books.dead {
             counters[slot_counter::DEAD] += 1;
         } else {
             counters[slot_counter::DELIVERED] += 1;
+        }
+    }
+
+    /// The type index of the frame's only destination, when it has exactly one.
+    fn single_destination_type(&self) -> Option<u8> {
+        match self.destinations[..] {
+            [d] => self
+                .slots
+                .get(d as usize)
+                .and_then(|s| s.agent.as_ref())
+                .map(|e| e.type_index),
+            _ => None,
         }
     }
 
@@ -1417,6 +1548,7 @@ impl Dispatch {
                         header.timestamp_ns,
                     );
                     self.counters.dead += 1;
+                    self.metrics.dead(DeadKind::Undeliverable);
                 }
             }
         }

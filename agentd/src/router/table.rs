@@ -72,6 +72,8 @@ pub struct Entry {
     pub budget: DeadLetterBudget,
     /// How it wakes the sleeping router (its eventfd, the router's flag in its control block).
     pub wake: super::AgentWake,
+    /// Its agent type's index in the metrics (the header's type names).
+    pub type_index: u8,
 }
 
 /// What the router keeps per slot, besides its lanes (those are in `InboundLanes` and
@@ -85,6 +87,8 @@ pub struct Slot {
     pub counters: [u64; super::slot_counter::PER_SLOT],
     /// Topic copies held for it per priority while its lane is full (`DropOldest` topics).
     pub held: [Option<Held>; 4],
+    /// Bytes of the frames taken from its lanes.
+    pub bytes_sent: u64,
 }
 
 impl Slot {
@@ -94,6 +98,7 @@ impl Slot {
             agent: None,
             counters: [0; super::slot_counter::PER_SLOT],
             held: [None, None, None, None],
+            bytes_sent: 0,
         }
     }
 }

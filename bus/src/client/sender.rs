@@ -581,10 +581,12 @@ impl Sender {
         deadline: Option<(Instant, Duration)>,
     ) -> Result<(), CommunicationError> {
         let lane = header.priority as usize;
-        match (
-            message.write(&mut self.outbound[lane], header, &NoWait),
-            deadline,
-        ) {
+        let written = message.write(&mut self.outbound[lane], header, &NoWait);
+        if matches!(written, Err(EncodeError::QueueFull { .. })) {
+            // The slow path only: what `agentbus top` shows as this agent's full lanes.
+            self.control.count_full(lane);
+        }
+        match (written, deadline) {
             (Err(EncodeError::QueueFull { .. }), Some((deadline, timeout))) => {
                 self.wait_for_room(lane, deadline, timeout, |lane, room| {
                     message.write(lane, header, room)

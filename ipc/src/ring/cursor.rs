@@ -88,6 +88,14 @@ impl<W: Words> ProducerCursor<W> {
         self.cached_head
     }
 
+    /// Bytes committed and not yet released by the consumer, reading its head now (a monitor's
+    /// sample: a head past the tail, which only a broken consumer writes, reads as 0).
+    pub fn pending(&self) -> u64 {
+        // Relaxed: a gauge; nothing is read on the strength of it.
+        let head = self.words.load(OFF_HEAD, Ordering::Relaxed);
+        self.tail.saturating_sub(head)
+    }
+
     /// Claims room for a frame of up to `len` payload bytes.
     pub fn reserve(&mut self, len: usize) -> Result<Reservation, ClaimError> {
         if len > self.max_payload {

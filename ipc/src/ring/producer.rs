@@ -127,6 +127,12 @@ impl Producer {
     pub fn backlog_hint(&self) -> u64 {
         self.cursor.tail() - self.cursor.cached_head()
     }
+
+    /// Bytes committed and not yet released by the consumer, reading its head now (one load
+    /// of a word the consumer writes: for monitors, not for every frame).
+    pub fn pending(&self) -> u64 {
+        self.cursor.pending()
+    }
 }
 
 /// A claimed frame: write the payload in place, then [`Claim::commit`]. Dropping it uncommitted

@@ -1,6 +1,6 @@
 //! The control protocol's listings as JSON.
 
-use agentbus::control::{AgentInfo, BusStats, DeadLetterInfo, TopicInfo};
+use agentbus::control::{AgentInfo, DeadLetterInfo, TopicInfo};
 use agentbus::{Record, Value};
 use serde_json::{json, Value as Json};
 
@@ -26,16 +26,6 @@ pub fn topic(t: &TopicInfo) -> Json {
         "max_message_size": t.config.max_message_size, "history": t.config.history,
         "publishers": t.config.publishers.to_string(),
         "subscribers_allowed": t.config.subscribers.to_string(),
-    })
-}
-
-/// The bus totals as `agentbus stat --json` prints them.
-pub fn stats(s: &BusStats) -> Json {
-    json!({
-        "passes": s.passes, "frames_in": s.frames_in, "delivered": s.delivered,
-        "dead_lettered": s.dead_lettered, "faulted": s.faulted, "agents": s.agents,
-        "dead_letters_held": s.dead_letters_held, "dead_letter_bytes": s.dead_letter_bytes,
-        "dead_letters_evicted": s.dead_letters_evicted,
     })
 }
 

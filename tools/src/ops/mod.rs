@@ -1,11 +1,14 @@
-//! One-shot commands for ops and debugging: `agents`, `topics`, `stat`, `dlq`, `pub`, `sub`,
-//! `request`. Each attaches to the bus as a short-lived agent (`cli-<pid>`), does one thing,
-//! prints it (as JSON with `--json`), and detaches; with no agentd on the bus it says so and
-//! exits non-zero.
+//! One-shot commands for ops and debugging. `stat` and `trace` read the bus header (read-only
+//! shared memory: they work while agentd's control thread is wedged); `agents`, `topics`,
+//! `dlq`, `pub`, `sub` and `request` attach to the bus as a short-lived agent (`cli-<pid>`), do
+//! one thing, and detach. Each prints JSON with `--json`; with no agentd on the bus each says
+//! so and exits non-zero.
 
 mod json;
 mod messages;
 mod queries;
+pub mod stat;
+mod trace;
 
 use std::path::PathBuf;
 
@@ -13,7 +16,9 @@ use agentbus::client::{Agent, AttachOptions};
 use anyhow::Context;
 
 pub use messages::{pub_cmd, request_cmd, sub_cmd, PubArgs, RequestArgs, SubArgs};
-pub use queries::{agents, dlq, stat, topics, DlqArgs};
+pub use queries::{agents, dlq, topics, DlqArgs};
+pub use stat::stat;
+pub use trace::{trace, TraceArgs};
 
 /// Which bus, where, and how to print.
 #[derive(Debug, Clone, clap::Args)]

@@ -1,4 +1,4 @@
-//! `agentbus agents`, `topics`, `stat` and `dlq`: what agentd knows, one request each.
+//! `agentbus agents`, `topics` and `dlq`: what agentd knows, one request each.
 
 use anyhow::{bail, Context};
 
@@ -63,27 +63,6 @@ pub fn topics(args: &BusArgs) -> anyhow::Result<()> {
             t.config.publishers
         );
     }
-    Ok(())
-}
-
-/// The bus-wide counters.
-pub fn stat(args: &BusArgs) -> anyhow::Result<()> {
-    let agent = args.attach()?;
-    let s = agent.stats()?;
-    if args.json {
-        println!("{}", json::stats(&s));
-        return Ok(());
-    }
-    println!("router passes        {}", s.passes);
-    println!("frames in            {}", s.frames_in);
-    println!("copies delivered     {}", s.delivered);
-    println!("dead-lettered        {}", s.dead_lettered);
-    println!("agents faulted       {}", s.faulted);
-    println!("agents attached      {}", s.agents.saturating_sub(1));
-    println!(
-        "dead letters held    {} ({} bytes, {} evicted)",
-        s.dead_letters_held, s.dead_letter_bytes, s.dead_letters_evicted
-    );
     Ok(())
 }
 
