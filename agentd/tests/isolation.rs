@@ -334,12 +334,13 @@ fn agentd_creates_its_socket_directory_private_and_agents_attach_through_it() {
     assert!(meta.is_dir());
     assert_eq!(meta.mode() & 0o7777, 0o700);
     assert_eq!(meta.uid(), uid());
-    // The socket: agentd's uid and group only; the bus header: agentd's uid only.
+    // The socket: agentd's uid and group only; the bus header: written by agentd's uid only,
+    // read by its group too (ops tools).
     let socket = std::fs::metadata(paths::socket_path(&bus.dir, &bus.bus)).unwrap();
     assert_eq!(socket.mode() & 0o777, 0o660, "socket mode");
     assert_eq!(socket.uid(), uid());
     let header = std::fs::metadata(header_file(&bus.bus)).unwrap();
-    assert_eq!(header.mode() & 0o777, 0o600, "bus header mode");
+    assert_eq!(header.mode() & 0o777, 0o640, "bus header mode");
     assert_eq!(header.uid(), uid());
     let mut a = bus.attach("a", "x");
     let mut b = bus.attach("b", "x");

@@ -140,16 +140,36 @@ fn spin_recv_channel(
     }
 }
 
-/// Round trips agent -> router -> the same agent (the loop-back form: router and agent each
-/// have a core), at `priority`; the row is `id`, `name`.
-fn loopback(
-    cfg: Config,
-    id: &str,
-    name: &str,
+/// What a loop-back case varies.
+#[derive(Debug, Clone, Copy)]
+struct Loop {
+    /// The messages' priority.
     priority: MessagePriority,
+    /// Keep the LOW lanes full meanwhile.
     flood: bool,
-) -> anyhow::Result<Row> {
-    let b = bus(name, Some(cfg.cores.0), cfg.wait)?;
+    /// agentd records per-message metrics (its default).
+    metrics: bool,
+}
+
+impl Loop {
+    const PLAIN: Loop = Loop {
+        priority: MessagePriority::Normal,
+        flood: false,
+        metrics: true,
+    };
+}
+
+/// Round trips agent -> router -> the same agent (the loop-back form: router and agent each
+/// have a core), as `how` says; the row is `id`, `name`.
+fn loopback(cfg: Config, id: &str, name: &str, how: Loop) -> anyhow::Result<Row> {
+    let Loop {
+        priority,
+        flood,
+        metrics,
+    } = how;
+    let b = bus_tuned(name, Some(cfg.cores.0), cfg.wait, false, |c| {
+        c.metrics = metrics
+    })?;
     let hist = on_core(cfg.cores.1, || {
         let mut me = b.attach("bench", cfg.wait)?;
         if flood {
@@ -196,25 +216,30 @@ fn flood_low(me: &mut Agent, size: usize) -> anyhow::Result<()> {
 
 /// `routed`: agent -> router -> agent, loop-back form.
 pub fn routed(cfg: Config) -> anyhow::Result<Row> {
-    loopback(cfg, "routed", "routed", MessagePriority::Normal, false)
+    loopback(cfg, "routed", "routed", Loop::PLAIN)
+}
+
+/// `routed` on an agentd started with `--no-metrics`: what the per-message metrics cost.
+pub fn routed_without_metrics(cfg: Config) -> anyhow::Result<Row> {
+    let how = Loop {
+        metrics: false,
+        ..Loop::PLAIN
+    };
+    loopback(cfg, "routed-no-metrics", "routed, metrics off", how)
 }
 
 /// `priority`: CRITICAL loop-back round trips, idle and with the LOW lanes kept full.
 pub fn priority(cfg: Config) -> anyhow::Result<(Row, Row)> {
-    let idle = loopback(
-        cfg,
-        "priority-idle",
-        "priority idle",
-        MessagePriority::Critical,
-        false,
-    )?;
-    let flood = loopback(
-        cfg,
-        "priority-flood",
-        "priority LOW flood",
-        MessagePriority::Critical,
-        true,
-    )?;
+    let critical = Loop {
+        priority: MessagePriority::Critical,
+        ..Loop::PLAIN
+    };
+    let idle = loopback(cfg, "priority-idle", "priority idle", critical)?;
+    let flooded = Loop {
+        flood: true,
+        ..critical
+    };
+    let flood = loopback(cfg, "priority-flood", "priority LOW flood", flooded)?;
     Ok((idle, flood))
 }
 
@@ -305,8 +330,11 @@ fn open_bench_channel(
     tag: &str,
     child_cfg: Config,
     case: &str,
+    metrics: bool,
 ) -> anyhow::Result<(Bus, Agent, Peer, Channel)> {
-    let b = bus(tag, None, Wait::Park(Park::default()))?;
+    let b = bus_tuned(tag, None, Wait::Park(Park::default()), false, |c| {
+        c.metrics = metrics
+    })?;
     let mut a = b.attach("bench-a", child_cfg.wait)?;
     let mut args = child_cfg.child_args(case);
     args.extend([
@@ -447,7 +475,20 @@ fn channel_recv(
 /// `channel`, `typed`, `plain`: ping-pong over a direct channel between two processes (one hop
 /// each way), carrying `kind`.
 pub fn channel(cfg: Config, kind: ChannelPayload) -> anyhow::Result<Row> {
-    let (_bus, _a, mut peer, mut ch) = open_bench_channel(kind.id(), cfg, kind.id())?;
+    channel_measured(cfg, kind, true)
+}
+
+/// `channel` on an agentd started with `--no-metrics`: a channel's messages never pass the
+/// router, so this shows the metrics cost it nothing.
+pub fn channel_without_metrics(cfg: Config) -> anyhow::Result<Row> {
+    let mut row = channel_measured(cfg, ChannelPayload::Raw, false)?;
+    row.id = "channel-no-metrics".into();
+    row.name = "channel, metrics off".into();
+    Ok(row)
+}
+
+fn channel_measured(cfg: Config, kind: ChannelPayload, metrics: bool) -> anyhow::Result<Row> {
+    let (_bus, _a, mut peer, mut ch) = open_bench_channel(kind.id(), cfg, kind.id(), metrics)?;
     let msg = Message::raw(
         ch.identity(),
         MessageType::Notification,
@@ -481,7 +522,7 @@ pub fn channel_throughput(cfg: Config, count: u64) -> anyhow::Result<(f64, f64)>
         warmup: 0,
         ..cfg
     };
-    let (_bus, _a, mut peer, mut ch) = open_bench_channel("chan-tput", sink, "channel-sink")?;
+    let (_bus, _a, mut peer, mut ch) = open_bench_channel("chan-tput", sink, "channel-sink", true)?;
     let msg = Message::raw(
         ch.identity(),
         MessageType::Notification,

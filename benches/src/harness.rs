@@ -17,7 +17,7 @@ use crate::{bus_cases, peers};
 /// The cases `agentbus bench` knows (`all` runs every one but `router-wait`, `route-changes`
 /// and `tail`, which take about a minute, a few seconds and half a minute, and `sweep`, which
 /// runs floor, channel and routed at each of [`SWEEP_SIZES`]).
-pub const CASES: [&str; 21] = [
+pub const CASES: [&str; 22] = [
     "floor",
     "ring",
     "channel",
@@ -38,6 +38,7 @@ pub const CASES: [&str; 21] = [
     "sweep",
     "soak",
     "patterns",
+    "metrics",
     "all",
 ];
 
@@ -199,6 +200,28 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
     if want("routed") {
         step("routed", &mut || {
             rows.push(bus_cases::routed(cfg)?);
+            Ok(())
+        })?;
+    }
+    // What the per-message metrics cost: the same cases on an agentd started with
+    // --no-metrics, in the same run (`all` and `metrics`).
+    if all || opts.case == "metrics" {
+        step("routed, metrics off", &mut || {
+            rows.push(bus_cases::routed_without_metrics(cfg)?);
+            Ok(())
+        })?;
+        if opts.case == "metrics" {
+            step("routed", &mut || {
+                rows.push(bus_cases::routed(cfg)?);
+                Ok(())
+            })?;
+            step("channel", &mut || {
+                rows.push(bus_cases::channel(cfg, ChannelPayload::Raw)?);
+                Ok(())
+            })?;
+        }
+        step("channel, metrics off", &mut || {
+            rows.push(bus_cases::channel_without_metrics(cfg)?);
             Ok(())
         })?;
     }

@@ -46,6 +46,7 @@ fn one_shot_commands_against_a_running_bus_and_against_none() {
     let mut config = agentd::Config::new(&bus);
     config.socket_dir = sock.clone();
     config.dead_letter_persist = false;
+    config.trace_log = 64;
     let daemon = agentd::Daemon::start(config).unwrap();
     let options = |id: &str, kind: &str| AttachOptions::new(&bus, id, kind).socket_dir(&sock);
     // An echo agent answering requests with their own bytes.
@@ -133,22 +134,51 @@ fn one_shot_commands_against_a_running_bus_and_against_none() {
     ));
     assert_eq!(answer["body"], "again");
 
+    // A traced publish, then the trace, from the header's trace log.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    json(&cli(
+        &bus,
+        &sock,
+        &["pub", "market.MSFT", "1", "--trace", trace_id, "--json"],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let traced = loop {
+        let traced = json(&cli(&bus, &sock, &["trace", trace_id, "--json"]));
+        if !traced.as_array().unwrap().is_empty() || Instant::now() > deadline {
+            break traced;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(traced[0]["trace_id"], trace_id, "{traced}");
+    assert_eq!(traced[0]["to"], "topic market.MSFT", "{traced}");
+    // The one-shot publisher is gone by now: named by its type.
+    assert_eq!(traced[0]["from"], "a cli (gone)", "{traced}");
+    let text = cli(&bus, &sock, &["trace", trace_id]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("1 messages of trace"));
+    let stat = cli(&bus, &sock, &["stat"]);
+    let stat = String::from_utf8_lossy(&stat.stdout);
+    assert!(stat.contains("latency") && stat.contains("p99.9"), "{stat}");
+
     // A dead letter: a message to a capability nobody has.
     let mut a = Agent::attach(options("lonely", "x")).unwrap();
     let nobody = a.capability(&["nobody"]).unwrap();
     a.send(&nobody, Raw(b"lost")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
+    let capability_letter = |letters: &serde_json::Value| {
+        letters.as_array().unwrap().iter().any(|l| {
+            l["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("capabilit"))
+        })
+    };
     let letters = loop {
         let letters = json(&cli(&bus, &sock, &["dlq", "list", "--json"]));
-        if !letters.as_array().unwrap().is_empty() || Instant::now() > deadline {
+        if capability_letter(&letters) || Instant::now() > deadline {
             break letters;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(
-        letters[0]["reason"].as_str().unwrap().contains("capabilit"),
-        "{letters}"
-    );
+    assert!(capability_letter(&letters), "{letters}");
     let stat = json(&cli(&bus, &sock, &["stat", "--json"]));
     assert!(
         stat["router"]["dead_lettered"].as_u64().unwrap() >= 1,

@@ -183,7 +183,7 @@ pub mod trace {
     /// Correlation id.
     pub const CORRELATION: usize = 5;
     /// Sender slot (bits 0..16), epoch (16..32), message type (32..40), priority (40..48),
-    /// route kind (48..56).
+    /// route kind (48..56), sender's agent type index (56..64).
     pub const WHO: usize = 6;
     /// The destination word of the header.
     pub const DESTINATION: usize = 7;

@@ -181,6 +181,8 @@ pub struct TraceEntry {
     pub copies: u32,
     /// Copies (or the whole frame) dead-lettered.
     pub dead: u32,
+    /// The sender's agent type index.
+    pub from_type: u8,
 }
 
 /// The header's words as a typed view: who writes what is in the method names (the router:
@@ -395,7 +397,8 @@ impl HeaderWords {
             | (h.source_epoch as u64 & 0xffff) << 16
             | (h.message_type as u64) << 32
             | (h.priority as u64) << 40
-            | (h.route as u64) << 48;
+            | (h.route as u64) << 48
+            | (e.from_type as u64) << 56;
         self.put(base + trace::WHO, who);
         self.put(base + trace::DESTINATION, h.destination);
         self.put(base + trace::SENT_NS, h.timestamp_ns);
@@ -465,7 +468,8 @@ impl BusHeader {
     /// Creates the header for this agentd.
     pub fn create(name: &str, options: HeaderOptions) -> Result<BusHeader, CreateError> {
         let layout = Layout::new(options.sizes);
-        let segment = NamedSegment::create(name, layout.bytes(), 0o600)?;
+        // 0640: agentd's group (the ops group) reads it; nobody but agentd writes it.
+        let segment = NamedSegment::create(name, layout.bytes(), 0o640)?;
         let view = HeaderWords::of(&segment, layout);
         view.put(word::VERSION, VERSION);
         view.record_pid(std::process::id());

@@ -130,6 +130,8 @@ pub struct TraceRecord {
     pub slot: u32,
     /// Sender slot epoch.
     pub epoch: u32,
+    /// The sender's agent type.
+    pub from_type: String,
     /// Message type (`None`: a byte this build does not know).
     pub message_type: Option<MessageType>,
     /// Priority.
@@ -436,6 +438,7 @@ impl HeaderReader {
         if cap == 0 {
             return Vec::new();
         }
+        let types = self.types();
         let next = self.get(word::TRACE_NEXT);
         let first = next.saturating_sub(cap as u64);
         let mut out = Vec::new();
@@ -459,6 +462,10 @@ impl HeaderReader {
                 correlation_id: self.get(base + trace::CORRELATION),
                 slot: (who & 0xffff) as u32,
                 epoch: (who >> 16 & 0xffff) as u32,
+                from_type: types
+                    .get((who >> 56) as usize)
+                    .cloned()
+                    .unwrap_or_else(|| "?".into()),
                 message_type: MessageType::from_u8((who >> 32) as u8),
                 priority: MessagePriority::from_u8((who >> 40) as u8),
                 route: RouteKind::from_u8((who >> 48) as u8),

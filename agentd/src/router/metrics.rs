@@ -205,6 +205,7 @@ impl Metrics {
             routed_ns: f.now_rt,
             copies: f.copies.min(u32::MAX as u64) as u32,
             dead: f.letters.min(u32::MAX as u64) as u32,
+            from_type: f.from,
         })
     }
 

@@ -26,7 +26,8 @@ fn shm_path(name: &str) -> String {
 
 impl NamedSegment {
     /// Creates `/dev/shm/<name>` with `len` bytes, all allocated now, readable and writable by
-    /// the owner only (`mode` adds more, e.g. `0o640` for an ops group). Fails if it exists.
+    /// the owner only (`mode` adds more, e.g. `0o640` for an ops group; set exactly, whatever
+    /// the umask). Fails if it exists.
     pub fn create(name: &str, len: usize, mode: u32) -> Result<NamedSegment, CreateError> {
         let size = i64::try_from(len)
             .ok()
@@ -49,6 +50,13 @@ impl NamedSegment {
             let _ = shm_unlink(shm_path(name).as_str());
             err
         };
+        // Exactly `mode`, whatever the umask (which would strip the group's read bit).
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode | 0o600)).map_err(|errno| {
+            fail(CreateError::Os {
+                call: "fchmod",
+                errno,
+            })
+        })?;
         posix_fallocate(&fd, 0, size).map_err(|errno| {
             fail(match errno {
                 Errno::ENOSPC | Errno::ENOMEM | Errno::EFBIG => CreateError::NoSpace { size: len },

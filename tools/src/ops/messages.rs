@@ -15,6 +15,10 @@ pub struct PubArgs {
     pub topic: String,
     /// The payload (sent as raw bytes).
     pub data: String,
+    /// Send it with this trace id (32 hex digits) and a fresh span id: agentd's trace log
+    /// (`agentd --trace-log N`) then keeps it for `agentbus trace`.
+    #[arg(long, value_name = "TRACE_ID")]
+    pub trace: Option<String>,
     #[command(flatten)]
     pub bus: BusArgs,
 }
@@ -23,7 +27,21 @@ pub struct PubArgs {
 pub fn pub_cmd(args: &PubArgs) -> anyhow::Result<()> {
     let mut agent = args.bus.attach()?;
     let topic = agent.topic(&args.topic)?;
-    let id = agent.send_blocking(&topic, Raw(args.data.as_bytes()), Duration::from_secs(5))?;
+    let wait = Duration::from_secs(5);
+    let id = match &args.trace {
+        None => agent.send_blocking(&topic, Raw(args.data.as_bytes()), wait)?,
+        Some(trace) => {
+            let trace_id = super::trace::parse_trace_id(trace)?;
+            let span_id = fastrand::u64(1..).to_be_bytes();
+            let message = Message::raw(
+                agent.identity(),
+                MessageType::Notification,
+                args.data.as_bytes().to_vec(),
+            )
+            .trace(trace_id, span_id);
+            agent.send_blocking(&topic, &message, wait)?
+        }
+    };
     if args.bus.json {
         println!(
             "{}",

@@ -20,7 +20,7 @@ pub struct TraceArgs {
 }
 
 /// Parses 32 hex digits (dashes allowed, as some tools print them).
-fn parse_trace_id(text: &str) -> anyhow::Result<[u8; 16]> {
+pub(super) fn parse_trace_id(text: &str) -> anyhow::Result<[u8; 16]> {
     let hex: String = text.chars().filter(|c| *c != '-').collect();
     if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         bail!("trace id {text:?} is not 32 hex digits (a W3C trace id, such as 4bf92f3577b34da6a3ce929d0e0e4736)");
@@ -42,7 +42,7 @@ fn sender(s: &Snapshot, r: &TraceRecord) -> String {
         .iter()
         .find(|a| a.entry.slot == r.slot && a.entry.epoch == r.epoch)
         .map_or_else(
-            || format!("slot {} (gone)", r.slot),
+            || format!("a {} (gone)", r.from_type),
             |a| a.entry.agent_id.clone(),
         )
 }
