@@ -74,6 +74,19 @@ fn expired(header: &FrameHeader, now_rt: u64, delivery_timeout_ns: u64) -> bool 
 /// whole core for as long as a subscriber stalled.
 pub const ROOM_SLICE: Duration = Duration::from_millis(1);
 
+/// A monotonic reading and what to add to a monotonic reading to get realtime ns: from
+/// readings taken back to back (the realtime one between two monotonic ones, the offset taken
+/// from their midpoint), so the router's realtime is the senders' (they stamp messages with
+/// `CLOCK_REALTIME`). Taking the realtime reading after building the router's tables (as it
+/// once was) put every routing latency and ttl about 130 us off: the metrics showed it.
+fn realtime_offset() -> (u64, u64) {
+    let before = monotonic_ns();
+    let rt = realtime_ns();
+    let after = monotonic_ns();
+    let mid = before + (after - before) / 2;
+    (before, rt.wrapping_sub(mid))
+}
+
 /// Why something is dead-lettered: the sentence recorded and the kind counted.
 #[derive(Debug, Clone, Copy)]
 struct Why<'a> {
@@ -287,7 +300,7 @@ impl Router {
     /// A router with `cfg.max_agents` empty slots.
     pub fn new(cfg: RouterConfig, links: RouterLinks) -> Router {
         let n = cfg.max_agents;
-        let mono = monotonic_ns();
+        let (mono, rt_offset) = realtime_offset();
         let made = crate::dead_letters::lock(&links.dead_letters).made();
         Router {
             outbound: (0..n).map(|_| None).collect(),
@@ -310,7 +323,7 @@ impl Router {
                 lane_high: vec![[0; 4]; n],
                 header: links.header.clone(),
             },
-            rt_offset: realtime_ns().wrapping_sub(mono),
+            rt_offset,
             last_publish: 0,
             last_pass: mono,
             cfg,
@@ -1552,5 +1565,25 @@ impl Dispatch {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_routers_realtime_is_the_senders_realtime() {
+        // The best of a few tries: a preemption between two readings is the machine's noise.
+        let error = (0..20)
+            .map(|_| {
+                let (_, offset) = realtime_offset();
+                let mono = monotonic_ns();
+                let rt = realtime_ns();
+                mono.wrapping_add(offset).abs_diff(rt)
+            })
+            .min()
+            .unwrap();
+        assert!(error < 20_000, "the router's realtime is {error} ns off");
     }
 }
