@@ -240,6 +240,20 @@ pub fn encode_payload_in(
     }
 }
 
+/// A spec payload as a message's body carries it, with its body kind: raw bytes as they are,
+/// anything else as its rkyv archive (what a bridge sends on for a reply it got decoded).
+pub fn body_of(payload: &Payload) -> Result<(Flags, Vec<u8>), EncodeError> {
+    match payload {
+        Payload::Raw(bytes) => Ok((Flags::RAW, bytes.clone())),
+        payload => {
+            crate::nesting::check_payload(payload)?;
+            rkyv::to_bytes::<rancor::Error>(payload)
+                .map(|b| (Flags::empty(), b.to_vec()))
+                .map_err(|e| EncodeError::Serialization(e.to_string()))
+        }
+    }
+}
+
 /// Writes a spec payload's archive.
 fn encode_archive(
     producer: &mut Producer,
@@ -318,7 +332,24 @@ pub fn encode_bytes_in(
     bytes: &[u8],
     room: &impl Room,
 ) -> Result<(), EncodeError> {
-    let mut h = framed(header, extras, Flags::RAW)?;
+    encode_body_in(producer, header, extras, Flags::RAW, bytes, room)
+}
+
+/// Writes `body`, already encoded as `kind` says ([`Flags::RAW`], [`Flags::TYPED`], or neither:
+/// the archive of a spec payload), as a frame's body, unchanged: what a bridge forwards from
+/// another bus. The receiver validates an archive when it reads it, as it does any frame's.
+pub fn encode_body_in(
+    producer: &mut Producer,
+    header: &FrameHeader,
+    extras: &Extras<'_>,
+    kind: Flags,
+    bytes: &[u8],
+    room: &impl Room,
+) -> Result<(), EncodeError> {
+    let body_kind = Flags::ALL
+        .without(Flags::RAW)
+        .without(Flags::TYPED);
+    let mut h = framed(header, extras, kind.without(body_kind))?;
     h.body_len = u32::try_from(bytes.len()).map_err(|_| EncodeError::TooLarge {
         size: bytes.len(),
         max: producer.max_payload(),

@@ -115,6 +115,16 @@ impl Delivery<'_> {
         self.envelope().body
     }
 
+    /// The body's bytes as they are in the frame, whatever its kind
+    /// ([`super::BodyKind::of`] the header's flags says which): what a bridge forwards without
+    /// decoding it.
+    pub fn body_bytes(&self) -> &[u8] {
+        self.frame
+            .bytes()
+            .get(self.header.prefix_len()..self.header.frame_len())
+            .unwrap_or_default()
+    }
+
     /// The archived payload of a spec message type, in place (`None` for raw bytes).
     pub fn payload(&self) -> Option<&ArchivedPayload> {
         self.envelope().payload()

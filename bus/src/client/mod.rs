@@ -48,7 +48,7 @@ pub use error::{ClientError, HandoverError};
 pub use handlers::{HandlerError, MessageFilter, MessageHandler, RequestHandler};
 pub use loan::Loan;
 pub use options::AttachOptions;
-pub use outgoing::{Outgoing, Raw, Typed};
+pub use outgoing::{BodyKind, Encoded, Outgoing, Raw, Typed};
 pub use pending::PendingRequest;
 pub use receiver::Receiver;
 pub use reconnect::{ConnectionEvent, ConnectionHandler, ReconnectPolicy};

@@ -1,0 +1,94 @@
+//! Local topics out to NATS: a thread with its own agent, subscribed to the export patterns,
+//! publishing each message's body bytes as they are.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentbus::client::{Agent, Subscription};
+use agentbus::RouteKind;
+use async_nats::Client;
+use bytes::Bytes;
+use tokio::runtime::Handle;
+
+use crate::carried::Carried;
+use crate::stats::Counters;
+use crate::subject;
+
+/// The export side.
+pub(crate) struct Exporter {
+    pub agent: Agent,
+    pub subscriptions: Vec<Subscription>,
+    pub client: Client,
+    pub runtime: Handle,
+    pub prefix: String,
+    pub origin: String,
+    /// The id of this bridge's importing agent: what it republished is never sent back out.
+    pub importer: String,
+    pub counters: Arc<Counters>,
+    /// Topic names by id, learnt from agentd as new ids come.
+    pub names: HashMap<u64, String>,
+}
+
+impl Exporter {
+    /// Forwards until `stop` is set.
+    pub fn run(mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Acquire) {
+            let (topic, carried, body) = match self.agent.recv_timeout(Duration::from_millis(100)) {
+                Ok(Some(d)) => {
+                    let h = *d.header();
+                    if h.route != RouteKind::Topic || d.from().agent_id == self.importer {
+                        continue; // not a topic message, or one this bridge brought in
+                    }
+                    let carried =
+                        Carried::of(&h, d.extensions().trace(), &self.origin, &d.from().agent_id);
+                    (h.destination, carried, Bytes::copy_from_slice(d.body_bytes()))
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("bridge export: receiving from the local bus: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
+            let Some(name) = self.name_of(topic) else {
+                Counters::add(&self.counters.export_failed);
+                continue;
+            };
+            if name.starts_with("sys.") {
+                continue; // a bus's own notices stay on it
+            }
+            let subject = subject::of_topic(&self.prefix, &name);
+            // Waits only while the client's buffer is full (NATS slow or away): the bridge
+            // then stops reading its lanes, and each topic's back-pressure policy applies.
+            let sent = self.runtime.block_on(self.client.publish_with_headers(
+                subject,
+                carried.to_headers(),
+                body,
+            ));
+            match sent {
+                Ok(()) => Counters::add(&self.counters.exported),
+                Err(e) => {
+                    Counters::add(&self.counters.export_failed);
+                    tracing::warn!(topic = %name, "bridge export: NATS refused a message: {e}");
+                }
+            }
+        }
+        drop(self.subscriptions);
+    }
+
+    /// The name of topic `id`, asking agentd for the topic list when it is new.
+    fn name_of(&mut self, id: u64) -> Option<String> {
+        if let Some(n) = self.names.get(&id) {
+            return Some(n.clone());
+        }
+        match self.agent.list_topics() {
+            Ok(topics) => {
+                self.names = topics.into_iter().map(|t| (t.id, t.name)).collect();
+            }
+            Err(e) => tracing::warn!("bridge export: listing topics: {e}"),
+        }
+        self.names.get(&id).cloned()
+    }
+}
