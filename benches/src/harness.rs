@@ -17,7 +17,7 @@ use crate::{bus_cases, peers};
 /// The cases `agentbus bench` knows (`all` runs every one but `router-wait`, `route-changes`
 /// and `tail`, which take about a minute, a few seconds and half a minute, and `sweep`, which
 /// runs floor, channel and routed at each of [`SWEEP_SIZES`]).
-pub const CASES: [&str; 22] = [
+pub const CASES: [&str; 23] = [
     "floor",
     "ring",
     "channel",
@@ -39,6 +39,7 @@ pub const CASES: [&str; 22] = [
     "soak",
     "patterns",
     "metrics",
+    "bridge",
     "all",
 ];
 
@@ -127,6 +128,9 @@ fn run_cases(opts: &BenchOptions) -> anyhow::Result<()> {
     }
     if opts.case == "patterns" {
         return patterns_case(opts, ncores, &cpu);
+    }
+    if opts.case == "bridge" {
+        return bridge_case(opts, ncores, &cpu);
     }
     let cfg = Config {
         iters: opts.count,
@@ -491,6 +495,22 @@ fn patterns_case(opts: &BenchOptions, ncores: usize, cpu: &str) -> anyhow::Resul
     let mut rows = vec![floor_64(opts)?];
     rows.extend(crate::patterns::patterns(rounds, opts.cores.0)?);
     progress("patterns", started);
+    println!();
+    print_table(&rows, &rows[0]);
+    Ok(())
+}
+
+/// `bridge`: a topic ping-pong on one bus beside the same across two buses through NATS.
+fn bridge_case(opts: &BenchOptions, ncores: usize, cpu: &str) -> anyhow::Result<()> {
+    let rounds = opts.count.min(20_000);
+    println!(
+        "agentbus bench bridge: {rounds} topic ping-pongs of {} B on one bus, then across two buses (agentd each) through a bridge each and nats-server on loopback; every agent parks; machine: {ncores} cores, {cpu}",
+        opts.size
+    );
+    let started = Instant::now();
+    let mut rows = vec![floor_64(opts)?];
+    rows.extend(crate::bridge::bridge(rounds, opts.size)?);
+    progress("bridge", started);
     println!();
     print_table(&rows, &rows[0]);
     Ok(())

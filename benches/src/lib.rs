@@ -5,6 +5,7 @@
 //! socket. Latencies are round trips recorded in an HdrHistogram and reported beside the floor:
 //! the same payload carried in bare cache-line slots ([`agentbus_ipc::mailbox::Mailbox`]).
 
+pub mod bridge;
 pub mod bus_cases;
 pub mod cases;
 pub mod child;

@@ -59,7 +59,9 @@ pub struct Carried {
 
 /// Why NATS headers are not an agentbus message's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("NATS message without agentbus headers: {0} (sent by something other than an agentbus bridge?)")]
+#[error(
+    "NATS message without agentbus headers: {0} (sent by something other than an agentbus bridge?)"
+)]
 pub struct NotCarried(pub String);
 
 impl Carried {
@@ -109,7 +111,9 @@ impl Carried {
         let type_name = need(TYPE)?;
         let priority_name = need(PRIORITY)?;
         let hex = |name: &str| -> Result<u64, NotCarried> {
-            get(name).map_or(Ok(0), |v| u64::from_str_radix(v, 16).map_err(|_| bad(name, v)))
+            get(name).map_or(Ok(0), |v| {
+                u64::from_str_radix(v, 16).map_err(|_| bad(name, v))
+            })
         };
         Ok(Carried {
             origin: need(ORIGIN)?.to_string(),

@@ -43,7 +43,11 @@ impl Exporter {
                     }
                     let carried =
                         Carried::of(&h, d.extensions().trace(), &self.origin, &d.from().agent_id);
-                    (h.destination, carried, Bytes::copy_from_slice(d.body_bytes()))
+                    (
+                        h.destination,
+                        carried,
+                        Bytes::copy_from_slice(d.body_bytes()),
+                    )
                 }
                 Ok(None) => continue,
                 Err(e) => {
@@ -60,22 +64,43 @@ impl Exporter {
                 continue; // a bus's own notices stay on it
             }
             let subject = subject::of_topic(&self.prefix, &name);
-            // Waits only while the client's buffer is full (NATS slow or away): the bridge
-            // then stops reading its lanes, and each topic's back-pressure policy applies.
-            let sent = self.runtime.block_on(self.client.publish_with_headers(
-                subject,
-                carried.to_headers(),
-                body,
-            ));
-            match sent {
-                Ok(()) => Counters::add(&self.counters.exported),
-                Err(e) => {
+            match self.publish(subject, carried.to_headers(), body, stop) {
+                Some(Ok(())) => Counters::add(&self.counters.exported),
+                Some(Err(e)) => {
                     Counters::add(&self.counters.export_failed);
                     tracing::warn!(topic = %name, "bridge export: NATS refused a message: {e}");
                 }
+                None => Counters::add(&self.counters.export_failed), // stopping
             }
         }
         drop(self.subscriptions);
+    }
+
+    /// Publishes one message; waits only while the client's buffer is full (NATS slow or
+    /// away): the bridge then stops reading its lanes, and each topic's back-pressure policy
+    /// applies. `None` if the bridge is stopped meanwhile.
+    fn publish(
+        &self,
+        subject: String,
+        headers: async_nats::HeaderMap,
+        body: Bytes,
+        stop: &AtomicBool,
+    ) -> Option<Result<(), async_nats::PublishError>> {
+        let subject = async_nats::Subject::from(subject);
+        while !stop.load(Ordering::Acquire) {
+            // A publish still waiting for room after a while is dropped (nothing was queued)
+            // and tried again, so that a stop is noticed.
+            let attempt =
+                self.client
+                    .publish_with_headers(subject.clone(), headers.clone(), body.clone());
+            let waited = self.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_millis(100), attempt).await
+            });
+            if let Ok(sent) = waited {
+                return Some(sent);
+            }
+        }
+        None
     }
 
     /// The name of topic `id`, asking agentd for the topic list when it is new.

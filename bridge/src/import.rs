@@ -63,7 +63,7 @@ pub(crate) async fn forward(
             // The local side is behind: wait for it here (NATS holds what comes meanwhile, and
             // says so if it has to drop some).
             Err(TrySendError::Full(incoming)) => {
-                if tokio::task::block_in_place(|| to_bus.send(incoming)).is_err() {
+                if tokio::task::block_in_place(|| to_bus.send(incoming).is_err()) {
                     break;
                 }
             }

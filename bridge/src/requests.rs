@@ -59,7 +59,7 @@ pub(crate) async fn take_requests(
             body: m.payload,
             reply: m.reply,
         };
-        if tokio::task::block_in_place(|| to_server.send(asked)).is_err() {
+        if tokio::task::block_in_place(|| to_server.send(asked).is_err()) {
             break;
         }
     }
@@ -209,11 +209,9 @@ impl Server {
         let mut headers = HeaderMap::new();
         headers.insert(ERROR, e.to_string().as_str());
         headers.insert(ERROR_KIND, format!("{:?}", e.kind()).as_str());
-        let _ = self.runtime.block_on(self.client.publish_with_headers(
-            to,
-            headers,
-            Bytes::new(),
-        ));
+        let _ = self
+            .runtime
+            .block_on(self.client.publish_with_headers(to, headers, Bytes::new()));
     }
 }
 
@@ -253,7 +251,8 @@ impl Proxy {
                     if !h.flags.contains(Flags::EXPECTS_REPLY) {
                         continue; // only requests are for another host
                     }
-                    let c = Carried::of(&h, d.extensions().trace(), &self.origin, &d.from().agent_id);
+                    let c =
+                        Carried::of(&h, d.extensions().trace(), &self.origin, &d.from().agent_id);
                     (h, c, Bytes::copy_from_slice(d.body_bytes()))
                 }
                 Ok(None) => continue,

@@ -94,8 +94,7 @@ impl Bridge {
         let attach = |role: &str, agent_type: &str| -> Result<Agent, BridgeError> {
             let id = format!("bridge-{role}");
             // A proxy's capacity is above the load it reports (below).
-            let mut options =
-                AttachOptions::new(&cfg.bus, &id, agent_type).max_capacity(u32::MAX);
+            let mut options = AttachOptions::new(&cfg.bus, &id, agent_type).max_capacity(u32::MAX);
             if let Some(dir) = &cfg.socket_dir {
                 options = options.socket_dir(dir);
             }

@@ -269,7 +269,11 @@ fn a_request_from_one_bus_is_served_on_the_other() {
         .request(&to_nobody, Raw(b"x"), WAIT)
         .expect_err("nobody serves it");
     assert!(started.elapsed() < WAIT);
-    assert!(e.to_string().contains("no nobody agent on another host answered"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("no nobody agent on another host answered"),
+        "{e}"
+    );
     let s = proxying.stats();
     assert_eq!(s.proxied, 12, "{s}");
     assert_eq!(s.requests_failed, 1, "{s}");
@@ -328,4 +332,78 @@ fn a_nats_restart_in_the_middle_loses_nothing_sent_after_it() {
     assert!(sb.disconnects >= 1 && sb.reconnects >= 1, "{sb}");
     let lost = 20 - during - (after.len() - after_restart.len());
     eprintln!("NATS restart: {lost} of the 20 messages sent while it was down were lost; A: {sa}; B: {sb}");
+}
+
+#[test]
+fn with_nats_away_exports_follow_the_topics_policy_and_are_counted() {
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("agentbus-test-{pid}-bridge-bp"));
+    let mut cfg = Config::new(&format!("bridge-bp-{pid}"));
+    cfg.socket_dir = dir.clone();
+    cfg.dead_letter_persist = false;
+    cfg.lane_capacity = 4096;
+    cfg.dead_letter_burst = 100_000;
+    let a = Bus {
+        daemon: Some(Daemon::start(cfg).unwrap()),
+        name: format!("bridge-bp-{pid}"),
+        dir,
+    };
+    let bridge = a.bridge(&nats, |c| {
+        c.export = vec!["md.>".into()];
+        c.buffer = 16;
+    });
+    let mut feed = a.attach("feed", "market_data");
+    let topic = feed
+        .create_topic(
+            "md.X",
+            agentbus::control::TopicConfig::with(agentbus::control::BackPressure::DeadLetterSlow),
+        )
+        .unwrap();
+    nats.kill();
+    eventually("the bridge saw NATS go", || !bridge.stats().connected);
+    const N: u64 = 2_000;
+    for i in 0..N {
+        feed.send_blocking(&topic, Raw(&i.to_le_bytes()), WAIT)
+            .unwrap();
+    }
+    // What the bridge could not take (its client buffer full, then its lane) is dead-lettered
+    // under the topic's policy and counted against the bridge's agent.
+    let header = || agentd::bus_header::Snapshot::read(&a.name).unwrap();
+    eventually("the router counted every copy", || {
+        let s = header();
+        let out = s
+            .agents
+            .iter()
+            .find(|x| x.entry.agent_id == "bridge-out")
+            .unwrap();
+        out.received + out.lost == N
+    });
+    let s = header();
+    let out = s
+        .agents
+        .iter()
+        .find(|x| x.entry.agent_id == "bridge-out")
+        .unwrap();
+    assert!(
+        out.lost > 0,
+        "nothing dropped with NATS away and a 16-message buffer"
+    );
+    assert!(
+        bridge.stats().exported >= 16,
+        "the client's buffer took its 16: {}",
+        bridge.stats()
+    );
+    assert_eq!(
+        s.dead_of(agentd::bus_header::DeadKind::SlowSubscriber),
+        out.lost
+    );
+    eprintln!(
+        "NATS away: {} of {N} taken by the bridge (client buffer and lane), {} dead-lettered; bridge: {}",
+        out.received,
+        out.lost,
+        bridge.stats()
+    );
 }

@@ -346,9 +346,7 @@ pub fn encode_body_in(
     bytes: &[u8],
     room: &impl Room,
 ) -> Result<(), EncodeError> {
-    let body_kind = Flags::ALL
-        .without(Flags::RAW)
-        .without(Flags::TYPED);
+    let body_kind = Flags::ALL.without(Flags::RAW).without(Flags::TYPED);
     let mut h = framed(header, extras, kind.without(body_kind))?;
     h.body_len = u32::try_from(bytes.len()).map_err(|_| EncodeError::TooLarge {
         size: bytes.len(),

@@ -13,7 +13,8 @@ pub struct BenchArgs {
     /// subscribers on a default topic and on one with an access list and a history, and
     /// spinning ones), slow-subscriber (a healthy subscriber beside one that never
     /// reads, per back-pressure policy), priority, rate, uds, crossbeam, metrics (routed and
-    /// channel with agentd's per-message metrics on and off), all (all of those), or router-wait, route-changes, tail, patterns
+    /// channel with agentd's per-message metrics on and off), all (all of those), or bridge (a topic
+    /// ping-pong on one bus and across two through NATS; needs nats-server), router-wait, route-changes, tail, patterns
     /// (a consensus round among 4 voters and a lease handover), soak
     /// (agentd's memory and descriptors before and after --agents agents churn for --seconds) or
     /// sweep (each on its own: about a minute, a few seconds (topics grown, then a crowd of up to 200 agents) and half a minute; tail: is the round

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bridge;
 mod demo;
 mod ops;
 mod workflow;
@@ -47,6 +48,9 @@ enum Command {
     Sub(ops::SubArgs),
     /// Sends a request (to an agent id, `cap:a,b` or `type:t`) and prints the answer.
     Request(ops::RequestArgs),
+    /// Carries this bus's topics and requests to and from other hosts over NATS
+    /// (`--export 'market.>' --import 'orders.>' --serve TYPE --remote TYPE`).
+    Bridge(bridge::BridgeArgs),
     /// (internal) Runs one agent of the demo; started by `demo`.
     #[command(name = "__agent", hide = true)]
     Agent(demo::roles::RoleArgs),
@@ -65,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Agent(args) => demo::roles::run(args),
         Command::Workflow(args) => workflow::run(args),
+        Command::Bridge(args) => bridge::run(args),
         Command::Agents(args) => ops::agents(&args),
         Command::Topics(args) => ops::topics(&args),
         Command::Stat(args) => ops::stat(&args),
