@@ -32,6 +32,11 @@ pub struct BridgeConfig {
     /// Topic patterns brought in from NATS onto the local bus.
     #[serde(default)]
     pub import: Vec<String>,
+    /// Export or import patterns (each also listed there) whose messages travel at least once,
+    /// over JetStream (the server runs with `-js`): exports wait for the stream's
+    /// acknowledgement, imports come from this bus's durable consumer.
+    #[serde(default)]
+    pub jetstream: Vec<String>,
     /// Agent types whose requests from other hosts this bridge answers (from the local agents
     /// of that type).
     #[serde(default)]
@@ -89,6 +94,7 @@ impl BridgeConfig {
             prefix: default_prefix(),
             export: Vec::new(),
             import: Vec::new(),
+            jetstream: Vec::new(),
             serve: Vec::new(),
             remote: Vec::new(),
             buffer: default_buffer(),
@@ -97,7 +103,8 @@ impl BridgeConfig {
     }
 
     /// Reads a configuration from TOML: `bus`, `nats`, and any of `socket_dir`, `origin`,
-    /// `prefix`, `export`, `import`, `serve`, `remote`, `buffer`, `request_timeout_ms`.
+    /// `prefix`, `export`, `import`, `jetstream`, `serve`, `remote`, `buffer`,
+    /// `request_timeout_ms`.
     pub fn from_toml(text: &str) -> Result<BridgeConfig, ConfigError> {
         Ok(toml::from_str(text)?)
     }
@@ -139,6 +146,17 @@ impl BridgeConfig {
             for pattern in list {
                 subject::check_pattern(pattern).map_err(|why| invalid(key, pattern, &why))?;
             }
+        }
+        if let Some(p) = self
+            .jetstream
+            .iter()
+            .find(|p| !self.export.contains(p) && !self.import.contains(p))
+        {
+            return Err(invalid(
+                "jetstream",
+                p,
+                "list the pattern in export or import too (jetstream only says how it travels)",
+            ));
         }
         for (key, list) in [("serve", &self.serve), ("remote", &self.remote)] {
             for t in list {

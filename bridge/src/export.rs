@@ -29,6 +29,8 @@ pub(crate) struct Exporter {
     pub counters: Arc<Counters>,
     /// Topic names by id, learnt from agentd as new ids come.
     pub names: HashMap<u64, String>,
+    /// JetStream, and the export patterns that go through it (at least once).
+    pub durable: Option<(async_nats::jetstream::Context, Vec<String>)>,
 }
 
 impl Exporter {
@@ -64,7 +66,18 @@ impl Exporter {
                 continue; // a bus's own notices stay on it
             }
             let subject = subject::of_topic(&self.prefix, &name);
-            match self.publish(subject, carried.to_headers(), body, stop) {
+            let through_jetstream = self.durable.as_ref().is_some_and(|(_, patterns)| {
+                patterns
+                    .iter()
+                    .any(|p| agentbus::control::topic_matches(p, &name))
+            });
+            let published = if through_jetstream {
+                self.publish_durably(subject, &carried, body, stop)
+            } else {
+                self.publish(subject, carried.to_headers(), body, stop)
+                    .map(|r| r.map_err(|e| e.to_string()))
+            };
+            match published {
                 Some(Ok(())) => Counters::add(&self.counters.exported),
                 Some(Err(e)) => {
                     Counters::add(&self.counters.export_failed);
@@ -98,6 +111,43 @@ impl Exporter {
             });
             if let Ok(sent) = waited {
                 return Some(sent);
+            }
+        }
+        None
+    }
+
+    /// Publishes one message into its JetStream stream and waits for the server's
+    /// acknowledgement, trying again (the same message id: the server keeps one copy) until
+    /// it comes. `None` if the bridge is stopped meanwhile.
+    fn publish_durably(
+        &self,
+        subject: String,
+        carried: &Carried,
+        body: Bytes,
+        stop: &AtomicBool,
+    ) -> Option<Result<(), String>> {
+        let (js, _) = self.durable.as_ref()?;
+        let mut headers = carried.to_headers();
+        // JetStream keeps one message per id within its duplicate window.
+        let msg_id = format!("{}/{:016x}/{}", carried.origin, carried.id, carried.from);
+        headers.insert("Nats-Msg-Id", msg_id.as_str());
+        while !stop.load(Ordering::Acquire) {
+            let acked = self.runtime.block_on(async {
+                let ack = js
+                    .publish_with_headers(subject.clone(), headers.clone(), body.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::time::timeout(Duration::from_secs(2), ack)
+                    .await
+                    .map_err(|_| "no acknowledgement within 2 s".to_string())?
+                    .map_err(|e| e.to_string())
+            });
+            match acked {
+                Ok(_) => return Some(Ok(())),
+                Err(e) => {
+                    tracing::warn!(%subject, "bridge export (JetStream): {e}; trying again");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
         }
         None

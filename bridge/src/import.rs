@@ -20,6 +20,8 @@ pub(crate) struct Incoming {
     pub topic: String,
     pub carried: Carried,
     pub body: Bytes,
+    /// A JetStream message, acknowledged once republished (at least once).
+    pub ack: Option<async_nats::jetstream::Message>,
 }
 
 /// How long a republish waits for room in the bridge's lane before it counts as failed.
@@ -57,6 +59,7 @@ pub(crate) async fn forward(
             topic: topic.to_string(),
             carried,
             body: m.payload,
+            ack: None,
         };
         match to_bus.try_send(incoming) {
             Ok(()) => {}
@@ -75,6 +78,7 @@ pub(crate) async fn forward(
 /// The import side's local half.
 pub(crate) struct Importer {
     pub agent: Agent,
+    pub runtime: tokio::runtime::Handle,
     pub from_nats: Receiver<Incoming>,
     pub counters: Arc<Counters>,
     pub topics: HashMap<String, Topic>,
@@ -88,7 +92,16 @@ impl Importer {
                 continue;
             };
             match self.publish(&m) {
-                Ok(()) => Counters::add(&self.counters.imported),
+                Ok(()) => {
+                    Counters::add(&self.counters.imported);
+                    if let Some(js) = &m.ack {
+                        // Not acknowledged (the server is away): it comes again, a duplicate.
+                        if let Err(e) = self.runtime.block_on(js.ack()) {
+                            tracing::warn!(topic = %m.topic, "bridge import: acknowledging to JetStream: {e}");
+                        }
+                    }
+                }
+                // Not acknowledged: JetStream sends it again after its ack wait.
                 Err(e) => {
                     Counters::add(&self.counters.import_failed);
                     tracing::warn!(topic = %m.topic, "bridge import: not republished: {e}");

@@ -15,6 +15,9 @@
 //!   each request it gets as a NATS request, and the reply comes back correlated; timeouts hold
 //!   end to end.
 //!
+//! Topics listed in `jetstream` travel at least once over JetStream ([`durable`]); the rest at
+//! most once over core NATS.
+//!
 //! No loops: each message carries its origin (the bus id of the bridge that exported it), a
 //! bridge never imports its own, and it never exports what it imported. The NATS client
 //! (`async-nats`) and its runtime (tokio) live in this crate only: nothing of them enters the
@@ -33,6 +36,7 @@
 
 pub mod carried;
 mod config;
+pub mod durable;
 mod export;
 mod import;
 mod link;

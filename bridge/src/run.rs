@@ -40,6 +40,14 @@ pub enum BridgeError {
         /// What the client said.
         source: async_nats::SubscribeError,
     },
+    /// JetStream refused a stream (is the server running with `-js`?).
+    #[error("JetStream stream for {pattern:?}: {why} (jetstream patterns need nats-server started with -js)")]
+    JetStream {
+        /// The pattern.
+        pattern: String,
+        /// What the server said.
+        why: String,
+    },
     /// The local bus refused the bridge's agent.
     #[error("attaching the bridge's agent {agent:?} to bus {bus:?}: {source}")]
     Attach {
@@ -113,10 +121,43 @@ impl Bridge {
         };
         let handle = runtime.handle().clone();
         let importer_id = "bridge-in".to_string();
+        let js = (!cfg.jetstream.is_empty()).then(|| async_nats::jetstream::new(client.clone()));
+        let mut streams = HashMap::new();
+        if let Some(js) = &js {
+            for pattern in &cfg.jetstream {
+                let stream = runtime
+                    .block_on(crate::durable::ensure_stream(js, &cfg.prefix, pattern))
+                    .map_err(|e| BridgeError::JetStream {
+                        pattern: pattern.clone(),
+                        why: e.to_string(),
+                    })?;
+                streams.insert(pattern.clone(), stream);
+            }
+        }
 
         if !cfg.import.is_empty() {
             let (to_bus, from_nats) = crossbeam_channel::bounded(HANDOVER);
             for pattern in &cfg.import {
+                if let Some(stream) = streams.get(pattern).cloned() {
+                    let (prefix, pattern, origin) =
+                        (cfg.prefix.clone(), pattern.clone(), origin.clone());
+                    let (to_bus, counters) = (to_bus.clone(), Arc::clone(&counters));
+                    runtime.spawn(async move {
+                        let imported = crate::durable::import(
+                            stream,
+                            prefix,
+                            pattern.clone(),
+                            origin,
+                            to_bus,
+                            counters,
+                        )
+                        .await;
+                        if let Err(e) = imported {
+                            tracing::error!(%pattern, "bridge: JetStream import stopped: {e}");
+                        }
+                    });
+                    continue;
+                }
                 let subject = crate::subject::of_topic(&cfg.prefix, pattern);
                 let sub = subscribe(&runtime, &client, subject, None)?;
                 runtime.spawn(import::forward(
@@ -129,6 +170,7 @@ impl Bridge {
             }
             let importer = Importer {
                 agent: attach("in", "bridge")?,
+                runtime: handle.clone(),
                 from_nats,
                 counters: Arc::clone(&counters),
                 topics: HashMap::new(),
@@ -158,6 +200,15 @@ impl Bridge {
                 importer: importer_id,
                 counters: Arc::clone(&counters),
                 names: HashMap::new(),
+                durable: js.clone().map(|js| {
+                    let exported = cfg
+                        .jetstream
+                        .iter()
+                        .filter(|p| cfg.export.contains(p))
+                        .cloned()
+                        .collect();
+                    (js, exported)
+                }),
             };
             bridge.thread("bridge-export", move |stop| exporter.run(stop))?;
         }

@@ -19,21 +19,39 @@ use agentd::{Config, Daemon};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A nats-server on a free loopback port; killed (and waited for) when dropped.
+/// A nats-server on a free loopback port; killed (and waited for) when dropped, its JetStream
+/// store (if any) removed.
 struct Nats {
     port: u16,
     child: Option<Child>,
+    store: Option<PathBuf>,
 }
 
 impl Nats {
     /// Starts one, or `None` without nats-server (outside CI).
     fn start() -> Option<Nats> {
+        Nats::start_with(None)
+    }
+
+    /// Starts one with JetStream, its store in a directory of its own.
+    fn start_jetstream(tag: &str) -> Option<Nats> {
+        let pid = std::process::id();
+        Nats::start_with(Some(
+            std::env::temp_dir().join(format!("agentbus-test-{pid}-js-{tag}")),
+        ))
+    }
+
+    fn start_with(store: Option<PathBuf>) -> Option<Nats> {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut n = Nats { port, child: None };
+        let mut n = Nats {
+            port,
+            child: None,
+            store,
+        };
         if let Err(e) = n.spawn() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -46,8 +64,12 @@ impl Nats {
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+        let mut command = Command::new("nats-server");
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(store) = &self.store {
+            command.arg("-js").arg("-sd").arg(store);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
@@ -75,6 +97,9 @@ impl Nats {
 impl Drop for Nats {
     fn drop(&mut self) {
         self.kill();
+        if let Some(store) = &self.store {
+            let _ = std::fs::remove_dir_all(store);
+        }
     }
 }
 
@@ -406,4 +431,51 @@ fn with_nats_away_exports_follow_the_topics_policy_and_are_counted() {
         out.lost,
         bridge.stats()
     );
+}
+
+#[test]
+fn jetstream_topics_reach_a_bridge_that_was_down() {
+    let Some(nats) = Nats::start_jetstream("down") else {
+        return;
+    };
+    let (a, b) = (Bus::start("ja"), Bus::start("jb"));
+    let durable_export = |c: &mut BridgeConfig| {
+        c.export = vec!["orders.>".into()];
+        c.jetstream = vec!["orders.>".into()];
+    };
+    let durable_import = |c: &mut BridgeConfig| {
+        c.import = vec!["orders.>".into()];
+        c.jetstream = vec!["orders.>".into()];
+    };
+    let _bridge_a = a.bridge(&nats, durable_export);
+    let bridge_b = b.bridge(&nats, durable_import);
+    let mut desk = a.attach("desk", "strategy");
+    let mut exec = b.attach("exec", "execution");
+    let _s = exec.subscribe("orders.>").unwrap();
+    let topic = desk.topic("orders.new").unwrap();
+    for i in 0..10u32 {
+        desk.send_blocking(&topic, Raw(&i.to_le_bytes()), WAIT)
+            .unwrap();
+    }
+    assert_eq!(bodies(&mut exec, 10, WAIT).len(), 10);
+    drop(bridge_b); // B's bridge is down: JetStream keeps what comes for it
+    for i in 10..30u32 {
+        desk.send_blocking(&topic, Raw(&i.to_le_bytes()), WAIT)
+            .unwrap();
+    }
+    let bridge_b = b.bridge(&nats, durable_import);
+    let got: Vec<u32> = bodies(&mut exec, 20, WAIT)
+        .iter()
+        .map(|b| u32::from_le_bytes(b[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        (10..30).collect::<Vec<_>>(),
+        "what it missed, in order"
+    );
+    assert!(
+        bodies(&mut exec, 1, Duration::from_millis(500)).is_empty(),
+        "no duplicate of what it had acknowledged"
+    );
+    assert_eq!(bridge_b.stats().imported, 20, "{}", bridge_b.stats());
 }

@@ -17,7 +17,7 @@ pub struct BridgeArgs {
     /// The NATS server, such as nats://127.0.0.1:4222.
     #[arg(long)]
     pub nats: Option<String>,
-    /// A TOML file with the same settings (bus, nats, export, import, serve, remote, prefix,
+    /// A TOML file with the same settings (bus, nats, export, import, jetstream, serve, remote, prefix,
     /// origin, buffer, request_timeout_ms, socket_dir).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -27,6 +27,10 @@ pub struct BridgeArgs {
     /// Topic patterns brought in from NATS (repeatable).
     #[arg(long)]
     pub import: Vec<String>,
+    /// Exported or imported patterns that travel at least once, over JetStream (repeatable;
+    /// nats-server runs with -js).
+    #[arg(long)]
+    pub jetstream: Vec<String>,
     /// Agent types on this bus that answer requests from other hosts (repeatable).
     #[arg(long)]
     pub serve: Vec<String>,
@@ -80,6 +84,7 @@ fn config(args: &BridgeArgs) -> anyhow::Result<BridgeConfig> {
     }
     cfg.export.extend(args.export.iter().cloned());
     cfg.import.extend(args.import.iter().cloned());
+    cfg.jetstream.extend(args.jetstream.iter().cloned());
     cfg.serve.extend(args.serve.iter().cloned());
     cfg.remote.extend(args.remote.iter().cloned());
     Ok(cfg)
