@@ -40,7 +40,7 @@ pub struct BridgeArgs {
     /// The first subject token(s) of everything exchanged (default agentbus).
     #[arg(long)]
     pub prefix: Option<String>,
-    /// This bus's id on NATS (default <hostname>/<bus>).
+    /// This bus's id on NATS (default `<hostname>/<bus>`).
     #[arg(long)]
     pub origin: Option<String>,
     /// Where the bus's socket is.
