@@ -38,6 +38,9 @@ enum Command {
     /// Prints the bus's counters and routing-latency percentiles (read from shared memory:
     /// works while agentd's control thread is wedged).
     Stat(ops::BusArgs),
+    /// A live monitor of the bus, like htop: agentd, the router, each agent and each topic,
+    /// with rates, read from shared memory (`--once` prints one frame).
+    Top(ops::TopArgs),
     /// Prints the messages of one trace from agentd's trace log (agentd --trace-log N).
     Trace(ops::TraceArgs),
     /// The dead-letter queue: `dlq list`, `dlq retry SEQ`, `dlq purge`.
@@ -73,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         Command::Agents(args) => ops::agents(&args),
         Command::Topics(args) => ops::topics(&args),
         Command::Stat(args) => ops::stat(&args),
+        Command::Top(args) => ops::top(&args),
         Command::Trace(args) => ops::trace(&args),
         Command::Dlq(args) => ops::dlq(&args),
         Command::Pub(args) => ops::pub_cmd(&args),

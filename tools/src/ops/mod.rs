@@ -8,6 +8,7 @@ mod json;
 mod messages;
 mod queries;
 pub mod stat;
+mod top;
 mod trace;
 
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use anyhow::Context;
 pub use messages::{pub_cmd, request_cmd, sub_cmd, PubArgs, RequestArgs, SubArgs};
 pub use queries::{agents, dlq, topics, DlqArgs};
 pub use stat::stat;
+pub use top::{top, TopArgs};
 pub use trace::{trace, TraceArgs};
 
 /// Which bus, where, and how to print.
