@@ -295,3 +295,32 @@ fn reading_a_bus_without_agentd_says_so() {
     );
     assert!(text.contains("agentd --bus metrics-nobody-here"), "{text}");
 }
+
+#[test]
+fn an_idle_router_counts_its_idle_time_while_it_idles() {
+    let bus = start("metrics-idle");
+    let first = Snapshot::read(&bus.bus).unwrap().router.idle_ns;
+    std::thread::sleep(Duration::from_millis(400));
+    let later = Snapshot::read(&bus.bus).unwrap().router.idle_ns;
+    // It publishes before each sleep (at most 100 ms long when nobody rings it): most of the
+    // 400 ms shows, though no work ended the idle stretch.
+    assert!(
+        later.saturating_sub(first) >= 150_000_000,
+        "idle grew by {} ns in 400 ms",
+        later.saturating_sub(first)
+    );
+}
+
+#[test]
+fn a_stopped_agentd_marks_its_header_for_readers_still_mapping_it() {
+    let bus = start("metrics-stopped");
+    let reader = HeaderReader::open(&bus.bus).unwrap();
+    assert!(reader.is_current());
+    let name = bus.bus.clone();
+    drop(bus);
+    assert!(!reader.is_current(), "still current after agentd stopped");
+    assert!(matches!(
+        HeaderReader::open(&name),
+        Err(ReadError::NoAgentd { .. })
+    ));
+}

@@ -525,8 +525,12 @@ impl BusHeader {
         w.store(base + record::GEN, (gen | 1) + 1, Ordering::Release);
     }
 
-    /// Removes the name from /dev/shm.
+    /// Marks the header as no longer served (its magic cleared, so a monitor that still maps
+    /// it sees agentd stopped: [`HeaderReader::is_current`]) and removes the name from
+    /// /dev/shm.
     pub fn unlink(&self) {
+        // Release pairs with the Acquire load of the magic in `HeaderReader::is_current`.
+        self.view.words.store(word::MAGIC, 0, Ordering::Release);
         let _ = NamedSegment::unlink(self.segment.name());
     }
 }

@@ -250,6 +250,15 @@ impl HeaderReader {
         &self.bus
     }
 
+    /// Whether agentd still serves this header: false once it stopped (it clears the magic
+    /// before removing the name) or its process is gone. A monitor that finds it false maps
+    /// the bus's header again ([`HeaderReader::open`]) to find a new agentd, or none.
+    pub fn is_current(&self) -> bool {
+        // Acquire pairs with the Release store of the magic in `BusHeader::unlink`.
+        self.words.load(word::MAGIC, Ordering::Acquire) == MAGIC
+            && process_alive(self.words.load(word::PID, Ordering::Relaxed) as u32)
+    }
+
     fn get(&self, i: usize) -> u64 {
         self.words.load(i, Ordering::Relaxed)
     }

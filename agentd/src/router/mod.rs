@@ -235,6 +235,8 @@ pub struct Router {
     last_publish: u64,
     /// When the last pass began, monotonic ns.
     last_pass: u64,
+    /// When the router went idle, if it is (moved forward as the stretch is counted).
+    idle_from: Option<u64>,
 }
 
 /// Everything a frame is routed with: the slots, the inbound lanes, the routes, and the books.
@@ -326,6 +328,7 @@ impl Router {
             rt_offset,
             last_publish: 0,
             last_pass: mono,
+            idle_from: None,
             cfg,
             links,
         }
@@ -343,9 +346,9 @@ impl Router {
         while !self.links.shutdown.load(Ordering::Acquire) {
             let work = self.pass();
             if work > 0 {
-                if idle > 0 {
+                if let Some(since) = self.idle_from.take() {
                     let c = &mut self.dispatch.counters;
-                    c.idle_ns += self.last_pass.saturating_sub(idle_since);
+                    c.idle_ns += self.last_pass.saturating_sub(since);
                 }
                 self.dispatch.counters.busy_passes += 1;
                 self.dispatch.metrics.pass(work);
@@ -353,6 +356,7 @@ impl Router {
             } else {
                 if idle == 0 {
                     idle_since = monotonic_ns();
+                    self.idle_from = Some(idle_since);
                 }
                 idle = idle.saturating_add(1);
                 self.idle(idle, idle_since);
@@ -564,6 +568,12 @@ impl Router {
     }
 
     fn publish_counters(&mut self, now: u64) {
+        // The idle stretch so far counts now (a router idle for a whole interval shows it),
+        // and the rest of it from here.
+        if let Some(since) = self.idle_from.as_mut() {
+            self.dispatch.counters.idle_ns += now.saturating_sub(*since);
+            *since = now.max(*since);
+        }
         let c = &self.dispatch.counters;
         self.links.header.publish_router(RouterTotals {
             beat: now,

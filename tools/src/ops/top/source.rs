@@ -1,11 +1,10 @@
 //! Where `top`'s frames come from: one mapping of the bus header, read each interval, mapped
 //! again when the agentd that wrote it may be gone (a restarted agentd writes a new header).
 //!
-//! A stopped agentd leaves nothing in its header that says so (it only unlinks it), and an
-//! embedded one's pid lives on in its host process; so a router beat older than
-//! [`STALLED_NS`] also sends `top` to the header's name again: that finds the new agentd's
-//! header, none (the bus has no agentd), or the same header of a stalled router, which the
-//! summary then flags.
+//! A stopped agentd clears its header's magic ([`HeaderReader::is_current`]); a router beat
+//! older than [`STALLED_NS`] also sends `top` to the header's name again: that finds the new
+//! agentd's header, none (the bus has no agentd), or the same header of a stalled router, which
+//! the summary then flags.
 
 use agentd::bus_header::{process_alive, HeaderReader, ReadError, Snapshot};
 
@@ -52,13 +51,13 @@ impl HeaderFeed {
     /// A reading of the live agentd's header, mapping the bus's header again if the one held
     /// may have been left by an agentd that is gone.
     fn read(&mut self) -> Result<Snapshot, ReadError> {
-        if let Some(reader) = &self.reader {
+        if let Some(reader) = self.reader.as_ref().filter(|r| r.is_current()) {
             let now = reader.snapshot();
             if current(&now) {
                 return Ok(now);
             }
-            self.reader = None;
         }
+        self.reader = None;
         let reader = HeaderReader::open(&self.bus)?;
         let now = reader.snapshot();
         self.reader = Some(reader);
