@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use futures_util::StreamExt;
 
 use crate::carried::Carried;
@@ -107,14 +107,8 @@ pub(crate) async fn import(
             body: m.payload.clone(),
             ack: Some(m),
         };
-        match to_bus.try_send(incoming) {
-            Ok(()) => {}
-            Err(TrySendError::Full(incoming)) => {
-                if tokio::task::block_in_place(|| to_bus.send(incoming).is_err()) {
-                    break;
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => break,
+        if !crate::import::hand_over(&to_bus, incoming) {
+            break;
         }
     }
     Ok(())

@@ -61,17 +61,22 @@ pub(crate) async fn forward(
             body: m.payload,
             ack: None,
         };
-        match to_bus.try_send(incoming) {
-            Ok(()) => {}
-            // The local side is behind: wait for it here (NATS holds what comes meanwhile, and
-            // says so if it has to drop some).
-            Err(TrySendError::Full(incoming)) => {
-                if tokio::task::block_in_place(|| to_bus.send(incoming).is_err()) {
-                    break;
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => break,
+        if !hand_over(&to_bus, incoming) {
+            break;
         }
+    }
+}
+
+/// Hands `incoming` to the local side, waiting (off the runtime's other tasks) while it is
+/// behind: NATS holds what comes meanwhile, and says so if it has to drop some. False once the
+/// local side is gone.
+pub(crate) fn hand_over(to_bus: &Sender<Incoming>, incoming: Incoming) -> bool {
+    match to_bus.try_send(incoming) {
+        Ok(()) => true,
+        Err(TrySendError::Full(incoming)) => {
+            !tokio::task::block_in_place(|| to_bus.send(incoming).is_err())
+        }
+        Err(TrySendError::Disconnected(_)) => false,
     }
 }
 

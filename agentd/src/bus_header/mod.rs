@@ -129,6 +129,26 @@ pub struct RouterTotals {
     pub dropped: u64,
 }
 
+impl RouterTotals {
+    /// The totals in a header's words (Relaxed: independent counters).
+    fn read(words: &WordTable) -> RouterTotals {
+        use layout::router as r;
+        let at = |i| words.load(word::ROUTER + i, Ordering::Relaxed);
+        RouterTotals {
+            beat: words.load(word::ROUTER_BEAT, Ordering::Relaxed),
+            passes: at(r::PASSES),
+            frames_in: at(r::FRAMES_IN),
+            delivered: at(r::DELIVERED),
+            dead: at(r::DEAD),
+            faulted: at(r::FAULTED),
+            idle_ns: at(r::IDLE_NS),
+            busy_passes: at(r::BUSY_PASSES),
+            bytes_in: at(r::BYTES_IN),
+            dropped: at(r::DROPPED),
+        }
+    }
+}
+
 /// One slot's numbers beyond the counters the control thread reads, as the router publishes
 /// them ([`HeaderWords::publish_slot_metrics`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -236,20 +256,7 @@ impl HeaderWords {
 
     /// The router's totals as last published.
     pub fn router(&self) -> RouterTotals {
-        use layout::router as r;
-        let at = |i| self.get(word::ROUTER + i);
-        RouterTotals {
-            beat: self.get(word::ROUTER_BEAT),
-            passes: at(r::PASSES),
-            frames_in: at(r::FRAMES_IN),
-            delivered: at(r::DELIVERED),
-            dead: at(r::DEAD),
-            faulted: at(r::FAULTED),
-            idle_ns: at(r::IDLE_NS),
-            busy_passes: at(r::BUSY_PASSES),
-            bytes_in: at(r::BYTES_IN),
-            dropped: at(r::DROPPED),
-        }
+        RouterTotals::read(&self.words)
     }
 
     /// Publishes the dead letters by kind, in [`DeadKind::ALL`] order (the router).

@@ -266,7 +266,7 @@ impl HeaderReader {
     /// Reads everything but the trace log.
     pub fn snapshot(&self) -> Snapshot {
         let read_at = agentbus_ipc::clock::monotonic_ns();
-        let router = self.router();
+        let router = RouterTotals::read(&self.words);
         let types = self.types();
         let type_name = |i: u8| match i {
             MULTICAST => "multicast".to_string(),
@@ -321,23 +321,6 @@ impl HeaderReader {
             messages,
             messages_uncounted: self.get(word::PAIRS_OVERFLOW),
             trace_capacity: self.layout.sizes.trace,
-        }
-    }
-
-    fn router(&self) -> RouterTotals {
-        use super::layout::router as r;
-        let at = |i| self.get(word::ROUTER + i);
-        RouterTotals {
-            beat: self.get(word::ROUTER_BEAT),
-            passes: at(r::PASSES),
-            frames_in: at(r::FRAMES_IN),
-            delivered: at(r::DELIVERED),
-            dead: at(r::DEAD),
-            faulted: at(r::FAULTED),
-            idle_ns: at(r::IDLE_NS),
-            busy_passes: at(r::BUSY_PASSES),
-            bytes_in: at(r::BYTES_IN),
-            dropped: at(r::DROPPED),
         }
     }
 
