@@ -321,3 +321,83 @@ fn a_bus_without_agentd_is_an_error_at_start() {
         assert!(stderr.contains("no agentd serves bus"), "{stderr}");
     }
 }
+
+/// `agentbus demo` as a child, stopped with SIGINT when dropped (it then cleans up: socket
+/// directory, bus header), killed if it does not end within 10 s.
+struct Demo {
+    child: std::process::Child,
+    output: Option<JoinHandle<String>>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(out) = self.output.take() {
+            let _ = out.join();
+        }
+    }
+}
+
+#[test]
+fn during_the_demo_the_live_view_shows_its_agents_and_their_rates() {
+    use std::io::BufRead;
+    if tmux_missing() {
+        return;
+    }
+    let pid = std::process::id();
+    let dir = Dir(std::env::temp_dir().join(format!("agentbus-test-{pid}-top-demo")));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["demo", "--seconds", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("the demo's first line").unwrap();
+    // Read the rest as it comes, so the demo never blocks on a full pipe.
+    let output =
+        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    let demo = Demo {
+        child,
+        output: Some(output),
+    };
+    let bus = first
+        .split('"')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no bus name in {first:?}"))
+        .to_string();
+    let tmux = Tmux::start(&dir.0, 160, 45, &top_command(&bus, &dir.0));
+    let agents = [
+        "feed-1",
+        "strategy-1",
+        "strategy-2",
+        "risk-1",
+        "exec-1",
+        "exec-2",
+    ];
+    tmux.wait_for(15, "the demo's agents with their rates", |s| {
+        agents.iter().all(|a| s.contains(a))
+            && positive(cell(s, "feed-1", "sent/s"))
+            && positive(cell(s, "strategy-1", "recv/s"))
+            && positive(cell(s, "market.AAPL", "pub/s"))
+    });
+    tmux.keys("q");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tmux.running() {
+        assert!(Instant::now() < deadline, "top did not quit on q");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(demo);
+}

@@ -79,6 +79,8 @@ pub struct Metrics {
     topics: Vec<TopicCounts>,
     /// Topic records the header holds.
     topic_cap: usize,
+    /// One past the highest topic id counted.
+    topics_seen: usize,
 }
 
 /// A routed frame, for [`Metrics::routed`].
@@ -121,6 +123,7 @@ impl Metrics {
             }),
             topics: vec![TopicCounts::default(); topics],
             topic_cap: topics,
+            topics_seen: 0,
         }
     }
 
@@ -187,7 +190,9 @@ impl Metrics {
                 | (h.priority as u64) << 24);
         self.pairs.add(key);
         if h.route == RouteKind::Topic && (h.destination as usize) < self.topic_cap {
-            let t = &mut self.topics[h.destination as usize];
+            let id = h.destination as usize;
+            self.topics_seen = self.topics_seen.max(id + 1);
+            let t = &mut self.topics[id];
             t.publishes += 1;
             t.bytes += f.frame.len() as u64;
         }
@@ -210,8 +215,14 @@ impl Metrics {
     }
 
     /// Copies everything into the header: what changed of the latency histogram, the message
-    /// counts, and the topics (with `subscribers(id)` each).
-    pub fn publish(&mut self, header: &HeaderWords, subscribers: impl Fn(usize) -> u64) {
+    /// counts, and the topics (the routing table's `topics` and any counted past them), with
+    /// `subscribers(id)` each.
+    pub fn publish(
+        &mut self,
+        header: &HeaderWords,
+        topics: usize,
+        subscribers: impl Fn(usize) -> u64,
+    ) {
         header.publish_dead_kinds(&self.dead_kinds);
         header.publish_batches(&self.batches);
         if !self.on {
@@ -231,7 +242,12 @@ impl Metrics {
             header.publish_pair(n, self.pairs.keys[i], self.pairs.counts[i]);
         }
         header.publish_pairs_overflow(self.pairs.overflow);
-        for (id, t) in self.topics.iter().enumerate() {
+        for (id, t) in self
+            .topics
+            .iter()
+            .enumerate()
+            .take(topics.max(self.topics_seen))
+        {
             let subs = subscribers(id);
             if subs == 0 && *t == TopicCounts::default() {
                 continue;

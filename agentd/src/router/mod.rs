@@ -591,9 +591,11 @@ impl Router {
             self.publish_slot(slot);
         }
         let routes = &self.dispatch.routes;
-        self.dispatch.metrics.publish(&self.links.header, |id| {
-            routes.topics.get(id).map_or(0, |v| v.len() as u64)
-        });
+        self.dispatch
+            .metrics
+            .publish(&self.links.header, routes.topics.len(), |id| {
+                routes.topics.get(id).map_or(0, |v| v.len() as u64)
+            });
         let rt = now.wrapping_add(self.rt_offset);
         // Budgets refill here, about once a millisecond, not on every pass.
         self.refill_budgets(Now { mono: now, rt });
