@@ -98,7 +98,7 @@ fn render_open_metrics(bus: &str, snapshot: Snapshot) -> String {
     let mut registry = Registry::with_labels(
         [(
             std::borrow::Cow::Borrowed("bus"),
-            std::borrow::Cow::Owned(bus.to_string()),
+            std::borrow::Cow::Owned(label(bus)),
         )]
         .into_iter(),
     );
@@ -159,10 +159,26 @@ fn gauge<'a>(name: &'a str, help: &'a str) -> Family<'a> {
     }
 }
 
+/// A label value as the text formats need it: backslash, double quote and line feed escaped.
+/// The encoder writes values as they are, and agent ids, types and topic names are whatever
+/// agents chose: unescaped, one could end a series' labels and forge others.
+fn label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn agent_labels(a: &AgentMetrics) -> Labels {
     vec![
-        ("agent", a.entry.agent_id.clone()),
-        ("type", a.entry.agent_type.clone()),
+        ("agent", label(&a.entry.agent_id)),
+        ("type", label(&a.entry.agent_type)),
     ]
 }
 
@@ -181,8 +197,8 @@ impl Collector for BusCollector {
             s.messages.iter().map(|m| {
                 (
                     vec![
-                        ("from", m.from.clone()),
-                        ("to", m.to.clone()),
+                        ("from", label(&m.from)),
+                        ("to", label(&m.to)),
                         ("type", m.message_type.to_string()),
                         ("priority", m.priority.to_string()),
                     ],
@@ -358,7 +374,7 @@ impl BusCollector {
 
     fn topics(&self, e: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let topics = &self.s.topics;
-        let labels = |name: &str| vec![("topic", name.to_string())];
+        let labels = |name: &str| vec![("topic", label(name))];
         type Pick = fn(&crate::bus_header::TopicMetrics) -> u64;
         let per_topic: [(&str, &str, Pick); 3] = [
             (
@@ -426,4 +442,16 @@ fn latency_histogram(
         &buckets,
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_cannot_end_their_series() {
+        assert_eq!(super::label("plain-id"), "plain-id");
+        assert_eq!(
+            super::label("evil\"} 1\nforged{x=\"\\"),
+            "evil\\\"} 1\\nforged{x=\\\"\\\\"
+        );
+    }
 }

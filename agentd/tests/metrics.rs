@@ -204,6 +204,8 @@ fn metrics_are_served_over_http_and_pass_promtool() {
     let addr = bus.daemon.metrics_addr().expect("serving metrics");
     let mut a = bus.attach("a", "x");
     let mut b = bus.attach("b", "y");
+    // An agent whose id tries to end its series' labels and forge one of its own.
+    let _hostile = bus.attach("evil\"} 1\nagent_connections_active{bus=\"x", "y\\");
     let to_b = a.peer("b").unwrap();
     for seq in 0..3 {
         a.send_blocking(&to_b, &note(&a, seq), WAIT).unwrap();
@@ -222,7 +224,7 @@ fn metrics_are_served_over_http_and_pass_promtool() {
     for expected in [
         format!("agent_messages_total{{bus=\"{b}\",from=\"x\",to=\"y\",type=\"notification\",priority=\"normal\"}} 3"),
         format!("agent_message_latency_seconds_count{{bus=\"{b}\"}} 3"),
-        format!("agent_connections_active{{bus=\"{b}\"}} 2"),
+        format!("agent_connections_active{{bus=\"{b}\"}} 3"),
         format!("agentbus_agent_sent_total{{bus=\"{b}\",agent=\"a\",type=\"x\"}} 3"),
         "# TYPE agent_messages_total counter".to_string(),
     ] {
@@ -232,6 +234,16 @@ fn metrics_are_served_over_http_and_pass_promtool() {
         .timeout(WAIT)
         .call();
     assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
+    assert!(
+        !body.contains("\nagent_connections_active{bus=\"x"),
+        "a label forged a series:\n{body}"
+    );
+    // Nor does a name carry control characters (terminal escapes) to the tools.
+    let names = Snapshot::read(&bus.bus).unwrap();
+    assert!(names
+        .agents
+        .iter()
+        .any(|a| a.entry.agent_id == "evil\"} 1?agent_connections_active{bus=\"x"));
     promtool_accepts(&body);
     // Prometheus itself asks for OpenMetrics, and gets it.
     let open = ureq::get(&format!("http://{addr}/metrics"))

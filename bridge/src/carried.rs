@@ -83,8 +83,8 @@ impl Carried {
     /// As NATS headers.
     pub fn to_headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(ORIGIN, self.origin.as_str());
-        h.insert(FROM, self.from.as_str());
+        h.insert(ORIGIN, header_safe(&self.origin).as_str());
+        h.insert(FROM, header_safe(&self.from).as_str());
         h.insert(BODY, self.kind.name());
         h.insert(TYPE, self.message_type.as_str());
         h.insert(PRIORITY, self.priority.as_str());
@@ -142,6 +142,14 @@ impl Carried {
     }
 }
 
+/// `text` without control characters (an agent id is whatever the agent chose: a line break
+/// in a NATS header would end it and start a forged one).
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -197,6 +205,24 @@ mod tests {
         missing.insert(ORIGIN, "x");
         let e = Carried::from_headers(Some(&missing)).unwrap_err();
         assert!(e.to_string().contains(BODY), "{e}");
+    }
+
+    #[test]
+    fn an_agent_id_cannot_forge_a_header() {
+        let c = Carried {
+            origin: "a".into(),
+            from: "evil\r\nAgentbus-Origin: b".into(),
+            kind: BodyKind::Raw,
+            message_type: MessageType::Notification,
+            priority: MessagePriority::Normal,
+            ttl_ms: 0,
+            id: 1,
+            correlation: 0,
+            trace: TraceContext::default(),
+        };
+        let back = Carried::from_headers(Some(&c.to_headers())).unwrap();
+        assert_eq!(back.origin, "a");
+        assert_eq!(back.from, "evil??Agentbus-Origin: b");
     }
 
     #[test]

@@ -329,8 +329,10 @@ impl HeaderReader {
         let n = (self.words.load(word::TYPES, Ordering::Acquire) as usize).min(TYPE_CAP);
         (0..n)
             .map(|i| {
-                self.words
-                    .load_str(self.layout.types + i * TYPE_WORDS, TYPE_WORDS)
+                printable(
+                    self.words
+                        .load_str(self.layout.types + i * TYPE_WORDS, TYPE_WORDS),
+                )
             })
             .collect()
     }
@@ -392,8 +394,8 @@ impl HeaderReader {
                 pid: self.get(base + record::PID) as u32,
                 uid: self.get(base + record::UID) as u32,
                 capacity: self.get(base + record::CAPACITY) as u32,
-                agent_id: w.load_str(base + record::ID, record::NAME_WORDS),
-                agent_type: w.load_str(base + record::TYPE, record::NAME_WORDS),
+                agent_id: printable(w.load_str(base + record::ID, record::NAME_WORDS)),
+                agent_type: printable(w.load_str(base + record::TYPE, record::NAME_WORDS)),
             };
             std::sync::atomic::fence(Ordering::Acquire);
             if w.load(base + record::GEN, Ordering::Relaxed) == before {
@@ -413,7 +415,7 @@ impl HeaderReader {
             }
             out.push(TopicMetrics {
                 id: id as u64,
-                name: self.words.load_str(base + topic::NAME, record::NAME_WORDS),
+                name: printable(self.words.load_str(base + topic::NAME, record::NAME_WORDS)),
                 publishes: self.get(base + topic::PUBLISHES),
                 deliveries: self.get(base + topic::DELIVERIES),
                 dead: self.get(base + topic::DEAD),
@@ -492,6 +494,18 @@ impl Snapshot {
             .iter()
             .find(|(k, _)| *k == kind)
             .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// A name as agents chose it, with control characters replaced by `?`: what `top` and `stat`
+/// print must not carry an agent's terminal escape sequences to an operator's terminal.
+fn printable(name: String) -> String {
+    if name.chars().any(char::is_control) {
+        name.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    } else {
+        name
     }
 }
 
