@@ -172,7 +172,9 @@ fn print_message(m: &Message, as_json: bool) {
     } else {
         println!(
             "[{}] {} from {}: {body}",
-            m.message_type, m.id, m.from.agent_id
+            m.message_type,
+            m.id,
+            super::printable(&m.from.agent_id)
         );
     }
 }

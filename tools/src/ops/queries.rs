@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 
-use super::{json, BusArgs};
+use super::{json, printable, BusArgs};
 
 /// Every agent in a slot, with its status and router counters.
 pub fn agents(args: &BusArgs) -> anyhow::Result<()> {
@@ -24,8 +24,8 @@ pub fn agents(args: &BusArgs) -> anyhow::Result<()> {
         println!(
             "{:<5} {:<20} {:<14} {:<13} {:>5} {:>10} {:>10} {:>8} {:>8}",
             a.slot,
-            a.agent_id,
-            a.agent_type,
+            printable(&a.agent_id),
+            printable(&a.agent_type),
             format!("{:?}", a.status),
             a.load,
             a.frames_sent,
@@ -56,11 +56,11 @@ pub fn topics(args: &BusArgs) -> anyhow::Result<()> {
         println!(
             "{:<5} {:<28} {:>11} {:<17} {:>8}  {}",
             t.id,
-            t.name,
+            printable(&t.name),
             t.subscribers,
             t.config.back_pressure.name(),
             t.config.history,
-            t.config.publishers
+            printable(&t.config.publishers.to_string())
         );
     }
     Ok(())
@@ -101,7 +101,7 @@ pub fn dlq(args: &DlqArgs) -> anyhow::Result<()> {
                     l.message_type.to_string(),
                     l.route.to_string(),
                     l.retries,
-                    l.reason
+                    printable(&l.reason)
                 );
             }
             println!("{} dead letters", letters.len());
