@@ -4,14 +4,12 @@
 //! bridge, NATS, bridge, router). Every agent parks: two cores hold two routers, two bridges,
 //! NATS and the agents only if nobody spins.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus::client::{Agent, AttachOptions, Raw};
-use agentbus_bridge::{Bridge, BridgeConfig};
+use agentbus_bridge::{Bridge, BridgeConfig, LocalNats};
 use agentbus_ipc::clock::monotonic_ns;
 use agentbus_ipc::wait::{Park, Wait};
 use anyhow::{bail, Context};
@@ -20,45 +18,6 @@ use crate::bus_cases::{bus_tuned, Bus};
 use crate::report::{histogram, Row};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A nats-server on a free loopback port, killed when dropped.
-struct NatsServer {
-    child: Child,
-    url: String,
-}
-
-impl NatsServer {
-    fn start() -> anyhow::Result<NatsServer> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context(
-                "bench bridge runs nats-server: install it (Debian: apt-get install nats-server)",
-            )?;
-        let server = NatsServer {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("nats-server did not listen on port {port}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn attach(bus: &Bus, id: &str) -> anyhow::Result<Agent> {
     Ok(Agent::attach(
@@ -118,12 +77,14 @@ fn ping_pong(
 
 /// The local and the cross-bus ping-pong, `rounds` each, `size`-byte bodies.
 pub fn bridge(rounds: u64, size: usize) -> anyhow::Result<Vec<Row>> {
-    let nats = NatsServer::start()?;
+    let nats = LocalNats::start(None).context(
+        "bench bridge runs nats-server: install it (Debian: apt-get install nats-server)",
+    )?;
     let park = Wait::Park(Park::default());
     let a = bus_tuned("bridge-a", None, park, true, |_| {})?;
     let b = bus_tuned("bridge-b", None, park, true, |_| {})?;
     let bridge_cfg = |bus: &Bus, export: &str, import: &str| {
-        let mut c = BridgeConfig::new(&bus.name, &nats.url);
+        let mut c = BridgeConfig::new(&bus.name, &nats.url());
         c.socket_dir = Some(bus.dir.clone());
         c.origin = bus.name.clone();
         c.export = vec![export.into()];

@@ -12,7 +12,8 @@
 //! | `traceparent` | its trace context, W3C form `00-<trace>-<span>-01` |
 
 use agentbus::client::BodyKind;
-use agentbus::{Flags, FrameHeader, MessagePriority, MessageType, TraceContext};
+use agentbus::text::printable;
+use agentbus::{FrameHeader, MessagePriority, MessageType, TraceContext};
 use async_nats::HeaderMap;
 
 /// The exporting bus's id.
@@ -83,8 +84,8 @@ impl Carried {
     /// As NATS headers.
     pub fn to_headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(ORIGIN, header_safe(&self.origin).as_str());
-        h.insert(FROM, header_safe(&self.from).as_str());
+        h.insert(ORIGIN, printable(&self.origin).as_ref());
+        h.insert(FROM, printable(&self.from).as_ref());
         h.insert(BODY, self.kind.name());
         h.insert(TYPE, self.message_type.as_str());
         h.insert(PRIORITY, self.priority.as_str());
@@ -96,7 +97,7 @@ impl Carried {
             h.insert(CORRELATION, format!("{:016x}", self.correlation).as_str());
         }
         if !self.trace.is_empty() {
-            h.insert(TRACEPARENT, traceparent(&self.trace).as_str());
+            h.insert(TRACEPARENT, self.trace.traceparent().as_str());
         }
         h
     }
@@ -127,55 +128,10 @@ impl Carried {
             id: hex(ID)?,
             correlation: hex(CORRELATION)?,
             trace: get(TRACEPARENT)
-                .and_then(parse_traceparent)
+                .and_then(TraceContext::from_traceparent)
                 .unwrap_or_default(),
         })
     }
-
-    /// The frame flags of its body kind.
-    pub fn body_flags(&self) -> Flags {
-        match self.kind {
-            BodyKind::Spec => Flags::empty(),
-            BodyKind::Raw => Flags::RAW,
-            BodyKind::Typed => Flags::TYPED,
-        }
-    }
-}
-
-/// `text` without control characters (an agent id is whatever the agent chose: a line break
-/// in a NATS header would end it and start a forged one).
-fn header_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `00-<trace id>-<span id>-01`.
-pub fn traceparent(t: &TraceContext) -> String {
-    format!("00-{}-{}-01", hex(&t.trace_id), hex(&t.span_id))
-}
-
-/// The trace context of a `traceparent` value, if it is one.
-pub fn parse_traceparent(v: &str) -> Option<TraceContext> {
-    let mut parts = v.split('-');
-    let (_version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
-    let bytes = |s: &str, out: &mut [u8]| -> Option<()> {
-        if s.len() != out.len() * 2 {
-            return None;
-        }
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(())
-    };
-    let mut t = TraceContext::default();
-    bytes(trace, &mut t.trace_id)?;
-    bytes(span, &mut t.span_id)?;
-    Some(t)
 }
 
 #[cfg(test)]
@@ -223,17 +179,5 @@ mod tests {
         let back = Carried::from_headers(Some(&c.to_headers())).unwrap();
         assert_eq!(back.origin, "a");
         assert_eq!(back.from, "evil??Agentbus-Origin: b");
-    }
-
-    #[test]
-    fn traceparent_is_w3c() {
-        let t = TraceContext {
-            trace_id: [0xab; 16],
-            span_id: [0x01; 8],
-        };
-        let v = traceparent(&t);
-        assert_eq!(v, format!("00-{}-{}-01", "ab".repeat(16), "01".repeat(8)));
-        assert_eq!(parse_traceparent(&v), Some(t));
-        assert_eq!(parse_traceparent("00-zz-01-01"), None);
     }
 }

@@ -40,11 +40,13 @@ pub mod durable;
 mod export;
 mod import;
 mod link;
+pub mod local_nats;
 mod requests;
 mod run;
 pub mod stats;
 pub mod subject;
 
 pub use config::{BridgeConfig, ConfigError};
+pub use local_nats::LocalNats;
 pub use run::{Bridge, BridgeError};
 pub use stats::BridgeStats;

@@ -5,100 +5,45 @@
 //! Needs `nats-server` (Debian's package; `.ci/run` installs it): without it the tests say so
 //! and pass, except in CI, where they fail.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentbus::client::{Agent, AttachOptions, Raw};
 use agentbus::{Message, MessagePriority, MessageType, Payload};
-use agentbus_bridge::{Bridge, BridgeConfig};
+use agentbus_bridge::{Bridge, BridgeConfig, LocalNats};
 use agentd::{Config, Daemon};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A nats-server on a free loopback port; killed (and waited for) when dropped, its JetStream
-/// store (if any) removed.
-struct Nats {
-    port: u16,
-    child: Option<Child>,
-    store: Option<PathBuf>,
-}
+/// A nats-server for one test, or `None` without nats-server (outside CI: said, and the test
+/// passes; in CI it fails).
+struct Nats;
 
 impl Nats {
-    /// Starts one, or `None` without nats-server (outside CI).
-    fn start() -> Option<Nats> {
-        Nats::start_with(None)
+    fn start() -> Option<LocalNats> {
+        Nats::or_skip(LocalNats::start(None))
     }
 
-    /// Starts one with JetStream, its store in a directory of its own.
-    fn start_jetstream(tag: &str) -> Option<Nats> {
+    /// With JetStream, its store in a directory of its own.
+    fn start_jetstream(tag: &str) -> Option<LocalNats> {
         let pid = std::process::id();
-        Nats::start_with(Some(
-            std::env::temp_dir().join(format!("agentbus-test-{pid}-js-{tag}")),
-        ))
+        let store = std::env::temp_dir().join(format!("agentbus-test-{pid}-js-{tag}"));
+        Nats::or_skip(LocalNats::start(Some(store)))
     }
 
-    fn start_with(store: Option<PathBuf>) -> Option<Nats> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut n = Nats {
-            port,
-            child: None,
-            store,
-        };
-        if let Err(e) = n.spawn() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "nats-server is needed in CI: {e}"
-            );
-            eprintln!("nats-server not run ({e}): install Debian's nats-server package");
-            return None;
-        }
-        Some(n)
-    }
-
-    fn spawn(&mut self) -> std::io::Result<()> {
-        let mut command = Command::new("nats-server");
-        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
-        if let Some(store) = &self.store {
-            command.arg("-js").arg("-sd").arg(store);
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server never listened");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.kill();
-        if let Some(store) = &self.store {
-            let _ = std::fs::remove_dir_all(store);
+    fn or_skip(started: std::io::Result<LocalNats>) -> Option<LocalNats> {
+        match started {
+            Ok(n) => Some(n),
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "nats-server is needed in CI: {e}"
+                );
+                eprintln!("nats-server not run ({e}): install Debian's nats-server package");
+                None
+            }
         }
     }
 }
@@ -131,7 +76,7 @@ impl Bus {
             .expect("attach")
     }
 
-    fn bridge(&self, nats: &Nats, set: impl FnOnce(&mut BridgeConfig)) -> Bridge {
+    fn bridge(&self, nats: &LocalNats, set: impl FnOnce(&mut BridgeConfig)) -> Bridge {
         let mut cfg = BridgeConfig::new(&self.name, &nats.url());
         cfg.socket_dir = Some(self.dir.clone());
         cfg.origin = self.name.clone();
@@ -332,7 +277,7 @@ fn a_nats_restart_in_the_middle_loses_nothing_sent_after_it() {
         !bridge_a.stats().connected && !bridge_b.stats().connected
     });
     send(&mut feed, 20, 20); // held in A's client buffer, or lost: counted below
-    nats.spawn().unwrap();
+    nats.restart().unwrap();
     eventually("both bridges are back", || {
         bridge_a.stats().connected && bridge_b.stats().connected
     });

@@ -166,6 +166,59 @@ impl TraceContext {
     pub fn is_empty(&self) -> bool {
         self.trace_id == [0; 16] && self.span_id == [0; 8]
     }
+
+    /// The W3C `traceparent` form: `00-<trace id>-<span id>-01`.
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", Hex(&self.trace_id), Hex(&self.span_id))
+    }
+
+    /// The trace context of a `traceparent` value, if it is one.
+    ///
+    /// ```
+    /// use agentbus::TraceContext;
+    /// let t = TraceContext { trace_id: [0xab; 16], span_id: [1; 8] };
+    /// assert_eq!(t.traceparent(), format!("00-{}-{}-01", "ab".repeat(16), "01".repeat(8)));
+    /// assert_eq!(TraceContext::from_traceparent(&t.traceparent()), Some(t));
+    /// assert_eq!(TraceContext::from_traceparent("00-zz-01-01"), None);
+    /// ```
+    pub fn from_traceparent(value: &str) -> Option<TraceContext> {
+        let mut parts = value.split('-');
+        let (_version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(TraceContext {
+            trace_id: parse_hex(trace)?,
+            span_id: parse_hex(span)?,
+        })
+    }
+}
+
+/// Bytes as lowercase hex, written only when displayed (trace and span ids).
+#[derive(Debug, Clone, Copy)]
+pub struct Hex<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `N` bytes from exactly `2 * N` hex digits, if `text` is that.
+///
+/// ```
+/// assert_eq!(agentbus::header::parse_hex::<2>("0aFf"), Some([0x0a, 0xff]));
+/// assert_eq!(agentbus::header::parse_hex::<2>("0aF"), None);
+/// ```
+pub fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 impl FrameHeader {

@@ -33,6 +33,7 @@ pub mod nesting;
 pub mod paths;
 pub mod patterns;
 pub mod payload;
+pub mod text;
 pub mod value;
 
 pub use body::{AgentIdentifier, ArchivedPayload, Payload};

@@ -497,15 +497,12 @@ impl Snapshot {
     }
 }
 
-/// A name as agents chose it, with control characters replaced by `?`: what `top` and `stat`
-/// print must not carry an agent's terminal escape sequences to an operator's terminal.
+/// A name as agents chose it, without control characters: what `top` and `stat` print must
+/// not carry an agent's terminal escape sequences to an operator's terminal.
 fn printable(name: String) -> String {
-    if name.chars().any(char::is_control) {
-        name.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect()
-    } else {
-        name
+    match agentbus::text::printable(&name) {
+        std::borrow::Cow::Borrowed(_) => name,
+        std::borrow::Cow::Owned(safe) => safe,
     }
 }
 

@@ -77,8 +77,6 @@ pub struct Metrics {
     types: Vec<String>,
     pairs: Pairs,
     topics: Vec<TopicCounts>,
-    /// Topic records the header holds.
-    topic_cap: usize,
     /// One past the highest topic id counted.
     topics_seen: usize,
 }
@@ -122,7 +120,6 @@ impl Metrics {
                 0
             }),
             topics: vec![TopicCounts::default(); topics],
-            topic_cap: topics,
             topics_seen: 0,
         }
     }
@@ -146,6 +143,13 @@ impl Metrics {
         i as u8
     }
 
+    /// Whether frames are recorded at all (per-message metrics or the trace log): when not,
+    /// the router skips working out what [`Metrics::routed`] would be given.
+    #[inline]
+    pub fn records_frames(&self) -> bool {
+        self.on || self.trace_on
+    }
+
     /// Counts a busy pass that handled `frames`.
     #[inline]
     pub fn pass(&mut self, frames: usize) {
@@ -162,7 +166,7 @@ impl Metrics {
     /// Counts the copies of a frame written (or dead-lettered) in one pass: per topic.
     #[inline]
     pub fn delivered(&mut self, h: &FrameHeader, copies: u64, letters: u64) {
-        if h.route == RouteKind::Topic && (h.destination as usize) < self.topic_cap {
+        if h.route == RouteKind::Topic && (h.destination as usize) < self.topics.len() {
             let t = &mut self.topics[h.destination as usize];
             t.deliveries += copies;
             t.dead += letters;
@@ -189,7 +193,7 @@ impl Metrics {
                 | (h.message_type as u64) << 16
                 | (h.priority as u64) << 24);
         self.pairs.add(key);
-        if h.route == RouteKind::Topic && (h.destination as usize) < self.topic_cap {
+        if h.route == RouteKind::Topic && (h.destination as usize) < self.topics.len() {
             let id = h.destination as usize;
             self.topics_seen = self.topics_seen.max(id + 1);
             let t = &mut self.topics[id];

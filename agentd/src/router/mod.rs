@@ -1075,9 +1075,27 @@ impl Dispatch {
         }
         books.dead |= partial.is_some_and(|pt| pt.dead);
         self.finish(sender, header, &books);
-        let to = match resolved {
-            Ok(()) => metrics::destination_class(header.route, self.single_destination_type()),
-            Err(_) => UNROUTED,
+        if self.metrics.records_frames() {
+            self.record(sender, header, frame, resolved.is_ok(), &books, now);
+        }
+        Routed::Finished { fault }
+    }
+
+    /// Records a finished frame in the metrics (and the trace log); `resolved`: whether it had
+    /// destinations.
+    fn record(
+        &mut self,
+        sender: FrameSender,
+        header: &FrameHeader,
+        frame: &[u8],
+        resolved: bool,
+        books: &FrameBooks,
+        now: Now,
+    ) {
+        let to = if resolved {
+            metrics::destination_class(header.route, self.single_destination_type())
+        } else {
+            UNROUTED
         };
         let from = self.slots[sender.slot as usize]
             .agent
@@ -1095,7 +1113,6 @@ impl Dispatch {
         if let Some(entry) = logged {
             self.header.log_trace(&entry);
         }
-        Routed::Finished { fault }
     }
 
     /// Copies a resolved frame to each destination that does not have it yet; returns whether

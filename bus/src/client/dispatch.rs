@@ -8,7 +8,7 @@ use crate::body::Payload;
 use crate::codec::decode;
 use crate::control::{Request, Response};
 use crate::error::CommunicationError;
-use crate::header::Flags;
+use crate::header::{Flags, Hex};
 use crate::kinds::RouteKind;
 use crate::lanes::PRIORITIES;
 use crate::payload::{ErrorKind, ErrorPayload};
@@ -33,18 +33,6 @@ fn trace_span(
         message_id = %header.message_id,
         message_type = %header.message_type,
     )
-}
-
-/// Bytes as lowercase hex, written only when displayed.
-struct Hex<'a>(&'a [u8]);
-
-impl std::fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
 }
 
 impl Agent {

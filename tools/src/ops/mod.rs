@@ -22,18 +22,7 @@ pub use stat::stat;
 pub use top::{top, TopArgs};
 pub use trace::{trace, TraceArgs};
 
-/// `text` for a terminal: control characters (an agent's escape sequences, in a name it chose)
-/// replaced by `?`. JSON output escapes them itself.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
-    }
-}
+pub use agentbus::text::printable;
 
 /// Which bus, where, and how to print.
 #[derive(Debug, Clone, clap::Args)]
@@ -59,17 +48,5 @@ impl BusArgs {
             options = options.socket_dir(dir);
         }
         Agent::attach(options).with_context(|| format!("attaching to bus {:?}", self.bus))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn names_reach_the_terminal_without_their_control_characters() {
-        assert_eq!(super::printable("feed-1"), "feed-1");
-        assert_eq!(
-            super::printable("evil\u{1b}]0;pwned\u{7}\n"),
-            "evil?]0;pwned??"
-        );
     }
 }

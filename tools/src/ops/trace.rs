@@ -4,6 +4,7 @@
 use anyhow::{bail, Context};
 use serde_json::json;
 
+use agentbus::header::Hex;
 use agentbus::RouteKind;
 use agentd::bus_header::{HeaderReader, Snapshot, TraceRecord};
 
@@ -21,19 +22,14 @@ pub struct TraceArgs {
 
 /// Parses 32 hex digits (dashes allowed, as some tools print them).
 pub(super) fn parse_trace_id(text: &str) -> anyhow::Result<[u8; 16]> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        bail!("trace id {text:?} is not 32 hex digits (a W3C trace id, such as 4bf92f3577b34da6a3ce929d0e0e4736)");
-    }
-    let mut id = [0u8; 16];
-    for (i, b) in id.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).context("hex digits")?;
-    }
-    Ok(id)
+    let digits: String = text.chars().filter(|c| *c != '-').collect();
+    agentbus::header::parse_hex(&digits).with_context(|| {
+        format!("trace id {text:?} is not 32 hex digits (a W3C trace id, such as 4bf92f3577b34da6a3ce929d0e0e4736)")
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Hex(bytes).to_string()
 }
 
 /// The sender's agent id, if the slot still holds the agent that sent it.
